@@ -1,0 +1,127 @@
+//! Discovery: publish ourselves and learn which peers of the same service type are around.
+//!
+//! A session only sees the [`Discovery`] trait. [`MemoryDiscovery`] connects sessions in one process (tests,
+//! demos); the mDNS implementation finds peers on a LAN; apps can plug in their platform's own service.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use tokio::sync::mpsc;
+
+use crate::identity::PeerId;
+
+mod memory;
+
+pub use memory::{MemoryDiscovery, MemoryNetwork};
+
+/// How many discovery events may wait for the session before an implementation must drop or wait.
+pub const DISCOVERY_QUEUE: usize = 256;
+
+/// What a session publishes about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertisement {
+    /// The DNS-SD service type (for example `chat`).
+    pub service_type: String,
+    /// Our id.
+    pub peer_id: PeerId,
+    /// Our display name.
+    pub display_name: String,
+    /// The UDP port of our QUIC endpoint.
+    pub port: u16,
+    /// The address the endpoint is bound to; unspecified means every interface.
+    pub bound_addr: SocketAddr,
+    /// Our discovery info.
+    pub discovery_info: BTreeMap<String, String>,
+}
+
+/// A peer found by discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredPeer {
+    /// The id it announces (proved later by the TLS handshake).
+    pub peer_id: PeerId,
+    /// The name it announces.
+    pub display_name: String,
+    /// Where to reach its QUIC endpoint, best first.
+    pub addrs: Vec<SocketAddr>,
+    /// Its discovery info.
+    pub discovery_info: BTreeMap<String, String>,
+}
+
+/// A change discovery observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiscoveryEvent {
+    /// A peer of our service type appeared or changed.
+    Found(DiscoveredPeer),
+    /// A peer stopped advertising.
+    Lost(PeerId),
+}
+
+/// Why discovery could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The advertisement cannot be published (for example it does not fit a DNS-SD record).
+    #[error("cannot advertise: {0}")]
+    InvalidAdvertisement(String),
+    /// The underlying service failed.
+    #[error("discovery service failed: {0}")]
+    Service(String),
+    /// The discovery service has shut down.
+    #[error("discovery service has shut down")]
+    Closed,
+}
+
+/// A way to publish ourselves and find peers.
+///
+/// [`Discovery::start`] begins advertising `advertisement` and browsing for the same service type; it runs
+/// until the returned [`DiscoverySubscription`] is dropped. A session calls it again after
+/// `stop_looking_for_peers` / `start_looking_for_peers`.
+pub trait Discovery: Send + Sync + 'static {
+    /// Starts advertising and browsing.
+    fn start(&self, advertisement: Advertisement) -> Result<DiscoverySubscription, DiscoveryError>;
+}
+
+/// A running advertisement and browse: found/lost events arrive here; dropping it stops both.
+pub struct DiscoverySubscription {
+    events: mpsc::Receiver<DiscoveryEvent>,
+    on_stop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl DiscoverySubscription {
+    /// Wraps a channel of events and what to do when the session stops the subscription.
+    ///
+    /// Implementations create the channel with [`DiscoverySubscription::channel`] (bounded by
+    /// [`DISCOVERY_QUEUE`]).
+    pub fn new(events: mpsc::Receiver<DiscoveryEvent>, on_stop: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self {
+            events,
+            on_stop: Some(Box::new(on_stop)),
+        }
+    }
+
+    /// A bounded channel for discovery events.
+    pub fn channel() -> (mpsc::Sender<DiscoveryEvent>, mpsc::Receiver<DiscoveryEvent>) {
+        mpsc::channel(DISCOVERY_QUEUE)
+    }
+
+    /// The next event; `None` once the implementation has stopped.
+    pub async fn next(&mut self) -> Option<DiscoveryEvent> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for DiscoverySubscription {
+    fn drop(&mut self) {
+        if let Some(stop) = self.on_stop.take() {
+            stop();
+        }
+    }
+}
+
+impl fmt::Debug for DiscoverySubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscoverySubscription").finish_non_exhaustive()
+    }
+}

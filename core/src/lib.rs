@@ -1,0 +1,57 @@
+//! # multipeer
+//!
+//! Find apps of the same kind on the local network and talk to them, with no server in between.
+//!
+//! Peers advertise a service type (DNS-SD), find each other and join one encrypted QUIC session of up
+//! to 8 peers. Both ends of every connection authenticate: a peer's [`PeerId`] is the hash of its public
+//! key, and the TLS 1.3 handshake proves it. Apps receive [`Event`]s (or implement [`SessionDelegate`]),
+//! [`Session::send`] reliable or unreliable messages to one, some or all peers, and open named byte
+//! [`Session::stream`]s.
+//!
+//! ```no_run
+//! use multipeer::{MemoryNetwork, Reliability, Session, SessionConfig, SessionDelegate, Message, Peer, To};
+//!
+//! struct Printer;
+//! impl SessionDelegate for Printer {
+//!     fn peer_added(&self, peer: &Peer) {
+//!         tracing::info!("{peer} joined");
+//!     }
+//!     fn receive(&self, message: Message) {
+//!         tracing::info!("{}", String::from_utf8_lossy(&message.data));
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let network = MemoryNetwork::new(); // or the default mDNS discovery on a LAN
+//! let config = SessionConfig::builder("chat", "Alice").build()?;
+//! let session = Session::builder(config).discovery(network.discovery()).start(Printer).await?;
+//! session.send("hello everyone", To::All, Reliability::Reliable).await?;
+//! session.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs, unreachable_pub)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod config;
+pub mod discovery;
+mod identity;
+pub mod proto;
+mod session;
+mod tls;
+
+pub use config::{ConfigError, SessionConfig, SessionConfigBuilder};
+pub use discovery::{
+    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoverySubscription, MemoryDiscovery,
+    MemoryNetwork,
+};
+pub use identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
+pub use session::error::{ControlError, SendError, StartError, StreamError};
+pub use session::events::{
+    ConnectionFailure, Event, Events, Invitation, Message, Peer, Reliability, RemovalReason, SessionDelegate,
+    EVENT_QUEUE,
+};
+pub use session::stream::{IncomingStream, OutgoingStream};
+pub use session::{Session, SessionBuilder, To};
+pub use tls::TlsError;

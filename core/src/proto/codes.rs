@@ -1,0 +1,99 @@
+//! QUIC application close codes: why a connection was closed.
+
+/// The peer left the session (disconnect or shutdown).
+pub const GOODBYE: u32 = 0x00;
+/// The session is full: it already holds its maximum number of peers.
+pub const SESSION_FULL: u32 = 0x01;
+/// The app declined the invitation, or the session is not accepting new peers.
+pub const DECLINED: u32 = 0x02;
+/// The peer was removed from the session and may not come back until allowed.
+pub const EXPELLED: u32 = 0x03;
+/// The admission passphrases differ.
+pub const WRONG_PASSPHRASE: u32 = 0x04;
+/// Another connection between the same two peers is kept; this one is redundant.
+pub const DUPLICATE: u32 = 0x05;
+/// The peer broke the protocol (malformed, oversized or unexpected frame).
+pub const PROTOCOL_ERROR: u32 = 0x06;
+/// The hello did not arrive in time.
+pub const HELLO_TIMEOUT: u32 = 0x07;
+/// The peers speak different protocol versions.
+pub const VERSION_MISMATCH: u32 = 0x08;
+/// A newer connection from the same peer replaced this one.
+pub const REPLACED: u32 = 0x09;
+
+/// Why a connection attempt or a connection was refused, as decoded from a close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseCode {
+    /// See [`GOODBYE`].
+    Goodbye,
+    /// See [`SESSION_FULL`].
+    SessionFull,
+    /// See [`DECLINED`].
+    Declined,
+    /// See [`EXPELLED`].
+    Expelled,
+    /// See [`WRONG_PASSPHRASE`].
+    WrongPassphrase,
+    /// See [`DUPLICATE`].
+    Duplicate,
+    /// See [`PROTOCOL_ERROR`].
+    ProtocolError,
+    /// See [`HELLO_TIMEOUT`].
+    HelloTimeout,
+    /// See [`VERSION_MISMATCH`].
+    VersionMismatch,
+    /// See [`REPLACED`].
+    Replaced,
+    /// A code this version does not know.
+    Unknown(u64),
+}
+
+impl CloseCode {
+    /// Decodes a close code.
+    pub fn from_code(code: u64) -> Self {
+        match u32::try_from(code) {
+            Ok(GOODBYE) => Self::Goodbye,
+            Ok(SESSION_FULL) => Self::SessionFull,
+            Ok(DECLINED) => Self::Declined,
+            Ok(EXPELLED) => Self::Expelled,
+            Ok(WRONG_PASSPHRASE) => Self::WrongPassphrase,
+            Ok(DUPLICATE) => Self::Duplicate,
+            Ok(PROTOCOL_ERROR) => Self::ProtocolError,
+            Ok(HELLO_TIMEOUT) => Self::HelloTimeout,
+            Ok(VERSION_MISMATCH) => Self::VersionMismatch,
+            Ok(REPLACED) => Self::Replaced,
+            _ => Self::Unknown(code),
+        }
+    }
+
+    /// The numeric code.
+    pub fn code(self) -> u64 {
+        u64::from(match self {
+            Self::Goodbye => GOODBYE,
+            Self::SessionFull => SESSION_FULL,
+            Self::Declined => DECLINED,
+            Self::Expelled => EXPELLED,
+            Self::WrongPassphrase => WRONG_PASSPHRASE,
+            Self::Duplicate => DUPLICATE,
+            Self::ProtocolError => PROTOCOL_ERROR,
+            Self::HelloTimeout => HELLO_TIMEOUT,
+            Self::VersionMismatch => VERSION_MISMATCH,
+            Self::Replaced => REPLACED,
+            Self::Unknown(code) => return code,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for code in 0..=10u64 {
+            assert_eq!(CloseCode::from_code(code).code(), code);
+        }
+        assert_eq!(CloseCode::from_code(u64::MAX), CloseCode::Unknown(u64::MAX));
+    }
+}

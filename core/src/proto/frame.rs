@@ -1,0 +1,348 @@
+//! Framing of the control stream and the preamble of every unidirectional stream.
+//!
+//! Every unidirectional stream starts with one kind byte: [`STREAM_CONTROL`] or [`STREAM_NAMED`]. The control
+//! stream then carries frames `[type: u8][length: u32 big-endian][payload]`.
+
+use std::collections::BTreeMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::config;
+
+/// Kind byte of the control stream (one per direction per connection).
+pub const STREAM_CONTROL: u8 = 0x00;
+/// Kind byte of a named byte stream.
+pub const STREAM_NAMED: u8 = 0x01;
+
+/// Frame type: the hello, first frame of a control stream.
+pub const FRAME_HELLO: u8 = 0x01;
+/// Frame type: one reliable message.
+pub const FRAME_MESSAGE: u8 = 0x02;
+/// Frame type: the sender leaves the session.
+pub const FRAME_GOODBYE: u8 = 0x03;
+
+/// Bytes of a frame header.
+pub const FRAME_HEADER_LEN: usize = 5;
+/// Largest reliable message payload: 4 MiB. Use a named stream for more.
+pub const MAX_MESSAGE_LEN: usize = 4 * 1024 * 1024;
+/// Largest hello payload.
+pub const MAX_HELLO_LEN: usize = 64 * 1024;
+/// Longest stream name, in bytes of UTF-8.
+pub const MAX_STREAM_NAME_LEN: usize = 255;
+
+/// A malformed frame or stream preamble.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The frame type is not known.
+    #[error("unknown frame type {0:#04x}")]
+    UnknownFrameType(u8),
+    /// The stream kind is not known.
+    #[error("unknown stream kind {0:#04x}")]
+    UnknownStreamKind(u8),
+    /// A frame is larger than its type allows.
+    #[error("frame of type {frame_type:#04x} is {len} bytes; at most {max} allowed")]
+    TooLarge {
+        /// The frame type.
+        frame_type: u8,
+        /// Its announced length.
+        len: usize,
+        /// The limit for this type.
+        max: usize,
+    },
+    /// A stream name is empty, too long or not UTF-8.
+    #[error("invalid stream name: {0}")]
+    InvalidStreamName(&'static str),
+    /// The hello is not valid.
+    #[error("invalid hello: {0}")]
+    InvalidHello(String),
+    /// The stream ended inside a frame.
+    #[error("stream ended inside a frame")]
+    Truncated,
+}
+
+/// One frame of the control stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// The hello (undecoded JSON; see [`Hello::decode`]).
+    Hello(Bytes),
+    /// A reliable message.
+    Message(Bytes),
+    /// The sender leaves.
+    Goodbye,
+}
+
+fn max_len(frame_type: u8) -> Result<usize, FrameError> {
+    match frame_type {
+        FRAME_HELLO => Ok(MAX_HELLO_LEN),
+        FRAME_MESSAGE => Ok(MAX_MESSAGE_LEN),
+        FRAME_GOODBYE => Ok(0),
+        other => Err(FrameError::UnknownFrameType(other)),
+    }
+}
+
+/// Decodes one frame from the front of `buf`, consuming it; `Ok(None)` if more bytes are needed.
+///
+/// The header is checked as soon as it is complete, so an oversized or unknown frame is refused before
+/// its payload is buffered.
+pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    if buf.len() < FRAME_HEADER_LEN {
+        return Ok(None);
+    }
+    let frame_type = buf[0];
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    let max = max_len(frame_type)?;
+    if len > max {
+        return Err(FrameError::TooLarge { frame_type, len, max });
+    }
+    if buf.len() < FRAME_HEADER_LEN + len {
+        buf.reserve(FRAME_HEADER_LEN + len - buf.len());
+        return Ok(None);
+    }
+    buf.advance(FRAME_HEADER_LEN);
+    let payload = buf.split_to(len).freeze();
+    Ok(Some(match frame_type {
+        FRAME_HELLO => Frame::Hello(payload),
+        FRAME_MESSAGE => Frame::Message(payload),
+        _ => Frame::Goodbye,
+    }))
+}
+
+/// The header of a frame of `frame_type` with a payload of `len` bytes.
+pub fn frame_header(frame_type: u8, len: usize) -> Result<[u8; FRAME_HEADER_LEN], FrameError> {
+    let max = max_len(frame_type)?;
+    if len > max {
+        return Err(FrameError::TooLarge { frame_type, len, max });
+    }
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    header[0] = frame_type;
+    // `len` is at most MAX_MESSAGE_LEN, so it fits in u32.
+    header[1..].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(header)
+}
+
+/// Encodes a whole frame (header and payload).
+pub fn encode_frame(frame: &Frame) -> Result<Bytes, FrameError> {
+    let (frame_type, payload): (u8, &[u8]) = match frame {
+        Frame::Hello(p) => (FRAME_HELLO, p),
+        Frame::Message(p) => (FRAME_MESSAGE, p),
+        Frame::Goodbye => (FRAME_GOODBYE, &[]),
+    };
+    let mut out = BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
+    out.put_slice(&frame_header(frame_type, payload.len())?);
+    out.put_slice(payload);
+    Ok(out.freeze())
+}
+
+/// The preamble of a named stream: kind byte, name length (u16 big-endian), name.
+pub fn encode_named_stream_preamble(name: &str) -> Result<Bytes, FrameError> {
+    validate_stream_name(name)?;
+    let mut out = BytesMut::with_capacity(3 + name.len());
+    out.put_u8(STREAM_NAMED);
+    out.put_u16(name.len() as u16);
+    out.put_slice(name.as_bytes());
+    Ok(out.freeze())
+}
+
+/// Checks a stream name: 1-255 bytes of UTF-8.
+pub fn validate_stream_name(name: &str) -> Result<(), FrameError> {
+    if name.is_empty() {
+        return Err(FrameError::InvalidStreamName("empty"));
+    }
+    if name.len() > MAX_STREAM_NAME_LEN {
+        return Err(FrameError::InvalidStreamName("longer than 255 bytes"));
+    }
+    Ok(())
+}
+
+/// The start of a unidirectional stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamPreamble {
+    /// The control stream.
+    Control,
+    /// A named byte stream.
+    Named(String),
+}
+
+/// Decodes a stream preamble from the front of `buf`, consuming it; `Ok(None)` if more bytes are needed.
+pub fn decode_stream_preamble(buf: &mut BytesMut) -> Result<Option<StreamPreamble>, FrameError> {
+    let Some(&kind) = buf.first() else {
+        return Ok(None);
+    };
+    match kind {
+        STREAM_CONTROL => {
+            buf.advance(1);
+            Ok(Some(StreamPreamble::Control))
+        }
+        STREAM_NAMED => {
+            if buf.len() < 3 {
+                return Ok(None);
+            }
+            let len = u16::from_be_bytes([buf[1], buf[2]]) as usize;
+            if len == 0 {
+                return Err(FrameError::InvalidStreamName("empty"));
+            }
+            if len > MAX_STREAM_NAME_LEN {
+                return Err(FrameError::InvalidStreamName("longer than 255 bytes"));
+            }
+            if buf.len() < 3 + len {
+                return Ok(None);
+            }
+            let name = std::str::from_utf8(&buf[3..3 + len])
+                .map_err(|_| FrameError::InvalidStreamName("not UTF-8"))?
+                .to_owned();
+            buf.advance(3 + len);
+            Ok(Some(StreamPreamble::Named(name)))
+        }
+        other => Err(FrameError::UnknownStreamKind(other)),
+    }
+}
+
+/// The hello each side sends first on its control stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// Protocol version of the sender.
+    pub version: u32,
+    /// The sender's display name.
+    pub display_name: String,
+    /// The sender's discovery info.
+    #[serde(default)]
+    pub discovery_info: BTreeMap<String, String>,
+    /// The sender's initial data.
+    #[serde(default)]
+    pub initial_data: serde_json::Value,
+    /// The sender's `max_peers`.
+    pub max_peers: usize,
+    /// HMAC proving knowledge of the admission passphrase, bound to this TLS session; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_proof: Option<Vec<u8>>,
+    /// The inviter's invitation context (only sent by the dialing side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_context: Option<Vec<u8>>,
+}
+
+impl Hello {
+    /// Serializes the hello as a frame payload.
+    pub fn encode(&self) -> Result<Bytes, FrameError> {
+        let json = serde_json::to_vec(self).map_err(|e| FrameError::InvalidHello(e.to_string()))?;
+        if json.len() > MAX_HELLO_LEN {
+            return Err(FrameError::TooLarge {
+                frame_type: FRAME_HELLO,
+                len: json.len(),
+                max: MAX_HELLO_LEN,
+            });
+        }
+        Ok(Bytes::from(json))
+    }
+
+    /// Parses and validates a hello payload received from a peer.
+    pub fn decode(payload: &[u8]) -> Result<Self, FrameError> {
+        let hello: Hello = serde_json::from_slice(payload).map_err(|e| FrameError::InvalidHello(e.to_string()))?;
+        let invalid = |what: &str| Err(FrameError::InvalidHello(what.to_owned()));
+        if config::validate_display_name(&hello.display_name).is_err() {
+            return invalid("display name");
+        }
+        if config::validate_discovery_info(hello.discovery_info.clone()).is_err() {
+            return invalid("discovery info");
+        }
+        if !(2..=config::MAX_PEERS_LIMIT).contains(&hello.max_peers) {
+            return invalid("max_peers");
+        }
+        if hello.passphrase_proof.as_ref().is_some_and(|p| p.len() != 32) {
+            return invalid("passphrase proof length");
+        }
+        if hello
+            .invitation_context
+            .as_ref()
+            .is_some_and(|c| c.len() > config::MAX_INVITATION_CONTEXT_LEN)
+        {
+            return invalid("invitation context length");
+        }
+        Ok(hello)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello {
+            version: 1,
+            display_name: "Alice".into(),
+            discovery_info: BTreeMap::from([("room".into(), "lobby".into())]),
+            initial_data: serde_json::json!({"x": 1}),
+            max_peers: 8,
+            passphrase_proof: Some(vec![7; 32]),
+            invitation_context: None,
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_byte_by_byte() {
+        let frames = vec![
+            Frame::Hello(hello().encode().unwrap()),
+            Frame::Message(Bytes::from_static(b"hi")),
+            Frame::Message(Bytes::new()),
+            Frame::Goodbye,
+        ];
+        let wire: Vec<u8> = frames.iter().flat_map(|f| encode_frame(f).unwrap().to_vec()).collect();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for b in wire {
+            buf.put_u8(b);
+            while let Some(frame) = decode_frame(&mut buf).unwrap() {
+                out.push(frame);
+            }
+        }
+        assert_eq!(out, frames);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_and_unknown_frames_are_refused_from_the_header() {
+        let mut buf = BytesMut::from(&[FRAME_MESSAGE, 0xff, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(decode_frame(&mut buf), Err(FrameError::TooLarge { .. })));
+        let mut buf = BytesMut::from(&[0x7f, 0, 0, 0, 0][..]);
+        assert_eq!(decode_frame(&mut buf), Err(FrameError::UnknownFrameType(0x7f)));
+        let mut buf = BytesMut::from(&[FRAME_GOODBYE, 0, 0, 0, 1, 0][..]);
+        assert!(matches!(decode_frame(&mut buf), Err(FrameError::TooLarge { .. })));
+        assert!(frame_header(FRAME_MESSAGE, MAX_MESSAGE_LEN + 1).is_err());
+    }
+
+    #[test]
+    fn stream_preambles() {
+        let mut buf = BytesMut::from(&encode_named_stream_preamble("photo.jpg").unwrap()[..]);
+        buf.put_slice(b"data");
+        assert_eq!(
+            decode_stream_preamble(&mut buf).unwrap(),
+            Some(StreamPreamble::Named("photo.jpg".into()))
+        );
+        assert_eq!(&buf[..], b"data");
+        assert_eq!(decode_stream_preamble(&mut BytesMut::from(&[0u8][..])).unwrap(), Some(StreamPreamble::Control));
+        assert_eq!(decode_stream_preamble(&mut BytesMut::from(&[1u8, 0][..])).unwrap(), None);
+        assert!(decode_stream_preamble(&mut BytesMut::from(&[1u8, 0, 0][..])).is_err());
+        assert!(decode_stream_preamble(&mut BytesMut::from(&[1u8, 0, 1, 0xff][..])).is_err());
+        assert!(decode_stream_preamble(&mut BytesMut::from(&[9u8][..])).is_err());
+        assert!(encode_named_stream_preamble("").is_err());
+        assert!(encode_named_stream_preamble(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn hello_validation() {
+        let h = hello();
+        assert_eq!(Hello::decode(&h.encode().unwrap()).unwrap(), h);
+        for bad in [
+            Hello { display_name: String::new(), ..hello() },
+            Hello { max_peers: 99, ..hello() },
+            Hello { passphrase_proof: Some(vec![1]), ..hello() },
+            Hello { invitation_context: Some(vec![0; 5000]), ..hello() },
+        ] {
+            assert!(Hello::decode(&bad.encode().unwrap()).is_err());
+        }
+        assert!(Hello::decode(b"{not json").is_err());
+        assert!(Hello::decode(br#"{"version":1,"display_name":"a","max_peers":2,"extra":1}"#).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! The wire protocol and the mesh rules, free of I/O (see `PROTOCOL.md`).
+//!
+//! Nothing here touches a socket or a clock: callers pass bytes and time in, which keeps the rules testable
+//! deterministically and the decoders fuzzable.
+
+pub mod codes;
+pub mod frame;
+pub mod mesh;
+
+/// Version of the wire protocol, carried in ALPN and in the hello.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The ALPN protocol identifier: `multipeer/<version>`.
+pub const ALPN: &[u8] = b"multipeer/1";

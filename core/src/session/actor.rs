@@ -1,0 +1,346 @@
+//! The task that owns a session's state: the mesh, discovery, and the links to peers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::conn::{self, ConnCtx, Handshaked, Internal};
+use super::error::ControlError;
+use super::events::{Event, Invitation, Peer, RemovalReason};
+use super::{Link, Shared};
+use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoverySubscription};
+use crate::identity::PeerId;
+use crate::proto::codes;
+use crate::proto::frame::{self, Frame};
+use crate::proto::mesh::{AttemptId, Mesh, Retry};
+
+/// How long a leaving peer waits for the others to acknowledge its goodbye.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(crate) enum Command {
+    StopLooking(oneshot::Sender<()>),
+    StartLooking(oneshot::Sender<Result<(), ControlError>>),
+    RemovePeer(PeerId, oneshot::Sender<bool>),
+    AllowPeer(PeerId, oneshot::Sender<()>),
+    Disconnect(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+pub(crate) struct Actor {
+    pub(crate) ctx: Arc<ConnCtx>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) mesh: Mesh,
+    pub(crate) discovery: Arc<dyn Discovery>,
+    pub(crate) subscription: Option<DiscoverySubscription>,
+    pub(crate) advertisement: Advertisement,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) internal: mpsc::Receiver<Internal>,
+    pub(crate) known: HashMap<PeerId, DiscoveredPeer>,
+    pub(crate) tasks: JoinSet<()>,
+    pub(crate) dials: HashMap<AttemptId, AbortHandle>,
+    pub(crate) drivers: HashMap<PeerId, AbortHandle>,
+}
+
+async fn next_discovery(subscription: &mut Option<DiscoverySubscription>) -> Option<DiscoveryEvent> {
+    match subscription {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    pub(crate) async fn run(mut self) {
+        self.tasks.spawn(conn::accept_loop(self.ctx.clone()));
+        let shutdown_reply = loop {
+            self.start_dials();
+            let wakeup = self.mesh.next_wakeup().map(Instant::from_std);
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None => break None,
+                    Some(Command::Shutdown(reply)) => break Some(reply),
+                    Some(command) => self.command(command).await,
+                },
+                Some(message) = self.internal.recv() => self.internal(message).await,
+                event = next_discovery(&mut self.subscription) => match event {
+                    Some(event) => self.discovered(event),
+                    None => {
+                        tracing::warn!("discovery stopped");
+                        self.subscription = None;
+                    }
+                },
+                _ = sleep_until(wakeup) => {}
+            }
+        };
+        self.shutdown().await;
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::StopLooking(reply) => {
+                self.stop_looking();
+                let _ = reply.send(());
+            }
+            Command::StartLooking(reply) => {
+                let result = self.start_looking();
+                let _ = reply.send(result);
+            }
+            Command::RemovePeer(peer, reply) => {
+                let was_connected = self.mesh.slot(&peer).is_some();
+                if let Some(attempt) = self.mesh.block(peer) {
+                    self.dials.remove(&attempt).map(|d| d.abort());
+                }
+                if let Some(link) = self.take_link(&peer) {
+                    link.conn.close(codes::EXPELLED.into(), b"removed from the session");
+                    self.emit(Event::PeerRemoved {
+                        peer: link.peer.clone(),
+                        reason: RemovalReason::Removed,
+                    })
+                    .await;
+                }
+                let _ = reply.send(was_connected);
+            }
+            Command::AllowPeer(peer, reply) => {
+                self.mesh.unblock(&peer, std::time::Instant::now());
+                let _ = reply.send(());
+            }
+            Command::Disconnect(reply) => {
+                self.stop_looking();
+                self.leave().await;
+                let _ = reply.send(());
+            }
+            Command::Shutdown(reply) => {
+                // Handled by the loop; kept exhaustive.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn stop_looking(&mut self) {
+        self.mesh.set_looking(false);
+        self.subscription = None;
+        self.known.clear();
+        for (_, dial) in self.dials.drain() {
+            dial.abort();
+        }
+        // Aborted dials leave `Dialing` slots behind; release them.
+        self.mesh.release_pending_dials();
+    }
+
+    fn start_looking(&mut self) -> Result<(), ControlError> {
+        if self.subscription.is_none() {
+            self.subscription = Some(self.discovery.start(self.advertisement.clone())?);
+        }
+        self.mesh.set_looking(true);
+        Ok(())
+    }
+
+    fn discovered(&mut self, event: DiscoveryEvent) {
+        let now = std::time::Instant::now();
+        match event {
+            DiscoveryEvent::Found(peer) => {
+                if peer.peer_id == self.ctx.local_id {
+                    return;
+                }
+                tracing::debug!(peer = %peer.peer_id.short(), addrs = ?peer.addrs, "found");
+                self.mesh.found(peer.peer_id, peer.addrs.clone(), now);
+                self.known.insert(peer.peer_id, peer);
+            }
+            DiscoveryEvent::Lost(peer) => {
+                tracing::debug!(peer = %peer.short(), "lost");
+                self.mesh.lost(&peer);
+                self.known.remove(&peer);
+            }
+        }
+    }
+
+    fn start_dials(&mut self) {
+        let now = std::time::Instant::now();
+        while let Some(dial) = self.mesh.poll_dial(now) {
+            if let Some(found) = self.known.get(&dial.peer) {
+                let invitation = Invitation {
+                    peer_id: found.peer_id,
+                    display_name: found.display_name.clone(),
+                    discovery_info: found.discovery_info.clone(),
+                    context: None,
+                    inbound: false,
+                };
+                if !(self.ctx.admission)(&invitation) {
+                    tracing::debug!(peer = %dial.peer.short(), "app declined to invite");
+                    self.mesh.dial_failed(dial.peer, dial.attempt, Retry::UntilRediscovered, now);
+                    continue;
+                }
+            }
+            tracing::debug!(peer = %dial.peer.short(), attempt = dial.attempt, "dialing");
+            let attempt = dial.attempt;
+            let handle = self.tasks.spawn(conn::dial(self.ctx.clone(), dial));
+            self.dials.insert(attempt, handle);
+        }
+    }
+
+    async fn internal(&mut self, message: Internal) {
+        let now = std::time::Instant::now();
+        match message {
+            Internal::DialDone { peer, attempt, result } => {
+                self.dials.remove(&attempt);
+                match result {
+                    Ok(handshaked) => self.established(peer, attempt, *handshaked).await,
+                    Err((failure, retry)) => {
+                        self.mesh.dial_failed(peer, attempt, retry, now);
+                        if let Some(reason) = failure {
+                            self.emit(Event::ConnectionFailed { peer, reason }).await;
+                        }
+                    }
+                }
+            }
+            Internal::InboundHello { peer, reply } => match self.mesh.inbound(peer) {
+                Ok(admission) => {
+                    if let Some(dial) = admission.abort_dial.and_then(|a| self.dials.remove(&a)) {
+                        dial.abort();
+                    }
+                    if admission.replaces.is_some() {
+                        if let Some(old) = self.take_link(&peer) {
+                            old.conn.close(codes::REPLACED.into(), b"replaced by a newer connection");
+                            self.emit(Event::PeerRemoved {
+                                peer: old.peer.clone(),
+                                reason: RemovalReason::ConnectionLost("the peer reconnected".into()),
+                            })
+                            .await;
+                        }
+                    }
+                    let _ = reply.send(Ok(admission.attempt));
+                }
+                Err(refusal) => {
+                    let _ = reply.send(Err(refusal));
+                }
+            },
+            Internal::InboundDone { peer, attempt, result } => match result {
+                Some(handshaked) => self.established(peer, attempt, *handshaked).await,
+                None => self.mesh.inbound_failed(peer, attempt),
+            },
+            Internal::Closed {
+                peer,
+                attempt,
+                reason,
+                retry,
+            } => {
+                if self.mesh.closed(peer, attempt, retry, now) {
+                    if let Some(link) = self.take_link(&peer) {
+                        tracing::info!(peer = %link.peer, "peer removed: {reason}");
+                        self.emit(Event::PeerRemoved { peer: link.peer.clone(), reason }).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn established(&mut self, peer: PeerId, attempt: AttemptId, handshaked: Handshaked) {
+        let Handshaked {
+            peer: info,
+            conn,
+            control_send,
+            control_recv,
+            buffered,
+        } = handshaked;
+        if !self.mesh.established(peer, attempt) {
+            conn.close(codes::DUPLICATE.into(), b"duplicate connection");
+            return;
+        }
+        tracing::info!(peer = %info, remote = %conn.remote_address(), "peer added");
+        let link = Arc::new(Link {
+            peer: info.clone(),
+            conn: conn.clone(),
+            control: tokio::sync::Mutex::new(control_send),
+        });
+        self.shared.insert_link(peer, link);
+        self.emit(Event::PeerAdded(info)).await;
+        let driver = self.tasks.spawn(conn::drive(
+            peer,
+            attempt,
+            conn,
+            control_recv,
+            buffered,
+            self.ctx.events.clone(),
+            self.ctx.internal.clone(),
+        ));
+        self.drivers.insert(peer, driver);
+    }
+
+    /// Removes a peer's link from the shared table and stops reading from it.
+    fn take_link(&mut self, peer: &PeerId) -> Option<Arc<Link>> {
+        if let Some(driver) = self.drivers.remove(peer) {
+            driver.abort();
+        }
+        self.shared.remove_link(peer)
+    }
+
+    async fn emit(&self, event: Event) {
+        let _ = self.ctx.events.send(event).await;
+    }
+
+    /// Says goodbye to every peer: the goodbye follows any message already sent, so nothing is cut off.
+    async fn leave(&mut self) {
+        let now = std::time::Instant::now();
+        let peers: Vec<PeerId> = self.shared.peer_ids();
+        let mut links = Vec::new();
+        for peer in peers {
+            if let Some(link) = self.take_link(&peer) {
+                if let Some(slot) = self.mesh.slot(&peer) {
+                    self.mesh.closed(peer, slot.attempt(), Retry::UntilRediscovered, now);
+                }
+                links.push(link);
+            }
+        }
+        for link in &links {
+            self.emit(Event::PeerRemoved {
+                peer: link.peer.clone(),
+                reason: RemovalReason::LocalDisconnect,
+            })
+            .await;
+        }
+        let goodbyes = links.iter().map(|link| goodbye(link));
+        futures_util::future::join_all(goodbyes).await;
+    }
+
+    async fn shutdown(mut self) {
+        self.shared.close();
+        self.stop_looking();
+        self.leave().await;
+        self.ctx.endpoint.close(codes::GOODBYE.into(), b"shutdown");
+        self.tasks.shutdown().await;
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, self.ctx.endpoint.wait_idle()).await;
+        tracing::debug!("session shut down");
+    }
+}
+
+async fn goodbye(link: &Link) {
+    let farewell = async {
+        let mut control = link.control.lock().await;
+        if let Ok(bytes) = frame::encode_frame(&Frame::Goodbye) {
+            let _ = control.write_all(&bytes).await;
+        }
+        let _ = control.finish();
+        drop(control);
+        // The peer closes the connection once it has read the goodbye (and everything before it).
+        link.conn.closed().await;
+    };
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, farewell).await;
+    link.conn.close(codes::GOODBYE.into(), b"goodbye");
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) fn local_peer(ad: &Advertisement, initial_data: serde_json::Value) -> Peer {
+    Peer::new(ad.peer_id, ad.display_name.clone(), ad.discovery_info.clone(), initial_data)
+}

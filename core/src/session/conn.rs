@@ -1,0 +1,606 @@
+//! One connection's life: dialing or accepting, the hello exchange, and the driver that reads from it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use quinn::{ConnectionError, ReadError, VarInt};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
+
+use super::events::{ConnectionFailure, Event, Invitation, Message, Peer, Reliability, RemovalReason};
+use super::stream::IncomingStream;
+use crate::identity::PeerId;
+use crate::proto::codes::{self, CloseCode};
+use crate::proto::frame::{self, Frame, FrameError, Hello, StreamPreamble};
+use crate::proto::mesh::{AttemptId, Dial, Refusal, Retry};
+use crate::proto::PROTOCOL_VERSION;
+use crate::tls::{self, ClientIdentity};
+
+/// How long the QUIC handshake and then the hello exchange may take, each.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Delay before trying a peer's next address while earlier ones are still pending.
+pub(crate) const NEXT_ADDRESS_DELAY: Duration = Duration::from_millis(250);
+/// Most inbound handshakes in progress at once; further connection attempts are refused.
+pub(crate) const MAX_PENDING_HANDSHAKES: usize = 16;
+/// Most incoming named streams per connection whose name has not arrived yet.
+const MAX_PENDING_STREAM_NAMES: usize = 64;
+/// Largest chunk read from the control stream at once.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Decides whether a peer may join.
+pub(crate) type Admission = Arc<dyn Fn(&Invitation) -> bool + Send + Sync>;
+
+/// What every connection task of a session needs.
+pub(crate) struct ConnCtx {
+    pub(crate) local_id: PeerId,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) client: ClientIdentity,
+    pub(crate) hello: Hello,
+    pub(crate) passphrase: Option<String>,
+    pub(crate) admission: Admission,
+    pub(crate) internal: mpsc::Sender<Internal>,
+    pub(crate) events: mpsc::Sender<Event>,
+}
+
+/// A connection whose hello exchange completed.
+pub(crate) struct Handshaked {
+    pub(crate) peer: Peer,
+    pub(crate) conn: quinn::Connection,
+    pub(crate) control_send: quinn::SendStream,
+    pub(crate) control_recv: quinn::RecvStream,
+    pub(crate) buffered: BytesMut,
+}
+
+/// Messages from connection tasks to the session actor.
+pub(crate) enum Internal {
+    DialDone {
+        peer: PeerId,
+        attempt: AttemptId,
+        result: Result<Box<Handshaked>, (Option<ConnectionFailure>, Retry)>,
+    },
+    InboundHello {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<AttemptId, Refusal>>,
+    },
+    InboundDone {
+        peer: PeerId,
+        attempt: AttemptId,
+        result: Option<Box<Handshaked>>,
+    },
+    Closed {
+        peer: PeerId,
+        attempt: AttemptId,
+        reason: RemovalReason,
+        retry: Retry,
+    },
+}
+
+/// A failure during the handshake, with the close code to send (if we close).
+struct HandshakeError {
+    close: Option<u32>,
+    failure: Option<ConnectionFailure>,
+    retry: Retry,
+}
+
+impl HandshakeError {
+    fn protocol(detail: impl Into<String>) -> Self {
+        Self {
+            close: Some(codes::PROTOCOL_ERROR),
+            failure: Some(ConnectionFailure::ProtocolError(detail.into())),
+            retry: Retry::UntilRediscovered,
+        }
+    }
+
+    fn ours(code: u32, failure: ConnectionFailure, retry: Retry) -> Self {
+        Self {
+            close: Some(code),
+            failure: Some(failure),
+            retry,
+        }
+    }
+}
+
+impl From<FrameError> for HandshakeError {
+    fn from(e: FrameError) -> Self {
+        Self::protocol(e.to_string())
+    }
+}
+
+impl From<ConnectionError> for HandshakeError {
+    fn from(e: ConnectionError) -> Self {
+        let (failure, retry) = match &e {
+            ConnectionError::ApplicationClosed(close) => match CloseCode::from_code(close.error_code.into_inner()) {
+                CloseCode::SessionFull => (Some(ConnectionFailure::SessionFull), Retry::Backoff),
+                CloseCode::Declined => (Some(ConnectionFailure::Declined), Retry::UntilRediscovered),
+                CloseCode::Expelled => (Some(ConnectionFailure::Expelled), Retry::UntilRediscovered),
+                CloseCode::WrongPassphrase => (Some(ConnectionFailure::WrongPassphrase), Retry::UntilRediscovered),
+                CloseCode::VersionMismatch => (Some(ConnectionFailure::VersionMismatch), Retry::UntilRediscovered),
+                CloseCode::Duplicate => (None, Retry::Backoff),
+                CloseCode::ProtocolError => (
+                    Some(ConnectionFailure::ProtocolError(String::from_utf8_lossy(&close.reason).into_owned())),
+                    Retry::UntilRediscovered,
+                ),
+                _ => (Some(ConnectionFailure::Other(e.to_string())), Retry::Backoff),
+            },
+            // no_application_protocol (TLS alert 120): the peer speaks another protocol version.
+            ConnectionError::TransportError(t) if u64::from(t.code) == 0x100 + 120 => {
+                (Some(ConnectionFailure::VersionMismatch), Retry::UntilRediscovered)
+            }
+            ConnectionError::TimedOut => (Some(ConnectionFailure::Unreachable), Retry::Backoff),
+            _ => (Some(ConnectionFailure::Other(e.to_string())), Retry::Backoff),
+        };
+        Self {
+            close: None,
+            failure,
+            retry,
+        }
+    }
+}
+
+fn read_error(e: ReadError) -> HandshakeError {
+    match e {
+        ReadError::ConnectionLost(e) => e.into(),
+        other => HandshakeError::protocol(format!("control stream: {other}")),
+    }
+}
+
+fn write_error(e: quinn::WriteError) -> HandshakeError {
+    match e {
+        quinn::WriteError::ConnectionLost(e) => e.into(),
+        other => HandshakeError::protocol(format!("control stream: {other}")),
+    }
+}
+
+fn close(conn: &quinn::Connection, code: u32, reason: &str) {
+    conn.close(VarInt::from_u32(code), reason.as_bytes());
+}
+
+/// Builds our hello for one connection (the passphrase proof is bound to its TLS session).
+fn our_hello(ctx: &ConnCtx, conn: &quinn::Connection, dialer: bool) -> Result<Bytes, HandshakeError> {
+    let mut hello = ctx.hello.clone();
+    hello.passphrase_proof = match &ctx.passphrase {
+        Some(pass) => Some(
+            tls::passphrase_proof(conn, pass, dialer)
+                .ok_or_else(|| HandshakeError::protocol("cannot export keying material"))?,
+        ),
+        None => None,
+    };
+    if !dialer {
+        hello.invitation_context = None;
+    }
+    let payload = hello.encode()?;
+    let mut out = BytesMut::with_capacity(1 + frame::FRAME_HEADER_LEN + payload.len());
+    out.extend_from_slice(&[frame::STREAM_CONTROL]);
+    out.extend_from_slice(&frame::encode_frame(&Frame::Hello(payload))?);
+    Ok(out.freeze())
+}
+
+async fn send_hello(ctx: &ConnCtx, conn: &quinn::Connection, dialer: bool) -> Result<quinn::SendStream, HandshakeError> {
+    let bytes = our_hello(ctx, conn, dialer)?;
+    let mut send = conn.open_uni().await?;
+    send.write_all_chunks(&mut [bytes]).await.map_err(write_error)?;
+    Ok(send)
+}
+
+/// Reads more of `recv` into `buf`; `Err` at the end of the stream.
+async fn fill(recv: &mut quinn::RecvStream, buf: &mut BytesMut) -> Result<(), HandshakeError> {
+    match recv.read_chunk(READ_CHUNK, true).await.map_err(read_error)? {
+        Some(chunk) => {
+            buf.extend_from_slice(&chunk.bytes);
+            Ok(())
+        }
+        None => Err(FrameError::Truncated.into()),
+    }
+}
+
+/// Accepts the peer's control stream and reads its hello.
+async fn read_hello(conn: &quinn::Connection) -> Result<(quinn::RecvStream, BytesMut, Hello), HandshakeError> {
+    let mut recv = conn.accept_uni().await?;
+    let mut buf = BytesMut::new();
+    loop {
+        match frame::decode_stream_preamble(&mut buf)? {
+            Some(StreamPreamble::Control) => break,
+            Some(StreamPreamble::Named(_)) => return Err(HandshakeError::protocol("named stream before hello")),
+            None => fill(&mut recv, &mut buf).await?,
+        }
+    }
+    loop {
+        match frame::decode_frame(&mut buf)? {
+            Some(Frame::Hello(payload)) => {
+                let hello = Hello::decode(&payload)?;
+                if hello.version != PROTOCOL_VERSION {
+                    return Err(HandshakeError::ours(
+                        codes::VERSION_MISMATCH,
+                        ConnectionFailure::VersionMismatch,
+                        Retry::UntilRediscovered,
+                    ));
+                }
+                return Ok((recv, buf, hello));
+            }
+            Some(_) => return Err(HandshakeError::protocol("frame before hello")),
+            None => fill(&mut recv, &mut buf).await?,
+        }
+    }
+}
+
+/// Connects to the first address that answers; later addresses start after [`NEXT_ADDRESS_DELAY`] each, so an
+/// unreachable first address does not stall the dial.
+async fn connect_any(
+    endpoint: &quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addrs: &[SocketAddr],
+) -> Result<quinn::Connection, HandshakeError> {
+    let mut pending = FuturesUnordered::new();
+    let mut remaining = addrs.iter();
+    let mut last_error: Option<HandshakeError> = None;
+    loop {
+        if pending.is_empty() {
+            let Some(addr) = remaining.next() else {
+                return Err(last_error.unwrap_or(HandshakeError {
+                    close: None,
+                    failure: Some(ConnectionFailure::Unreachable),
+                    retry: Retry::Backoff,
+                }));
+            };
+            match endpoint.connect_with(config.clone(), *addr, tls::SERVER_NAME) {
+                Ok(connecting) => pending.push(connecting),
+                Err(e) => {
+                    tracing::debug!(%addr, "cannot dial: {e}");
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            result = pending.next() => match result {
+                Some(Ok(conn)) => return Ok(conn),
+                Some(Err(e)) => last_error = Some(e.into()),
+                None => {}
+            },
+            _ = tokio::time::sleep(NEXT_ADDRESS_DELAY) => {
+                if let Some(addr) = remaining.next() {
+                    match endpoint.connect_with(config.clone(), *addr, tls::SERVER_NAME) {
+                        Ok(connecting) => pending.push(connecting),
+                        Err(e) => tracing::debug!(%addr, "cannot dial: {e}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Dials a peer and runs the hello exchange as the inviter.
+pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial) {
+    let Dial { peer, attempt, addrs } = dial;
+    let result = dial_inner(&ctx, peer, &addrs).await.map(Box::new).map_err(|e| (e.failure, e.retry));
+    if let Err((Some(failure), _)) = &result {
+        tracing::debug!(peer = %peer.short(), "dial failed: {failure}");
+    }
+    let _ = ctx.internal.send(Internal::DialDone { peer, attempt, result }).await;
+}
+
+async fn dial_inner(ctx: &ConnCtx, peer: PeerId, addrs: &[SocketAddr]) -> Result<Handshaked, HandshakeError> {
+    let (config, outcome) = ctx
+        .client
+        .config_for(peer)
+        .map_err(|e| HandshakeError::ours(codes::PROTOCOL_ERROR, ConnectionFailure::Other(e.to_string()), Retry::Backoff))?;
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect_any(&ctx.endpoint, config, addrs)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            let mismatched = outcome.lock().ok().and_then(|o| o.mismatched);
+            return Err(match mismatched {
+                Some(presented) => HandshakeError {
+                    close: None,
+                    failure: Some(ConnectionFailure::IdentityMismatch { presented }),
+                    retry: Retry::UntilRediscovered,
+                },
+                None => e,
+            });
+        }
+        Err(_) => {
+            return Err(HandshakeError {
+                close: None,
+                failure: Some(ConnectionFailure::Unreachable),
+                retry: Retry::Backoff,
+            })
+        }
+    };
+    let exchange = async {
+        let control_send = send_hello(ctx, &conn, true).await?;
+        let (control_recv, buffered, hello) = read_hello(&conn).await?;
+        if !tls::check_passphrase(&conn, ctx.passphrase.as_deref(), hello.passphrase_proof.as_deref(), false) {
+            return Err(HandshakeError::ours(
+                codes::WRONG_PASSPHRASE,
+                ConnectionFailure::WrongPassphrase,
+                Retry::UntilRediscovered,
+            ));
+        }
+        Ok(Handshaked {
+            peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
+            conn: conn.clone(),
+            control_send,
+            control_recv,
+            buffered,
+        })
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => {
+            if let Some(code) = e.close {
+                close(&conn, code, "handshake failed");
+            }
+            Err(e)
+        }
+        Err(_) => {
+            close(&conn, codes::HELLO_TIMEOUT, "no hello");
+            Err(HandshakeError::protocol("no hello in time"))
+        }
+    }
+}
+
+/// Accepts inbound connections until the endpoint closes, at most [`MAX_PENDING_HANDSHAKES`] at a time.
+pub(crate) async fn accept_loop(ctx: Arc<ConnCtx>) {
+    let permits = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = ctx.endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let ctx = ctx.clone();
+                        tasks.spawn(async move {
+                            accept(&ctx, incoming).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        tracing::debug!(remote = %incoming.remote_address(), "too many handshakes in progress; refusing");
+                        incoming.refuse();
+                    }
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+}
+
+async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, async { incoming.accept()?.await }).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, "inbound handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "inbound handshake timed out");
+            return;
+        }
+    };
+    let Some(peer) = tls::remote_peer_id(&conn) else {
+        close(&conn, codes::PROTOCOL_ERROR, "no certificate");
+        return;
+    };
+    if peer == ctx.local_id {
+        close(&conn, codes::PROTOCOL_ERROR, "that is our own id");
+        return;
+    }
+    let (recv, buffered, hello) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_hello(&conn)).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, peer = %peer.short(), "inbound hello failed: {:?}", e.failure);
+            if let Some(code) = e.close {
+                close(&conn, code, "bad hello");
+            }
+            return;
+        }
+        Err(_) => {
+            close(&conn, codes::HELLO_TIMEOUT, "no hello");
+            return;
+        }
+    };
+    if !tls::check_passphrase(&conn, ctx.passphrase.as_deref(), hello.passphrase_proof.as_deref(), true) {
+        close(&conn, codes::WRONG_PASSPHRASE, "wrong passphrase");
+        tracing::info!(peer = %peer.short(), "refused a peer with the wrong passphrase");
+        let _ = ctx
+            .events
+            .send(Event::ConnectionFailed {
+                peer,
+                reason: ConnectionFailure::WrongPassphrase,
+            })
+            .await;
+        return;
+    }
+    let invitation = Invitation {
+        peer_id: peer,
+        display_name: hello.display_name.clone(),
+        discovery_info: hello.discovery_info.clone(),
+        context: hello.invitation_context.clone(),
+        inbound: true,
+    };
+    if !(ctx.admission)(&invitation) {
+        close(&conn, codes::DECLINED, "declined");
+        return;
+    }
+    let (reply, decision) = oneshot::channel();
+    if ctx.internal.send(Internal::InboundHello { peer, reply }).await.is_err() {
+        return;
+    }
+    let attempt = match decision.await {
+        Ok(Ok(attempt)) => attempt,
+        Ok(Err(refusal)) => {
+            let (code, reason) = match refusal {
+                Refusal::Full => (codes::SESSION_FULL, "session full"),
+                Refusal::NotLooking => (codes::DECLINED, "not accepting peers"),
+                Refusal::Blocked => (codes::EXPELLED, "removed from the session"),
+                Refusal::Duplicate => (codes::DUPLICATE, "duplicate connection"),
+            };
+            tracing::debug!(peer = %peer.short(), "refused inbound peer: {reason}");
+            close(&conn, code, reason);
+            return;
+        }
+        Err(_) => return,
+    };
+    let result = match send_hello(ctx, &conn, false).await {
+        Ok(control_send) => Some(Box::new(Handshaked {
+            peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
+            conn,
+            control_send,
+            control_recv: recv,
+            buffered,
+        })),
+        Err(e) => {
+            tracing::debug!(peer = %peer.short(), "sending hello failed: {:?}", e.failure);
+            None
+        }
+    };
+    let _ = ctx.internal.send(Internal::InboundDone { peer, attempt, result }).await;
+}
+
+/// Maps how a connection ended to the reason the app sees and whether to dial again.
+pub(crate) fn removal_reason(e: &ConnectionError) -> (RemovalReason, Retry) {
+    match e {
+        ConnectionError::ApplicationClosed(close) => match CloseCode::from_code(close.error_code.into_inner()) {
+            CloseCode::Goodbye => (RemovalReason::Left, Retry::UntilRediscovered),
+            CloseCode::Expelled => (RemovalReason::Expelled, Retry::UntilRediscovered),
+            CloseCode::ProtocolError => (
+                RemovalReason::ProtocolError(String::from_utf8_lossy(&close.reason).into_owned()),
+                Retry::UntilRediscovered,
+            ),
+            _ => (RemovalReason::ConnectionLost(e.to_string()), Retry::Backoff),
+        },
+        ConnectionError::TimedOut => (RemovalReason::TimedOut, Retry::Backoff),
+        ConnectionError::LocallyClosed => (RemovalReason::LocalDisconnect, Retry::UntilRediscovered),
+        _ => (RemovalReason::ConnectionLost(e.to_string()), Retry::Backoff),
+    }
+}
+
+enum DriverEnd {
+    Closed(ConnectionError),
+    Protocol(String),
+    Goodbye,
+    SessionGone,
+}
+
+/// Reads everything a connected peer sends until the connection ends, then reports to the actor.
+pub(crate) async fn drive(
+    peer: PeerId,
+    attempt: AttemptId,
+    conn: quinn::Connection,
+    mut recv: quinn::RecvStream,
+    mut buf: BytesMut,
+    events: mpsc::Sender<Event>,
+    internal: mpsc::Sender<Internal>,
+) {
+    let mut names: JoinSet<Result<(), String>> = JoinSet::new();
+    let end = 'driver: loop {
+        loop {
+            match frame::decode_frame(&mut buf) {
+                Ok(Some(Frame::Message(data))) => {
+                    let message = Message {
+                        from: peer,
+                        data,
+                        reliability: Reliability::Reliable,
+                    };
+                    if events.send(Event::Message(message)).await.is_err() {
+                        break 'driver DriverEnd::SessionGone;
+                    }
+                }
+                Ok(Some(Frame::Goodbye)) => break 'driver DriverEnd::Goodbye,
+                Ok(Some(Frame::Hello(_))) => break 'driver DriverEnd::Protocol("hello sent twice".into()),
+                Ok(None) => break,
+                Err(e) => break 'driver DriverEnd::Protocol(e.to_string()),
+            }
+        }
+        tokio::select! {
+            chunk = recv.read_chunk(READ_CHUNK, true) => match chunk {
+                Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+                Ok(None) => break DriverEnd::Protocol("control stream ended without goodbye".into()),
+                Err(ReadError::ConnectionLost(e)) => break DriverEnd::Closed(e),
+                Err(e) => break DriverEnd::Protocol(format!("control stream: {e}")),
+            },
+            datagram = conn.read_datagram() => match datagram {
+                Ok(data) => {
+                    let message = Message { from: peer, data, reliability: Reliability::Unreliable };
+                    if let Err(mpsc::error::TrySendError::Full(_)) = events.try_send(Event::Message(message)) {
+                        tracing::trace!(peer = %peer.short(), "event queue full; datagram dropped");
+                    }
+                }
+                Err(e) => break DriverEnd::Closed(e),
+            },
+            stream = conn.accept_uni() => match stream {
+                Ok(mut stream) => {
+                    if names.len() >= MAX_PENDING_STREAM_NAMES {
+                        let _ = stream.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
+                        continue;
+                    }
+                    names.spawn(read_stream_name(peer, stream, events.clone()));
+                }
+                Err(e) => break DriverEnd::Closed(e),
+            },
+            Some(named) = names.join_next(), if !names.is_empty() => {
+                if let Ok(Err(problem)) = named {
+                    break DriverEnd::Protocol(problem);
+                }
+            }
+        }
+    };
+    let (reason, retry) = match end {
+        DriverEnd::Closed(e) => removal_reason(&e),
+        DriverEnd::Protocol(problem) => {
+            tracing::warn!(peer = %peer.short(), "protocol error, closing connection: {problem}");
+            close(&conn, codes::PROTOCOL_ERROR, &problem);
+            (RemovalReason::ProtocolError(problem), Retry::UntilRediscovered)
+        }
+        DriverEnd::Goodbye => {
+            close(&conn, codes::GOODBYE, "goodbye");
+            (RemovalReason::Left, Retry::UntilRediscovered)
+        }
+        DriverEnd::SessionGone => return,
+    };
+    let _ = internal
+        .send(Internal::Closed {
+            peer,
+            attempt,
+            reason,
+            retry,
+        })
+        .await;
+}
+
+/// How long a peer may take to send a stream's name.
+const STREAM_NAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, events: mpsc::Sender<Event>) -> Result<(), String> {
+    let mut buf = BytesMut::new();
+    let read = async {
+        loop {
+            match frame::decode_stream_preamble(&mut buf).map_err(|e| e.to_string())? {
+                Some(StreamPreamble::Named(name)) => return Ok(Some(name)),
+                Some(StreamPreamble::Control) => return Err("second control stream".to_owned()),
+                None => match recv.read_chunk(frame::MAX_STREAM_NAME_LEN + 3 - buf.len(), true).await {
+                    Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+                    // A stream reset or ended before its name is not worth a protocol error.
+                    Ok(None) | Err(_) => return Ok(None),
+                },
+            }
+        }
+    };
+    match tokio::time::timeout(STREAM_NAME_TIMEOUT, read).await {
+        Ok(Ok(Some(name))) => {
+            let _ = events
+                .send(Event::Stream(IncomingStream::new(peer, name, buf, recv)))
+                .await;
+            Ok(())
+        }
+        Ok(Ok(None)) => Ok(()),
+        Ok(Err(problem)) => Err(problem),
+        Err(_) => {
+            let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
+            Ok(())
+        }
+    }
+}

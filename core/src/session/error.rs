@@ -1,0 +1,100 @@
+//! One error type per operation.
+
+use std::net::SocketAddr;
+
+use crate::discovery::DiscoveryError;
+use crate::identity::PeerId;
+use crate::proto::frame::FrameError;
+use crate::tls::TlsError;
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// TLS could not be set up with the identity.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The UDP socket could not be bound.
+    #[error("cannot bind UDP socket on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Discovery could not start.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// No Tokio runtime is running on this thread.
+    #[error("a session must be started from within a Tokio runtime")]
+    NoRuntime,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session has shut down.
+    #[error("the session has shut down")]
+    SessionClosed,
+    /// The recipient is not connected.
+    #[error("peer {} is not connected", .0.short())]
+    NotConnected(PeerId),
+    /// A reliable message is larger than the limit.
+    #[error("message is {size} bytes; reliable messages may be at most {max} bytes (use a stream for more)")]
+    MessageTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An unreliable message does not fit in one datagram on the path to this peer.
+    #[error("datagram is {size} bytes; the path to {} allows at most {max}", .peer.short())]
+    DatagramTooLarge {
+        /// The peer.
+        peer: PeerId,
+        /// Its size.
+        size: usize,
+        /// What the path allows now.
+        max: usize,
+    },
+    /// The peer does not accept datagrams.
+    #[error("peer {} does not accept datagrams", .0.short())]
+    DatagramsUnsupported(PeerId),
+    /// The connection to the peer was lost while sending.
+    #[error("connection to {} was lost", .0.short())]
+    ConnectionLost(PeerId),
+    /// The value could not be serialized as JSON.
+    #[error("cannot encode JSON: {0}")]
+    Json(String),
+}
+
+/// Why a stream could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// The session has shut down.
+    #[error("the session has shut down")]
+    SessionClosed,
+    /// The peer is not connected.
+    #[error("peer {} is not connected", .0.short())]
+    NotConnected(PeerId),
+    /// The stream name is invalid.
+    #[error(transparent)]
+    InvalidName(#[from] FrameError),
+    /// The connection to the peer was lost.
+    #[error("connection to {} was lost", .0.short())]
+    ConnectionLost(PeerId),
+}
+
+/// Why a session control call (looking, removing, disconnecting) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The session has shut down.
+    #[error("the session has shut down")]
+    SessionClosed,
+    /// Discovery could not restart.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+}

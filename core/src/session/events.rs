@@ -1,0 +1,289 @@
+//! What a session tells the app: events, the delegate trait, and the event stream.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::stream::IncomingStream;
+use crate::identity::PeerId;
+
+/// How many events may wait for the app. While the queue is full the session waits for the app (reliable
+/// messages and streams are then held back by QUIC flow control; unreliable datagrams are dropped).
+pub const EVENT_QUEUE: usize = 1024;
+
+/// A peer in the session.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Peer {
+    /// Its id, proved by its TLS certificate.
+    pub id: PeerId,
+    /// The name it chose.
+    pub display_name: String,
+    /// The discovery info it published.
+    pub discovery_info: BTreeMap<String, String>,
+    /// The initial data it sent in its hello.
+    pub initial_data: serde_json::Value,
+}
+
+impl Peer {
+    pub(crate) fn new(
+        id: PeerId,
+        display_name: String,
+        discovery_info: BTreeMap<String, String>,
+        initial_data: serde_json::Value,
+    ) -> Self {
+        Self {
+            id,
+            display_name,
+            discovery_info,
+            initial_data,
+        }
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.display_name, self.id.short())
+    }
+}
+
+/// How a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reliability {
+    /// Delivered once and in order (per sender and receiver) while connected. Up to 4 MiB per message.
+    Reliable,
+    /// A QUIC datagram: may be lost, never retransmitted, must fit one packet (see
+    /// [`crate::Session::max_datagram_size`]).
+    Unreliable,
+}
+
+/// A message received from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Message {
+    /// Who sent it.
+    pub from: PeerId,
+    /// Its bytes.
+    pub data: Bytes,
+    /// How it travelled.
+    pub reliability: Reliability,
+}
+
+impl Message {
+    /// Decodes the message as JSON (as sent by [`crate::Session::send_json`]).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.data)
+    }
+}
+
+/// Why a peer left the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemovalReason {
+    /// It disconnected or shut down and said goodbye.
+    Left,
+    /// Nothing was heard from it for the idle timeout.
+    TimedOut,
+    /// This app removed it with [`crate::Session::remove_peer`].
+    Removed,
+    /// It removed us from its session.
+    Expelled,
+    /// It broke the protocol; the connection was closed.
+    ProtocolError(String),
+    /// The connection failed for another reason.
+    ConnectionLost(String),
+    /// This app called [`crate::Session::disconnect`] or shut down.
+    LocalDisconnect,
+}
+
+impl fmt::Display for RemovalReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Left => f.write_str("left"),
+            Self::TimedOut => f.write_str("timed out"),
+            Self::Removed => f.write_str("removed by us"),
+            Self::Expelled => f.write_str("removed us"),
+            Self::ProtocolError(e) => write!(f, "protocol error: {e}"),
+            Self::ConnectionLost(e) => write!(f, "connection lost: {e}"),
+            Self::LocalDisconnect => f.write_str("we disconnected"),
+        }
+    }
+}
+
+/// Why a connection to or from a peer did not come up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionFailure {
+    /// The peer's session is full.
+    SessionFull,
+    /// The peer declined us, or is not looking for peers.
+    Declined,
+    /// The peer removed us earlier and keeps us out.
+    Expelled,
+    /// The admission passphrases differ.
+    WrongPassphrase,
+    /// The peer's certificate key does not match the id it announced: possible impersonation.
+    IdentityMismatch {
+        /// The id it presented.
+        presented: PeerId,
+    },
+    /// The peer speaks another protocol version.
+    VersionMismatch,
+    /// No address of the peer answered in time.
+    Unreachable,
+    /// The peer broke the protocol during the hello.
+    ProtocolError(String),
+    /// Another failure.
+    Other(String),
+}
+
+impl fmt::Display for ConnectionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SessionFull => f.write_str("the peer's session is full"),
+            Self::Declined => f.write_str("the peer declined"),
+            Self::Expelled => f.write_str("the peer removed us"),
+            Self::WrongPassphrase => f.write_str("wrong passphrase"),
+            Self::IdentityMismatch { presented } => {
+                write!(f, "certificate key {} does not match the announced id", presented.short())
+            }
+            Self::VersionMismatch => f.write_str("incompatible protocol version"),
+            Self::Unreachable => f.write_str("unreachable"),
+            Self::ProtocolError(e) => write!(f, "protocol error: {e}"),
+            Self::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Everything that happens in a session, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A peer joined. Its messages follow this event.
+    PeerAdded(Peer),
+    /// A peer left. No message from this connection follows.
+    PeerRemoved {
+        /// Who left.
+        peer: Peer,
+        /// Why.
+        reason: RemovalReason,
+    },
+    /// A message arrived.
+    Message(Message),
+    /// A peer opened a named stream to us.
+    Stream(IncomingStream),
+    /// A connection to or from a peer failed before it joined.
+    ConnectionFailed {
+        /// The peer concerned (as announced, or as proved by its certificate).
+        peer: PeerId,
+        /// Why.
+        reason: ConnectionFailure,
+    },
+}
+
+/// A peer asking to join (or, when `inbound` is false, a peer we found and are about to invite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Invitation {
+    /// Its id.
+    pub peer_id: PeerId,
+    /// Its display name.
+    pub display_name: String,
+    /// Its discovery info.
+    pub discovery_info: BTreeMap<String, String>,
+    /// The context the inviter attached ([`crate::SessionConfigBuilder::invitation_context`]); only inbound.
+    pub context: Option<Vec<u8>>,
+    /// Whether the peer invited us (`true`) or we found it and would invite it (`false`).
+    pub inbound: bool,
+}
+
+/// Receives a session's events. Every method has a default, so implement only what you need.
+///
+/// Methods are called one at a time, in event order, on a dedicated thread of the session (never on an
+/// async runtime worker). A slow method delays later events; the session then waits (see [`EVENT_QUEUE`]).
+/// [`SessionDelegate::should_admit`] is called on the session's runtime and must return quickly.
+pub trait SessionDelegate: Send + Sync + 'static {
+    /// A peer joined.
+    fn peer_added(&self, peer: &Peer) {
+        let _ = peer;
+    }
+
+    /// A peer left.
+    fn peer_removed(&self, peer: &Peer, reason: &RemovalReason) {
+        let _ = (peer, reason);
+    }
+
+    /// A message arrived.
+    fn receive(&self, message: Message) {
+        let _ = message;
+    }
+
+    /// A peer opened a named stream. Read it on your own task or thread; dropping it stops the stream.
+    fn stream_receive(&self, stream: IncomingStream) {
+        let _ = stream;
+    }
+
+    /// A connection failed before the peer joined.
+    fn connection_failed(&self, peer: &PeerId, reason: &ConnectionFailure) {
+        let _ = (peer, reason);
+    }
+
+    /// Decides whether a peer may join. The default admits everyone.
+    fn should_admit(&self, invitation: &Invitation) -> bool {
+        let _ = invitation;
+        true
+    }
+}
+
+pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
+    match event {
+        Event::PeerAdded(peer) => delegate.peer_added(&peer),
+        Event::PeerRemoved { peer, reason } => delegate.peer_removed(&peer, &reason),
+        Event::Message(message) => delegate.receive(message),
+        Event::Stream(stream) => delegate.stream_receive(stream),
+        Event::ConnectionFailed { peer, reason } => delegate.connection_failed(&peer, &reason),
+    }
+}
+
+/// The session's events as an async stream. It ends after the session has shut down.
+///
+/// ```no_run
+/// # async fn run(mut events: multipeer::Events) {
+/// while let Some(event) = events.next().await {
+///     if let multipeer::Event::Message(m) = event {
+///         tracing::info!("{} bytes from {}", m.data.len(), m.from.short());
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    pub(crate) fn new(rx: mpsc::Receiver<Event>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event, or `None` once the session has shut down.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    pub(crate) fn blocking_next(&mut self) -> Option<Event> {
+        self.rx.blocking_recv()
+    }
+}
+
+impl futures_util::Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,527 @@
+//! The session: a cheap handle over one background task that owns the mesh.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+mod actor;
+mod conn;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod stream;
+
+use self::actor::{Actor, Command};
+use self::conn::{Admission, ConnCtx};
+use self::error::{ControlError, SendError, StartError, StreamError};
+use self::events::{Event, Events, Invitation, Peer, Reliability, SessionDelegate, EVENT_QUEUE};
+use self::stream::OutgoingStream;
+use crate::config::SessionConfig;
+use crate::discovery::{Advertisement, Discovery, MemoryNetwork};
+use crate::identity::PeerId;
+use crate::proto::frame::{self, Hello, FRAME_MESSAGE, MAX_MESSAGE_LEN};
+use crate::proto::mesh::Mesh;
+use crate::proto::PROTOCOL_VERSION;
+use crate::tls::{self, ClientIdentity};
+
+/// Who receives a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    /// Every connected peer.
+    All,
+    /// One peer.
+    Peer(PeerId),
+    /// Some peers.
+    Peers(Vec<PeerId>),
+}
+
+impl From<PeerId> for To {
+    fn from(peer: PeerId) -> Self {
+        To::Peer(peer)
+    }
+}
+
+impl From<Vec<PeerId>> for To {
+    fn from(peers: Vec<PeerId>) -> Self {
+        To::Peers(peers)
+    }
+}
+
+impl From<&[PeerId]> for To {
+    fn from(peers: &[PeerId]) -> Self {
+        To::Peers(peers.to_vec())
+    }
+}
+
+/// An established link to a peer, shared with the session handles for fast sends.
+pub(crate) struct Link {
+    pub(crate) peer: Peer,
+    pub(crate) conn: quinn::Connection,
+    pub(crate) control: tokio::sync::Mutex<quinn::SendStream>,
+}
+
+/// State the actor writes and the handles read.
+pub(crate) struct Shared {
+    links: RwLock<HashMap<PeerId, Arc<Link>>>,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn links(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PeerId, Arc<Link>>> {
+        self.links.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn insert_link(&self, peer: PeerId, link: Arc<Link>) {
+        self.links.write().unwrap_or_else(PoisonError::into_inner).insert(peer, link);
+    }
+
+    pub(crate) fn remove_link(&self, peer: &PeerId) -> Option<Arc<Link>> {
+        self.links.write().unwrap_or_else(PoisonError::into_inner).remove(peer)
+    }
+
+    pub(crate) fn peer_ids(&self) -> Vec<PeerId> {
+        self.links().keys().copied().collect()
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn link(&self, peer: &PeerId) -> Option<Arc<Link>> {
+        self.links().get(peer).cloned()
+    }
+}
+
+struct Handle {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    local: Peer,
+    local_addr: SocketAddr,
+}
+
+/// A multipeer session: the local peer and the peers connected to it.
+///
+/// `Session` is a cheap handle: clone it freely. The session runs on the Tokio runtime it was started on
+/// until [`Session::shutdown`] or until the last handle is dropped, which also shuts it down (saying goodbye
+/// to every peer, closing the socket and ending every task and thread it started).
+///
+/// ```no_run
+/// use multipeer::{Event, Reliability, Session, SessionConfig, To};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = SessionConfig::builder("chat", "Alice").build()?;
+/// let (session, mut events) = Session::builder(config).start_with_events().await?;
+/// while let Some(event) = events.next().await {
+///     match event {
+///         Event::PeerAdded(peer) => {
+///             session.send("hello", To::Peer(peer.id), Reliability::Reliable).await?;
+///         }
+///         Event::Message(message) => {
+///             tracing::info!("{}", String::from_utf8_lossy(&message.data));
+///         }
+///         _ => {}
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("local", &self.inner.local.id)
+            .field("peers", &self.inner.shared.links().len())
+            .finish()
+    }
+}
+
+/// Starts a [`Session`]; see [`Session::builder`].
+#[must_use]
+pub struct SessionBuilder {
+    config: SessionConfig,
+    discovery: Option<Arc<dyn Discovery>>,
+    admission: Option<Admission>,
+}
+
+impl std::fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl SessionBuilder {
+    /// Uses `discovery` to find peers instead of the default.
+    pub fn discovery(mut self, discovery: impl Discovery) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self
+    }
+
+    /// Uses a shared discovery implementation.
+    pub fn discovery_arc(mut self, discovery: Arc<dyn Discovery>) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    /// Decides per peer whether it may join (when events are consumed as a stream; a delegate decides with
+    /// [`SessionDelegate::should_admit`]). Called on the session's runtime: return quickly.
+    pub fn admission(mut self, admit: impl Fn(&Invitation) -> bool + Send + Sync + 'static) -> Self {
+        self.admission = Some(Arc::new(admit));
+        self
+    }
+
+    /// Starts the session and returns its events as a stream.
+    pub async fn start_with_events(self) -> Result<(Session, Events), StartError> {
+        let (session, rx) = self.launch()?;
+        Ok((session, Events::new(rx)))
+    }
+
+    /// Starts the session and delivers its events to `delegate`, on a thread of the session's own.
+    pub async fn start(mut self, delegate: impl SessionDelegate) -> Result<Session, StartError> {
+        let delegate = Arc::new(delegate);
+        if self.admission.is_none() {
+            let d = delegate.clone();
+            self.admission = Some(Arc::new(move |invitation: &Invitation| d.should_admit(invitation)));
+        }
+        let (session, rx) = self.launch()?;
+        let runtime = tokio::runtime::Handle::current();
+        let mut events = Events::new(rx);
+        std::thread::Builder::new()
+            .name("multipeer-delegate".into())
+            .spawn(move || {
+                // Lets delegate methods spawn tasks (for example to read an incoming stream).
+                let _runtime = runtime.enter();
+                while let Some(event) = events.blocking_next() {
+                    events::dispatch(delegate.as_ref(), event);
+                }
+            })
+            .map_err(|source| StartError::Bind {
+                addr: session.local_addr(),
+                source,
+            })?;
+        Ok(session)
+    }
+
+    fn launch(self) -> Result<(Session, mpsc::Receiver<Event>), StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let config = self.config;
+        let identity = config.identity();
+        let local_id = identity.peer_id();
+        let transport = tls::transport_config(config.idle_timeout, config.keep_alive_interval);
+        let server = tls::server_config(identity, transport.clone())?;
+        let client = ClientIdentity::new(identity, transport)?;
+        let socket = bind(config.bind_addr())?;
+        let endpoint = {
+            let _guard = runtime.enter();
+            quinn::Endpoint::new(
+                quinn::EndpointConfig::default(),
+                Some(server),
+                socket,
+                Arc::new(quinn::TokioRuntime),
+            )
+            .map_err(|source| StartError::Bind {
+                addr: config.bind_addr(),
+                source,
+            })?
+        };
+        let local_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
+            addr: config.bind_addr(),
+            source,
+        })?;
+        let advertisement = Advertisement {
+            service_type: config.service_type.clone(),
+            peer_id: local_id,
+            display_name: config.display_name.clone(),
+            port: local_addr.port(),
+            bound_addr: local_addr,
+            discovery_info: config.discovery_info.clone(),
+        };
+        let discovery = self
+            .discovery
+            .unwrap_or_else(|| Arc::new(MemoryNetwork::new().discovery()));
+        let subscription = discovery.start(advertisement.clone())?;
+        let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let (internal_tx, internal_rx) = mpsc::channel(256);
+        let (command_tx, command_rx) = mpsc::channel(32);
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            display_name: config.display_name.clone(),
+            discovery_info: config.discovery_info.clone(),
+            initial_data: config.initial_data.clone(),
+            max_peers: config.max_peers,
+            passphrase_proof: None,
+            invitation_context: config.invitation_context.clone(),
+        };
+        let ctx = Arc::new(ConnCtx {
+            local_id,
+            endpoint,
+            client,
+            hello,
+            passphrase: config.passphrase.clone(),
+            admission: self.admission.unwrap_or_else(|| Arc::new(|_: &Invitation| true)),
+            internal: internal_tx,
+            events: event_tx,
+        });
+        let shared = Arc::new(Shared {
+            links: RwLock::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        });
+        let local = actor::local_peer(&advertisement, config.initial_data.clone());
+        let actor = Actor {
+            ctx,
+            shared: shared.clone(),
+            mesh: Mesh::new(local_id, config.max_peers),
+            discovery,
+            subscription: Some(subscription),
+            advertisement,
+            commands: command_rx,
+            internal: internal_rx,
+            known: HashMap::new(),
+            tasks: JoinSet::new(),
+            dials: HashMap::new(),
+            drivers: HashMap::new(),
+        };
+        runtime.spawn(actor.run());
+        tracing::info!(id = %local_id.short(), %local_addr, service = %config.service_type, "session started");
+        let session = Session {
+            inner: Arc::new(Handle {
+                commands: command_tx,
+                shared,
+                local,
+                local_addr,
+            }),
+        };
+        Ok((session, event_rx))
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::UdpSocket, StartError> {
+    match std::net::UdpSocket::bind(addr) {
+        Ok(socket) => Ok(socket),
+        // No IPv6 on this host: fall back to IPv4 on the same port.
+        Err(_) if addr.is_ipv6() && addr.ip().is_unspecified() => {
+            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
+            std::net::UdpSocket::bind(v4).map_err(|source| StartError::Bind { addr: v4, source })
+        }
+        Err(source) => Err(StartError::Bind { addr, source }),
+    }
+}
+
+impl Session {
+    /// Prepares a session with `config`. By default it finds peers with mDNS / DNS-SD.
+    pub fn builder(config: SessionConfig) -> SessionBuilder {
+        SessionBuilder {
+            config,
+            discovery: None,
+            admission: None,
+        }
+    }
+
+    /// The local peer.
+    pub fn local_peer(&self) -> &Peer {
+        &self.inner.local
+    }
+
+    /// The local UDP address of the session's QUIC endpoint.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The connected peers, ordered by id (the same order on every peer).
+    pub fn peers(&self) -> Vec<Peer> {
+        let mut peers: Vec<Peer> = self.inner.shared.links().values().map(|l| l.peer.clone()).collect();
+        peers.sort_by_key(|p| p.id);
+        peers
+    }
+
+    /// A connected peer.
+    pub fn peer(&self, id: &PeerId) -> Option<Peer> {
+        self.inner.shared.link(id).map(|l| l.peer.clone())
+    }
+
+    /// Whether the session has shut down.
+    pub fn is_closed(&self) -> bool {
+        self.inner.shared.is_closed()
+    }
+
+    fn targets(&self, to: To) -> Result<Vec<Arc<Link>>, SendError> {
+        if self.is_closed() {
+            return Err(SendError::SessionClosed);
+        }
+        let links = self.inner.shared.links();
+        match to {
+            To::All => Ok(links.values().cloned().collect()),
+            To::Peer(id) => Ok(vec![links.get(&id).cloned().ok_or(SendError::NotConnected(id))?]),
+            To::Peers(ids) => ids
+                .iter()
+                .map(|id| links.get(id).cloned().ok_or(SendError::NotConnected(*id)))
+                .collect(),
+        }
+    }
+
+    /// Sends `data` to `to`.
+    ///
+    /// Reliable messages wait while the receiver is behind (back-pressure) and fail with
+    /// [`SendError::MessageTooLarge`] above 4 MiB. Unreliable messages never wait and fail with
+    /// [`SendError::DatagramTooLarge`] if they do not fit one packet. With [`To::All`], peers that leave
+    /// while the message is sent are skipped; with explicit recipients, the first failure is returned after
+    /// every recipient was tried.
+    pub async fn send(&self, data: impl Into<Bytes>, to: impl Into<To>, reliability: Reliability) -> Result<(), SendError> {
+        let data = data.into();
+        let to = to.into();
+        let lenient = to == To::All;
+        let targets = self.targets(to)?;
+        let result = match reliability {
+            Reliability::Reliable => {
+                if data.len() > MAX_MESSAGE_LEN {
+                    return Err(SendError::MessageTooLarge {
+                        size: data.len(),
+                        max: MAX_MESSAGE_LEN,
+                    });
+                }
+                let header = frame::frame_header(FRAME_MESSAGE, data.len()).map_err(|_| SendError::MessageTooLarge {
+                    size: data.len(),
+                    max: MAX_MESSAGE_LEN,
+                })?;
+                match targets.as_slice() {
+                    [one] => send_reliable(one, &header, &data).await,
+                    many => first_error(
+                        futures_util::future::join_all(many.iter().map(|l| send_reliable(l, &header, &data))).await,
+                    ),
+                }
+            }
+            Reliability::Unreliable => first_error(targets.iter().map(|l| send_datagram(l, &data)).collect()),
+        };
+        match result {
+            Err(SendError::ConnectionLost(_)) if lenient => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Sends `value` as JSON; receivers decode it with [`crate::Message::json`].
+    pub async fn send_json<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+        to: impl Into<To>,
+        reliability: Reliability,
+    ) -> Result<(), SendError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| SendError::Json(e.to_string()))?;
+        self.send(bytes, to, reliability).await
+    }
+
+    /// The largest unreliable message the path to `peer` carries now, if it is connected and accepts datagrams.
+    pub fn max_datagram_size(&self, peer: &PeerId) -> Option<usize> {
+        self.inner.shared.link(peer)?.conn.max_datagram_size()
+    }
+
+    /// Opens a named byte stream to `peer`. Waits while the peer has too many streams open (back-pressure).
+    pub async fn stream(&self, peer: PeerId, name: &str) -> Result<OutgoingStream, StreamError> {
+        let preamble = frame::encode_named_stream_preamble(name)?;
+        if self.is_closed() {
+            return Err(StreamError::SessionClosed);
+        }
+        let link = self.inner.shared.link(&peer).ok_or(StreamError::NotConnected(peer))?;
+        let mut send = link.conn.open_uni().await.map_err(|_| StreamError::ConnectionLost(peer))?;
+        send.write_all(&preamble).await.map_err(|_| StreamError::ConnectionLost(peer))?;
+        Ok(OutgoingStream::new(peer, name.to_owned(), send))
+    }
+
+    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ControlError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(make(tx))
+            .await
+            .map_err(|_| ControlError::SessionClosed)?;
+        rx.await.map_err(|_| ControlError::SessionClosed)
+    }
+
+    /// Stops advertising, browsing and admitting new peers. Connected peers stay.
+    pub async fn stop_looking_for_peers(&self) -> Result<(), ControlError> {
+        self.command(Command::StopLooking).await
+    }
+
+    /// Advertises, browses and admits new peers again.
+    pub async fn start_looking_for_peers(&self) -> Result<(), ControlError> {
+        self.command(Command::StartLooking).await?
+    }
+
+    /// Expels a peer: it sees [`crate::RemovalReason::Expelled`] and is kept out until
+    /// [`Session::allow_peer`]. Returns whether it was connected or connecting.
+    pub async fn remove_peer(&self, peer: PeerId) -> Result<bool, ControlError> {
+        self.command(|tx| Command::RemovePeer(peer, tx)).await
+    }
+
+    /// Lets a peer removed with [`Session::remove_peer`] join again.
+    pub async fn allow_peer(&self, peer: PeerId) -> Result<(), ControlError> {
+        self.command(|tx| Command::AllowPeer(peer, tx)).await
+    }
+
+    /// Leaves the session: every peer sees [`crate::RemovalReason::Left`] at once, after every message
+    /// already sent. The session stops looking for peers; [`Session::start_looking_for_peers`] rejoins.
+    pub async fn disconnect(&self) -> Result<(), ControlError> {
+        self.command(Command::Disconnect).await
+    }
+
+    /// Leaves the session and releases everything: socket, tasks, the delegate thread. Later calls fail
+    /// with a "session closed" error. The event stream ends.
+    pub async fn shutdown(&self) -> Result<(), ControlError> {
+        self.command(Command::Shutdown).await
+    }
+}
+
+async fn send_reliable(link: &Link, header: &[u8], data: &Bytes) -> Result<(), SendError> {
+    let lost = || SendError::ConnectionLost(link.peer.id);
+    let mut control = link.control.lock().await;
+    if data.len() <= 1024 {
+        // Small messages: one contiguous write.
+        let mut frame = BytesMut::with_capacity(header.len() + data.len());
+        frame.extend_from_slice(header);
+        frame.extend_from_slice(data);
+        control.write_all(&frame).await.map_err(|_| lost())
+    } else {
+        let mut chunks = [Bytes::copy_from_slice(header), data.clone()];
+        control.write_all_chunks(&mut chunks).await.map_err(|_| lost())
+    }
+}
+
+fn send_datagram(link: &Link, data: &Bytes) -> Result<(), SendError> {
+    let peer = link.peer.id;
+    match link.conn.max_datagram_size() {
+        None => return Err(SendError::DatagramsUnsupported(peer)),
+        Some(max) if data.len() > max => {
+            return Err(SendError::DatagramTooLarge {
+                peer,
+                size: data.len(),
+                max,
+            })
+        }
+        Some(_) => {}
+    }
+    link.conn.send_datagram(data.clone()).map_err(|e| match e {
+        quinn::SendDatagramError::TooLarge => SendError::DatagramTooLarge {
+            peer,
+            size: data.len(),
+            max: link.conn.max_datagram_size().unwrap_or(0),
+        },
+        quinn::SendDatagramError::UnsupportedByPeer | quinn::SendDatagramError::Disabled => {
+            SendError::DatagramsUnsupported(peer)
+        }
+        quinn::SendDatagramError::ConnectionLost(_) => SendError::ConnectionLost(peer),
+    })
+}
+
+fn first_error(results: Vec<Result<(), SendError>>) -> Result<(), SendError> {
+    results.into_iter().collect()
+}
