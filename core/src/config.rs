@@ -48,7 +48,9 @@ pub enum ConfigError {
         problem: &'static str,
     },
     /// The display name is empty or too long.
-    #[error("invalid display name: {problem}; allowed: 1-{MAX_DISPLAY_NAME_LEN} bytes of UTF-8 without control characters")]
+    #[error(
+        "invalid display name: {problem}; allowed: 1-{MAX_DISPLAY_NAME_LEN} bytes of UTF-8 without control characters"
+    )]
     InvalidDisplayName {
         /// What is wrong with it.
         problem: &'static str,
@@ -282,7 +284,9 @@ impl SessionConfigBuilder {
             return Err(ConfigError::EmptyPassphrase);
         }
         if !(MIN_IDLE_TIMEOUT..=MAX_IDLE_TIMEOUT).contains(&self.idle_timeout) {
-            return Err(ConfigError::InvalidTimeouts { problem: "idle timeout out of range" });
+            return Err(ConfigError::InvalidTimeouts {
+                problem: "idle timeout out of range",
+            });
         }
         let keep_alive_interval = self.keep_alive_interval.unwrap_or(self.idle_timeout / 3);
         if keep_alive_interval.is_zero() || keep_alive_interval >= self.idle_timeout {
@@ -320,7 +324,10 @@ pub fn validate_service_type(value: &str) -> Result<(), ConfigError> {
     if value.len() > MAX_SERVICE_TYPE_LEN {
         return fail("it is longer than 15 characters");
     }
-    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return fail("it contains a character other than a-z, 0-9 and '-'");
     }
     if value.starts_with('-') || value.ends_with('-') {
@@ -440,9 +447,18 @@ mod tests {
     fn display_name_rules() {
         assert!(build("chat", &"é".repeat(31)).is_ok());
         assert!(matches!(build("chat", ""), Err(ConfigError::InvalidDisplayName { .. })));
-        assert!(matches!(build("chat", "  "), Err(ConfigError::InvalidDisplayName { .. })));
-        assert!(matches!(build("chat", &"é".repeat(32)), Err(ConfigError::InvalidDisplayName { .. })));
-        assert!(matches!(build("chat", "a\nb"), Err(ConfigError::InvalidDisplayName { .. })));
+        assert!(matches!(
+            build("chat", "  "),
+            Err(ConfigError::InvalidDisplayName { .. })
+        ));
+        assert!(matches!(
+            build("chat", &"é".repeat(32)),
+            Err(ConfigError::InvalidDisplayName { .. })
+        ));
+        assert!(matches!(
+            build("chat", "a\nb"),
+            Err(ConfigError::InvalidDisplayName { .. })
+        ));
     }
 
     #[test]
@@ -463,12 +479,27 @@ mod tests {
         let with = |k: &str, v: &str| SessionConfig::builder("chat", "n").discovery_info(k, v).build();
         assert!(with("room", "lobby").is_ok());
         assert!(matches!(with("", "x"), Err(ConfigError::InvalidDiscoveryKey { .. })));
-        assert!(matches!(with("toolongkey", "x"), Err(ConfigError::InvalidDiscoveryKey { .. })));
+        assert!(matches!(
+            with("toolongkey", "x"),
+            Err(ConfigError::InvalidDiscoveryKey { .. })
+        ));
         assert!(matches!(with("a=b", "x"), Err(ConfigError::InvalidDiscoveryKey { .. })));
         assert!(matches!(with("ID", "x"), Err(ConfigError::InvalidDiscoveryKey { .. })));
-        assert!(matches!(with("k", &"v".repeat(254)), Err(ConfigError::DiscoveryInfoTooLarge { .. })));
-        let dup = SessionConfig::builder("chat", "n").discovery_info("a", "1").discovery_info("A", "2").build();
-        assert!(matches!(dup, Err(ConfigError::InvalidDiscoveryKey { problem: "duplicate", .. })));
+        assert!(matches!(
+            with("k", &"v".repeat(254)),
+            Err(ConfigError::DiscoveryInfoTooLarge { .. })
+        ));
+        let dup = SessionConfig::builder("chat", "n")
+            .discovery_info("a", "1")
+            .discovery_info("A", "2")
+            .build();
+        assert!(matches!(
+            dup,
+            Err(ConfigError::InvalidDiscoveryKey {
+                problem: "duplicate",
+                ..
+            })
+        ));
         let mut many = SessionConfig::builder("chat", "n");
         for i in 0..9 {
             many = many.discovery_info(format!("k{i}"), "v");
@@ -485,7 +516,10 @@ mod tests {
     fn initial_data_context_passphrase_and_timeouts() {
         let b = || SessionConfig::builder("chat", "n");
         let big = serde_json::Value::String("x".repeat(MAX_INITIAL_DATA_LEN));
-        assert!(matches!(b().initial_data(big).build(), Err(ConfigError::InitialDataTooLarge { .. })));
+        assert!(matches!(
+            b().initial_data(big).build(),
+            Err(ConfigError::InitialDataTooLarge { .. })
+        ));
         assert!(b().initial_data(serde_json::json!({"level": 3})).build().is_ok());
         assert!(matches!(
             b().invitation_context(vec![0u8; 1025]).build(),
@@ -497,7 +531,9 @@ mod tests {
             Err(ConfigError::InvalidTimeouts { .. })
         ));
         assert!(matches!(
-            b().idle_timeout(Duration::from_secs(2)).keep_alive_interval(Duration::from_secs(3)).build(),
+            b().idle_timeout(Duration::from_secs(2))
+                .keep_alive_interval(Duration::from_secs(3))
+                .build(),
             Err(ConfigError::InvalidTimeouts { .. })
         ));
     }

@@ -167,7 +167,10 @@ impl Identity {
     /// Loads the identity stored at `path`, or generates one and stores it there (file mode 0600 on Unix).
     pub fn load_or_generate(path: impl AsRef<Path>) -> Result<Self, IdentityError> {
         let path = path.as_ref();
-        let io = |source| IdentityError::Io { path: path.to_owned(), source };
+        let io = |source| IdentityError::Io {
+            path: path.to_owned(),
+            source,
+        };
         match std::fs::read(path) {
             Ok(bytes) => Self::from_pkcs8_der(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -226,7 +229,9 @@ impl Clone for Identity {
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identity").field("peer_id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Identity")
+            .field("peer_id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -257,6 +262,9 @@ mod tests {
 
     #[test]
     fn garbage_key_is_rejected() {
-        assert!(matches!(Identity::from_pkcs8_der(b"not a key"), Err(IdentityError::InvalidKey)));
+        assert!(matches!(
+            Identity::from_pkcs8_der(b"not a key"),
+            Err(IdentityError::InvalidKey)
+        ));
     }
 }

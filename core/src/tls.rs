@@ -62,11 +62,16 @@ pub(crate) fn transport_config(idle: Duration, keep_alive: Duration) -> Arc<quin
 }
 
 /// The server side: requires a client certificate, learns the client's id from it.
-pub(crate) fn server_config(identity: &Identity, transport: Arc<quinn::TransportConfig>) -> Result<quinn::ServerConfig, TlsError> {
+pub(crate) fn server_config(
+    identity: &Identity,
+    transport: Arc<quinn::TransportConfig>,
+) -> Result<quinn::ServerConfig, TlsError> {
     let (cert, key) = identity.certificate()?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(AnyPeerClientVerifier { algorithms: algorithms() }))
+        .with_client_cert_verifier(Arc::new(AnyPeerClientVerifier {
+            algorithms: algorithms(),
+        }))
         .with_single_cert(vec![cert], key)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
@@ -153,7 +158,9 @@ impl ServerCertVerifier for ExpectedPeerVerifier {
                 outcome.mismatched = Some(actual);
             }
             tracing::warn!(expected = %self.expected.short(), actual = %actual.short(), "peer presented a key that does not match its announced id");
-            return Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure));
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
         }
         Ok(ServerCertVerified::assertion())
     }
@@ -164,7 +171,9 @@ impl ServerCertVerifier for ExpectedPeerVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -211,7 +220,9 @@ impl ClientCertVerifier for AnyPeerClientVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -245,7 +256,9 @@ fn proof_input(conn: &quinn::Connection, passphrase: &str, dialer: bool) -> Opti
         .ok()?;
     let key_material = ring::digest::digest(
         &ring::digest::SHA256,
-        [b"multipeer passphrase v1\0".as_slice(), passphrase.as_bytes()].concat().as_slice(),
+        [b"multipeer passphrase v1\0".as_slice(), passphrase.as_bytes()]
+            .concat()
+            .as_slice(),
     );
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key_material.as_ref());
     let role: &[u8] = if dialer { b"dialer" } else { b"acceptor" };

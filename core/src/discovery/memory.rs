@@ -124,4 +124,3 @@ impl Discovery for MemoryDiscovery {
         Ok(self.network.join(advertisement))
     }
 }
-

@@ -321,8 +321,14 @@ mod tests {
             Some(StreamPreamble::Named("photo.jpg".into()))
         );
         assert_eq!(&buf[..], b"data");
-        assert_eq!(decode_stream_preamble(&mut BytesMut::from(&[0u8][..])).unwrap(), Some(StreamPreamble::Control));
-        assert_eq!(decode_stream_preamble(&mut BytesMut::from(&[1u8, 0][..])).unwrap(), None);
+        assert_eq!(
+            decode_stream_preamble(&mut BytesMut::from(&[0u8][..])).unwrap(),
+            Some(StreamPreamble::Control)
+        );
+        assert_eq!(
+            decode_stream_preamble(&mut BytesMut::from(&[1u8, 0][..])).unwrap(),
+            None
+        );
         assert!(decode_stream_preamble(&mut BytesMut::from(&[1u8, 0, 0][..])).is_err());
         assert!(decode_stream_preamble(&mut BytesMut::from(&[1u8, 0, 1, 0xff][..])).is_err());
         assert!(decode_stream_preamble(&mut BytesMut::from(&[9u8][..])).is_err());
@@ -335,10 +341,22 @@ mod tests {
         let h = hello();
         assert_eq!(Hello::decode(&h.encode().unwrap()).unwrap(), h);
         for bad in [
-            Hello { display_name: String::new(), ..hello() },
-            Hello { max_peers: 99, ..hello() },
-            Hello { passphrase_proof: Some(vec![1]), ..hello() },
-            Hello { invitation_context: Some(vec![0; 5000]), ..hello() },
+            Hello {
+                display_name: String::new(),
+                ..hello()
+            },
+            Hello {
+                max_peers: 99,
+                ..hello()
+            },
+            Hello {
+                passphrase_proof: Some(vec![1]),
+                ..hello()
+            },
+            Hello {
+                invitation_context: Some(vec![0; 5000]),
+                ..hello()
+            },
         ] {
             assert!(Hello::decode(&bad.encode().unwrap()).is_err());
         }

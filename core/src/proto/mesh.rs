@@ -452,7 +452,10 @@ mod tests {
         let second = m.inbound(id(2)).unwrap();
         assert_eq!(second.replaces, Some(first.attempt));
         assert!(m.established(id(2), second.attempt));
-        assert!(!m.closed(id(2), first.attempt, Retry::Backoff, now), "old link closing is not a removal");
+        assert!(
+            !m.closed(id(2), first.attempt, Retry::Backoff, now),
+            "old link closing is not a removal"
+        );
         // Our own outbound link from the smaller id is not replaced by a dial of the larger id.
         let mut small = Mesh::new(id(1), 8);
         small.found(id(2), addr(), now);

@@ -94,7 +94,9 @@ impl Actor {
             Command::RemovePeer(peer, reply) => {
                 let was_connected = self.mesh.slot(&peer).is_some();
                 if let Some(attempt) = self.mesh.block(peer) {
-                    self.dials.remove(&attempt).map(|d| d.abort());
+                    if let Some(dial) = self.dials.remove(&attempt) {
+                        dial.abort();
+                    }
                 }
                 if let Some(link) = self.take_link(&peer) {
                     link.conn.close(codes::EXPELLED.into(), b"removed from the session");
@@ -173,7 +175,8 @@ impl Actor {
                 };
                 if !(self.ctx.admission)(&invitation) {
                     tracing::debug!(peer = %dial.peer.short(), "app declined to invite");
-                    self.mesh.dial_failed(dial.peer, dial.attempt, Retry::UntilRediscovered, now);
+                    self.mesh
+                        .dial_failed(dial.peer, dial.attempt, Retry::UntilRediscovered, now);
                     continue;
                 }
             }
@@ -206,7 +209,8 @@ impl Actor {
                     }
                     if admission.replaces.is_some() {
                         if let Some(old) = self.take_link(&peer) {
-                            old.conn.close(codes::REPLACED.into(), b"replaced by a newer connection");
+                            old.conn
+                                .close(codes::REPLACED.into(), b"replaced by a newer connection");
                             self.emit(Event::PeerRemoved {
                                 peer: old.peer.clone(),
                                 reason: RemovalReason::ConnectionLost("the peer reconnected".into()),
@@ -233,7 +237,11 @@ impl Actor {
                 if self.mesh.closed(peer, attempt, retry, now) {
                     if let Some(link) = self.take_link(&peer) {
                         tracing::info!(peer = %link.peer, "peer removed: {reason}");
-                        self.emit(Event::PeerRemoved { peer: link.peer.clone(), reason }).await;
+                        self.emit(Event::PeerRemoved {
+                            peer: link.peer.clone(),
+                            reason,
+                        })
+                        .await;
                     }
                 }
             }
@@ -342,5 +350,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 pub(crate) fn local_peer(ad: &Advertisement, initial_data: serde_json::Value) -> Peer {
-    Peer::new(ad.peer_id, ad.display_name.clone(), ad.discovery_info.clone(), initial_data)
+    Peer::new(
+        ad.peer_id,
+        ad.display_name.clone(),
+        ad.discovery_info.clone(),
+        initial_data,
+    )
 }

@@ -120,7 +120,9 @@ impl From<ConnectionError> for HandshakeError {
                 CloseCode::VersionMismatch => (Some(ConnectionFailure::VersionMismatch), Retry::UntilRediscovered),
                 CloseCode::Duplicate => (None, Retry::Backoff),
                 CloseCode::ProtocolError => (
-                    Some(ConnectionFailure::ProtocolError(String::from_utf8_lossy(&close.reason).into_owned())),
+                    Some(ConnectionFailure::ProtocolError(
+                        String::from_utf8_lossy(&close.reason).into_owned(),
+                    )),
                     Retry::UntilRediscovered,
                 ),
                 _ => (Some(ConnectionFailure::Other(e.to_string())), Retry::Backoff),
@@ -178,7 +180,11 @@ fn our_hello(ctx: &ConnCtx, conn: &quinn::Connection, dialer: bool) -> Result<By
     Ok(out.freeze())
 }
 
-async fn send_hello(ctx: &ConnCtx, conn: &quinn::Connection, dialer: bool) -> Result<quinn::SendStream, HandshakeError> {
+async fn send_hello(
+    ctx: &ConnCtx,
+    conn: &quinn::Connection,
+    dialer: bool,
+) -> Result<quinn::SendStream, HandshakeError> {
     let bytes = our_hello(ctx, conn, dialer)?;
     let mut send = conn.open_uni().await?;
     send.write_all_chunks(&mut [bytes]).await.map_err(write_error)?;
@@ -274,7 +280,10 @@ async fn connect_any(
 /// Dials a peer and runs the hello exchange as the inviter.
 pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial) {
     let Dial { peer, attempt, addrs } = dial;
-    let result = dial_inner(&ctx, peer, &addrs).await.map(Box::new).map_err(|e| (e.failure, e.retry));
+    let result = dial_inner(&ctx, peer, &addrs)
+        .await
+        .map(Box::new)
+        .map_err(|e| (e.failure, e.retry));
     if let Err((Some(failure), _)) = &result {
         tracing::debug!(peer = %peer.short(), "dial failed: {failure}");
     }
@@ -282,10 +291,13 @@ pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial) {
 }
 
 async fn dial_inner(ctx: &ConnCtx, peer: PeerId, addrs: &[SocketAddr]) -> Result<Handshaked, HandshakeError> {
-    let (config, outcome) = ctx
-        .client
-        .config_for(peer)
-        .map_err(|e| HandshakeError::ours(codes::PROTOCOL_ERROR, ConnectionFailure::Other(e.to_string()), Retry::Backoff))?;
+    let (config, outcome) = ctx.client.config_for(peer).map_err(|e| {
+        HandshakeError::ours(
+            codes::PROTOCOL_ERROR,
+            ConnectionFailure::Other(e.to_string()),
+            Retry::Backoff,
+        )
+    })?;
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect_any(&ctx.endpoint, config, addrs)).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
@@ -310,7 +322,12 @@ async fn dial_inner(ctx: &ConnCtx, peer: PeerId, addrs: &[SocketAddr]) -> Result
     let exchange = async {
         let control_send = send_hello(ctx, &conn, true).await?;
         let (control_recv, buffered, hello) = read_hello(&conn).await?;
-        if !tls::check_passphrase(&conn, ctx.passphrase.as_deref(), hello.passphrase_proof.as_deref(), false) {
+        if !tls::check_passphrase(
+            &conn,
+            ctx.passphrase.as_deref(),
+            hello.passphrase_proof.as_deref(),
+            false,
+        ) {
             return Err(HandshakeError::ours(
                 codes::WRONG_PASSPHRASE,
                 ConnectionFailure::WrongPassphrase,
@@ -402,7 +419,12 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
             return;
         }
     };
-    if !tls::check_passphrase(&conn, ctx.passphrase.as_deref(), hello.passphrase_proof.as_deref(), true) {
+    if !tls::check_passphrase(
+        &conn,
+        ctx.passphrase.as_deref(),
+        hello.passphrase_proof.as_deref(),
+        true,
+    ) {
         close(&conn, codes::WRONG_PASSPHRASE, "wrong passphrase");
         tracing::info!(peer = %peer.short(), "refused a peer with the wrong passphrase");
         let _ = ctx
@@ -574,7 +596,11 @@ pub(crate) async fn drive(
 /// How long a peer may take to send a stream's name.
 const STREAM_NAME_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, events: mpsc::Sender<Event>) -> Result<(), String> {
+async fn read_stream_name(
+    peer: PeerId,
+    mut recv: quinn::RecvStream,
+    events: mpsc::Sender<Event>,
+) -> Result<(), String> {
     let mut buf = BytesMut::new();
     let read = async {
         loop {

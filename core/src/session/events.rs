@@ -149,7 +149,11 @@ impl fmt::Display for ConnectionFailure {
             Self::Expelled => f.write_str("the peer removed us"),
             Self::WrongPassphrase => f.write_str("wrong passphrase"),
             Self::IdentityMismatch { presented } => {
-                write!(f, "certificate key {} does not match the announced id", presented.short())
+                write!(
+                    f,
+                    "certificate key {} does not match the announced id",
+                    presented.short()
+                )
             }
             Self::VersionMismatch => f.write_str("incompatible protocol version"),
             Self::Unreachable => f.write_str("unreachable"),

@@ -76,7 +76,10 @@ impl Shared {
     }
 
     pub(crate) fn insert_link(&self, peer: PeerId, link: Arc<Link>) {
-        self.links.write().unwrap_or_else(PoisonError::into_inner).insert(peer, link);
+        self.links
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer, link);
     }
 
     pub(crate) fn remove_link(&self, peer: &PeerId) -> Option<Arc<Link>> {
@@ -157,7 +160,9 @@ pub struct SessionBuilder {
 
 impl std::fmt::Debug for SessionBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SessionBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -377,7 +382,12 @@ impl Session {
     /// [`SendError::DatagramTooLarge`] if they do not fit one packet. With [`To::All`], peers that leave
     /// while the message is sent are skipped; with explicit recipients, the first failure is returned after
     /// every recipient was tried.
-    pub async fn send(&self, data: impl Into<Bytes>, to: impl Into<To>, reliability: Reliability) -> Result<(), SendError> {
+    pub async fn send(
+        &self,
+        data: impl Into<Bytes>,
+        to: impl Into<To>,
+        reliability: Reliability,
+    ) -> Result<(), SendError> {
         let data = data.into();
         let to = to.into();
         let lenient = to == To::All;
@@ -390,10 +400,11 @@ impl Session {
                         max: MAX_MESSAGE_LEN,
                     });
                 }
-                let header = frame::frame_header(FRAME_MESSAGE, data.len()).map_err(|_| SendError::MessageTooLarge {
-                    size: data.len(),
-                    max: MAX_MESSAGE_LEN,
-                })?;
+                let header =
+                    frame::frame_header(FRAME_MESSAGE, data.len()).map_err(|_| SendError::MessageTooLarge {
+                        size: data.len(),
+                        max: MAX_MESSAGE_LEN,
+                    })?;
                 match targets.as_slice() {
                     [one] => send_reliable(one, &header, &data).await,
                     many => first_error(
@@ -432,8 +443,14 @@ impl Session {
             return Err(StreamError::SessionClosed);
         }
         let link = self.inner.shared.link(&peer).ok_or(StreamError::NotConnected(peer))?;
-        let mut send = link.conn.open_uni().await.map_err(|_| StreamError::ConnectionLost(peer))?;
-        send.write_all(&preamble).await.map_err(|_| StreamError::ConnectionLost(peer))?;
+        let mut send = link
+            .conn
+            .open_uni()
+            .await
+            .map_err(|_| StreamError::ConnectionLost(peer))?;
+        send.write_all(&preamble)
+            .await
+            .map_err(|_| StreamError::ConnectionLost(peer))?;
         Ok(OutgoingStream::new(peer, name.to_owned(), send))
     }
 

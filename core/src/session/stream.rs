@@ -46,7 +46,9 @@ impl OutgoingStream {
     /// Ends the stream and waits until the receiver has read all of it (or the connection ended).
     pub async fn finish(mut self) -> io::Result<()> {
         self.finished = true;
-        self.send.finish().map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
+        self.send
+            .finish()
+            .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e))?;
         match self.send.stopped().await {
             Ok(None) => Ok(()),
             Ok(Some(code)) => Err(io::Error::new(

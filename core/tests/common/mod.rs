@@ -1,0 +1,387 @@
+//! Helpers shared by the integration tests: sessions on loopback, event waiting, a lossy UDP relay.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use multipeer::{
+    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoverySubscription, Event, Events,
+    MemoryNetwork, Session, SessionConfig, SessionConfigBuilder,
+};
+use tokio::net::UdpSocket;
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A configuration bound to loopback.
+pub fn config(name: &str) -> SessionConfigBuilder {
+    SessionConfig::builder("test", name).bind_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Starts a session on `network` with its events as a stream.
+pub async fn start(network: &MemoryNetwork, config: SessionConfigBuilder) -> (Session, Events) {
+    Session::builder(config.build().unwrap())
+        .discovery(network.discovery())
+        .start_with_events()
+        .await
+        .unwrap()
+}
+
+/// Runs `future` or panics after `limit` with `what`.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// Waits for the first event `pick` maps to `Some`, skipping others; panics after `limit`.
+pub async fn expect<T>(
+    events: &mut Events,
+    limit: Duration,
+    what: &str,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    within(limit, what, async {
+        loop {
+            match events.next().await {
+                Some(event) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
+                None => panic!("event stream ended while waiting for {what}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Waits for `n` peers to be added.
+pub async fn expect_peers_added(events: &mut Events, n: usize, limit: Duration) -> Vec<multipeer::Peer> {
+    let mut added = Vec::new();
+    while added.len() < n {
+        added.push(
+            expect(events, limit, "peer added", |e| match e {
+                Event::PeerAdded(p) => Some(p),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    added
+}
+
+/// Collects events for `duration`.
+pub async fn collect_for(events: &mut Events, duration: Duration) -> Vec<Event> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(duration, async {
+        while let Some(e) = events.next().await {
+            out.push(e);
+        }
+    })
+    .await;
+    out
+}
+
+/// A discovery that reports a fixed list of peers and advertises nothing (to steer who dials whom).
+#[derive(Clone, Default)]
+pub struct StaticDiscovery {
+    pub peers: Vec<DiscoveredPeer>,
+}
+
+impl Discovery for StaticDiscovery {
+    fn start(&self, _advertisement: Advertisement) -> Result<DiscoverySubscription, DiscoveryError> {
+        let (tx, rx) = DiscoverySubscription::channel();
+        for peer in &self.peers {
+            tx.try_send(DiscoveryEvent::Found(peer.clone())).unwrap();
+        }
+        // Keep the sender alive as long as the subscription, so the stream does not end.
+        let keep = Mutex::new(Some(tx));
+        Ok(DiscoverySubscription::new(rx, move || {
+            drop(keep.lock().unwrap().take())
+        }))
+    }
+}
+
+/// How [`UdpRelay`] mistreats datagrams, in each direction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Impairment {
+    /// Probability of dropping a datagram.
+    pub loss: f64,
+    /// Probability of sending a datagram twice.
+    pub duplicate: f64,
+    /// Probability of holding a datagram back behind the next one.
+    pub reorder: f64,
+    /// Delay added to every datagram.
+    pub delay: Duration,
+}
+
+/// A user-space UDP relay between one client and one server, with configurable impairment and a switch to
+/// cut the link entirely.
+pub struct UdpRelay {
+    pub addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    impairment: Arc<Mutex<Impairment>>,
+    pub forwarded: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UdpRelay {
+    /// Relays datagrams arriving at a new loopback port to `target`, and replies back.
+    pub async fn start(target: SocketAddr, impairment: Impairment) -> Self {
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = front.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let impairment = Arc::new(Mutex::new(impairment));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let task = {
+            let (cut, impairment, forwarded) = (cut.clone(), impairment.clone(), forwarded.clone());
+            tokio::spawn(async move {
+                let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+                let mut held_up: Option<(bool, Vec<u8>)> = None;
+                let mut a = vec![0u8; 65536];
+                let mut b = vec![0u8; 65536];
+                loop {
+                    let (upstream, data) = tokio::select! {
+                        r = front.recv_from(&mut a) => {
+                            let Ok((n, from)) = r else { continue };
+                            *client.lock().unwrap() = Some(from);
+                            (true, a[..n].to_vec())
+                        }
+                        r = back.recv_from(&mut b) => {
+                            let Ok((n, _)) = r else { continue };
+                            (false, b[..n].to_vec())
+                        }
+                    };
+                    if cut.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let imp = *impairment.lock().unwrap();
+                    let mut roll = || {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        (rng >> 11) as f64 / (1u64 << 53) as f64
+                    };
+                    if roll() < imp.loss {
+                        continue;
+                    }
+                    let copies = if roll() < imp.duplicate { 2 } else { 1 };
+                    let mut batch = Vec::new();
+                    if roll() < imp.reorder && held_up.is_none() {
+                        held_up = Some((upstream, data));
+                    } else {
+                        for _ in 0..copies {
+                            batch.push((upstream, data.clone()));
+                        }
+                        if let Some(late) = held_up.take() {
+                            batch.push(late);
+                        }
+                    }
+                    let client_addr = *client.lock().unwrap();
+                    let (front, back, forwarded) = (front.clone(), back.clone(), forwarded.clone());
+                    let send = async move {
+                        for (up, data) in batch {
+                            let _ = if up {
+                                back.send_to(&data, target).await
+                            } else if let Some(c) = client_addr {
+                                front.send_to(&data, c).await
+                            } else {
+                                continue;
+                            };
+                            forwarded.fetch_add(1, Ordering::Relaxed);
+                        }
+                    };
+                    if imp.delay.is_zero() {
+                        send.await;
+                    } else {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(imp.delay).await;
+                            send.await;
+                        });
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            cut,
+            impairment,
+            forwarded,
+            task,
+        }
+    }
+
+    /// Drops everything while `cut` is true.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::Relaxed);
+    }
+
+    /// Changes the impairment.
+    pub fn set_impairment(&self, impairment: Impairment) {
+        *self.impairment.lock().unwrap() = impairment;
+    }
+}
+
+impl Drop for UdpRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A discovered-peer record pointing at `addr`.
+pub fn discovered(session: &Session, addr: SocketAddr) -> DiscoveredPeer {
+    let local = session.local_peer();
+    DiscoveredPeer {
+        peer_id: local.id,
+        display_name: local.display_name.clone(),
+        addrs: vec![addr],
+        discovery_info: BTreeMap::new(),
+    }
+}
+
+/// The peak resident set size of this process, in bytes (Linux).
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The current resident set size of this process, in bytes (Linux).
+pub fn rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A hand-driven QUIC client speaking (or breaking) the multipeer protocol, for hostile-peer tests.
+pub mod raw {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    struct AcceptAnything;
+
+    impl ServerCertVerifier for AcceptAnything {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+
+    /// Options for a raw connection.
+    pub struct RawOptions {
+        pub alpn: Vec<u8>,
+        pub client_cert: bool,
+    }
+
+    impl Default for RawOptions {
+        fn default() -> Self {
+            Self {
+                alpn: b"multipeer/1".to_vec(),
+                client_cert: true,
+            }
+        }
+    }
+
+    /// Connects to a session's endpoint with a fresh self-signed certificate.
+    pub async fn connect(addr: SocketAddr, options: RawOptions) -> Result<quinn::Connection, quinn::ConnectionError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["raw".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnything));
+        let mut tls = if options.client_cert {
+            builder
+                .with_client_auth_cert(
+                    vec![cert.der().clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                )
+                .unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        tls.alpn_protocols = vec![options.alpn];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        endpoint.connect(addr, "multipeer").unwrap().await
+    }
+
+    /// A valid hello payload.
+    pub fn hello(name: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "version": 1, "display_name": name, "max_peers": 8, "initial_data": null
+        }))
+        .unwrap()
+    }
+
+    /// A frame: type, big-endian u32 length, payload.
+    pub fn frame(frame_type: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![frame_type];
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Sends `bytes` on a new unidirectional stream and returns the close code the session answers with.
+    pub async fn send_and_get_close_code(conn: &quinn::Connection, bytes: &[u8]) -> Option<u64> {
+        let mut send = conn.open_uni().await.ok()?;
+        let _ = send.write_all(bytes).await;
+        match tokio::time::timeout(std::time::Duration::from_secs(10), conn.closed()).await {
+            Ok(quinn::ConnectionError::ApplicationClosed(close)) => Some(close.error_code.into_inner()),
+            Ok(_) | Err(_) => None,
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Misbehaving peers get a closed connection with a protocol error code; other peers carry on.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{self, RawOptions};
+use common::*;
+use multipeer::proto::codes;
+use multipeer::{Event, MemoryNetwork, Reliability, RemovalReason, To};
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_closes_only_the_offending_connection() {
+    init_tracing();
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b")).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+
+    let control = |frames: &[Vec<u8>]| {
+        let mut bytes = vec![0u8];
+        for f in frames {
+            bytes.extend_from_slice(f);
+        }
+        bytes
+    };
+    let hello = raw::frame(1, &raw::hello("mallory"));
+    // Each case: what the hostile peer sends, and whether it got as far as joining first.
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("message before hello", control(&[raw::frame(2, b"hi")]), false),
+        ("unknown stream kind", vec![0x42, 1, 2, 3], false),
+        ("hello that is not JSON", control(&[raw::frame(1, b"{nope")]), false),
+        (
+            "oversized frame",
+            control(&[hello.clone(), vec![2, 0xff, 0xff, 0xff, 0xff]]),
+            true,
+        ),
+        (
+            "unknown frame type",
+            control(&[hello.clone(), raw::frame(0x77, b"")]),
+            true,
+        ),
+        ("hello sent twice", control(&[hello.clone(), hello.clone()]), true),
+        (
+            "truncated goodbye",
+            control(&[hello.clone(), vec![3, 0, 0, 0, 9]]),
+            true,
+        ),
+    ];
+    for (what, bytes, joins) in cases {
+        let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
+        let code = raw::send_and_get_close_code(&conn, &bytes).await;
+        assert_eq!(code, Some(u64::from(codes::PROTOCOL_ERROR)), "{what}");
+        if joins {
+            let name = expect(&mut a_events, T, "hostile peer added", |e| match e {
+                Event::PeerAdded(p) => Some(p.display_name),
+                _ => None,
+            })
+            .await;
+            assert_eq!(name, "mallory");
+            let reason = expect(&mut a_events, T, "hostile peer removed", |e| match e {
+                Event::PeerRemoved { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .await;
+            assert!(matches!(reason, RemovalReason::ProtocolError(_)), "{what}: {reason:?}");
+        }
+        // The honest peer is unaffected.
+        a.send(what.as_bytes().to_vec(), To::All, Reliability::Reliable)
+            .await
+            .unwrap();
+        let m = expect(&mut b_events, T, "message", |e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .await;
+        assert_eq!(&m.data[..], what.as_bytes());
+    }
+    assert_eq!(a.peers().len(), 1);
+    assert_eq!(b.peers().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_without_certificate_or_with_another_protocol_fail() {
+    init_tracing();
+    let (a, mut a_events) = start(&MemoryNetwork::new(), config("a")).await;
+    let no_cert = raw::connect(
+        a.local_addr(),
+        RawOptions {
+            client_cert: false,
+            ..RawOptions::default()
+        },
+    )
+    .await;
+    // TLS 1.3 client auth completes after the client's Finished: the refusal arrives as a close.
+    if let Ok(conn) = no_cert {
+        let reason = tokio::time::timeout(T, conn.closed()).await.expect("closed");
+        assert!(!matches!(reason, quinn::ConnectionError::TimedOut), "{reason:?}");
+    }
+    let wrong_alpn = raw::connect(
+        a.local_addr(),
+        RawOptions {
+            alpn: b"multipeer/999".to_vec(),
+            ..RawOptions::default()
+        },
+    )
+    .await;
+    assert!(wrong_alpn.is_err(), "another protocol version must not connect");
+    let quiet = collect_for(&mut a_events, Duration::from_millis(300)).await;
+    assert!(quiet.iter().all(|e| !matches!(e, Event::PeerAdded(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegate_receives_events_in_order() {
+    use std::sync::{Arc, Mutex};
+    init_tracing();
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+    impl multipeer::SessionDelegate for Recorder {
+        fn peer_added(&self, peer: &multipeer::Peer) {
+            self.0.lock().unwrap().push(format!("added {}", peer.display_name));
+        }
+        fn peer_removed(&self, peer: &multipeer::Peer, reason: &RemovalReason) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("removed {} {reason}", peer.display_name));
+        }
+        fn receive(&self, message: multipeer::Message) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&message.data).into_owned());
+        }
+    }
+    let net = MemoryNetwork::new();
+    let recorder = Recorder::default();
+    let a = multipeer::Session::builder(config("a").build().unwrap())
+        .discovery(net.discovery())
+        .start(recorder.clone())
+        .await
+        .unwrap();
+    let (b, mut b_events) = start(&net, config("b")).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    for i in 0..3 {
+        b.send(format!("m{i}"), To::All, Reliability::Reliable).await.unwrap();
+    }
+    b.shutdown().await.unwrap();
+    within(T, "delegate calls", async {
+        while recorder.0.lock().unwrap().len() < 5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        ["added b", "m0", "m1", "m2", "removed b left"]
+    );
+    a.shutdown().await.unwrap();
+}
