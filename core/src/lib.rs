@@ -43,8 +43,8 @@ mod tls;
 
 pub use config::{ConfigError, SessionConfig, SessionConfigBuilder};
 pub use discovery::{
-    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoverySubscription, MemoryDiscovery,
-    MemoryNetwork,
+    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
+    MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork,
 };
 pub use identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
 pub use session::error::{ControlError, SendError, StartError, StreamError};

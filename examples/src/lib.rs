@@ -1,1 +1,1 @@
-
+//! Runnable examples for multipeer; see `examples/`.

@@ -11,8 +11,13 @@ use tokio::sync::mpsc;
 
 use crate::identity::PeerId;
 
+mod mdns;
 mod memory;
 
+pub use mdns::{
+    instance_name, parse_record, service_domain, txt_entries, MdnsConfig, MdnsDiscovery, MAX_TRACKED_SERVICES,
+    MDNS_PORT,
+};
 pub use memory::{MemoryDiscovery, MemoryNetwork};
 
 /// How many discovery events may wait for the session before an implementation must drop or wait.
@@ -83,10 +88,63 @@ pub trait Discovery: Send + Sync + 'static {
     fn start(&self, advertisement: Advertisement) -> Result<DiscoverySubscription, DiscoveryError>;
 }
 
+/// A service of our type that discovery saw (for diagnostics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SeenService {
+    /// Its DNS-SD full name (or another label of the implementation).
+    pub name: String,
+    /// The peer it announces, if its record was valid.
+    pub peer: Option<PeerId>,
+    /// Why it was ignored, if it was.
+    pub ignored: Option<String>,
+}
+
+/// What a discovery implementation can tell about its state, to find out why peers are not found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiscoveryReport {
+    /// Which implementation (`mdns`, `memory`, ...).
+    pub implementation: String,
+    /// What we advertise.
+    pub advertised: Option<String>,
+    /// Interface and multicast-group events (joined, address gone).
+    pub interfaces: Vec<String>,
+    /// Errors of the underlying service (for example a failed multicast join).
+    pub errors: Vec<String>,
+    /// Services of our type seen, most recent last (at most 64).
+    pub seen_services: Vec<SeenService>,
+}
+
+impl DiscoveryReport {
+    const KEEP: usize = 64;
+
+    /// Records a seen service, replacing an earlier entry of the same name.
+    pub fn seen(&mut self, service: SeenService) {
+        self.seen_services.retain(|s| s.name != service.name);
+        self.seen_services.push(service);
+    }
+
+    /// Keeps every list bounded.
+    pub fn trim(&mut self) {
+        for list in [&mut self.interfaces, &mut self.errors] {
+            if list.len() > Self::KEEP {
+                list.drain(..list.len() - Self::KEEP);
+            }
+        }
+        if self.seen_services.len() > Self::KEEP {
+            self.seen_services.drain(..self.seen_services.len() - Self::KEEP);
+        }
+    }
+}
+
+type ReportFn = Box<dyn Fn() -> DiscoveryReport + Send + Sync>;
+
 /// A running advertisement and browse: found/lost events arrive here; dropping it stops both.
 pub struct DiscoverySubscription {
     events: mpsc::Receiver<DiscoveryEvent>,
     on_stop: Option<Box<dyn FnOnce() + Send + Sync>>,
+    report: Option<ReportFn>,
 }
 
 impl DiscoverySubscription {
@@ -98,7 +156,19 @@ impl DiscoverySubscription {
         Self {
             events,
             on_stop: Some(Box::new(on_stop)),
+            report: None,
         }
+    }
+
+    /// Attaches a way to report the implementation's state for diagnostics.
+    pub fn with_report(mut self, report: impl Fn() -> DiscoveryReport + Send + Sync + 'static) -> Self {
+        self.report = Some(Box::new(report));
+        self
+    }
+
+    /// The implementation's report, if it gives one.
+    pub fn report(&self) -> Option<DiscoveryReport> {
+        self.report.as_ref().map(|r| r())
     }
 
     /// A bounded channel for discovery events.

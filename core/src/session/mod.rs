@@ -21,7 +21,7 @@ use self::error::{ControlError, SendError, StartError, StreamError};
 use self::events::{Event, Events, Invitation, Peer, Reliability, SessionDelegate, EVENT_QUEUE};
 use self::stream::OutgoingStream;
 use crate::config::SessionConfig;
-use crate::discovery::{Advertisement, Discovery, MemoryNetwork};
+use crate::discovery::{Advertisement, Discovery, MdnsDiscovery};
 use crate::identity::PeerId;
 use crate::proto::frame::{self, Hello, FRAME_MESSAGE, MAX_MESSAGE_LEN};
 use crate::proto::mesh::Mesh;
@@ -252,9 +252,7 @@ impl SessionBuilder {
             bound_addr: local_addr,
             discovery_info: config.discovery_info.clone(),
         };
-        let discovery = self
-            .discovery
-            .unwrap_or_else(|| Arc::new(MemoryNetwork::new().discovery()));
+        let discovery = self.discovery.unwrap_or_else(|| Arc::new(MdnsDiscovery::new()));
         let subscription = discovery.start(advertisement.clone())?;
         let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
         let (internal_tx, internal_rx) = mpsc::channel(256);

@@ -1,0 +1,345 @@
+//! mDNS / DNS-SD discovery on the local network, wrapping `mdns-sd`'s daemon in a small actor.
+//!
+//! Each session advertises `_<service_type>._udp.local.` with the instance name `<display name> (<short id>)`,
+//! the QUIC port, every usable address, and TXT entries `id` (peer id), `pv` (protocol version), `dn`
+//! (display name) plus the app's discovery info. Services of our type with missing or malformed TXT entries
+//! are ignored (and listed in the diagnostics report).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use mdns_sd::{DaemonEvent, IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
+use tokio::sync::mpsc;
+
+use super::{
+    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
+    SeenService,
+};
+use crate::config::{validate_discovery_info, validate_display_name, RESERVED_DISCOVERY_KEYS};
+use crate::identity::PeerId;
+use crate::proto::PROTOCOL_VERSION;
+
+/// The standard mDNS port.
+pub const MDNS_PORT: u16 = 5353;
+/// Most remote services remembered at once (further ones are ignored until others go away).
+pub const MAX_TRACKED_SERVICES: usize = 256;
+/// Longest DNS-SD instance name, in bytes.
+const MAX_INSTANCE_LEN: usize = 63;
+
+/// Options of [`MdnsDiscovery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MdnsConfig {
+    /// UDP port of mDNS (5353 on real networks; another port isolates tests).
+    pub port: u16,
+    /// Interfaces to use, by name (for example `["wlan0"]`); empty means all.
+    pub interfaces: Vec<String>,
+}
+
+impl Default for MdnsConfig {
+    fn default() -> Self {
+        Self {
+            port: MDNS_PORT,
+            interfaces: Vec::new(),
+        }
+    }
+}
+
+impl MdnsConfig {
+    /// Uses a non-standard mDNS port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Restricts discovery to the named interfaces.
+    pub fn interfaces(mut self, interfaces: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.interfaces = interfaces.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Discovery with multicast DNS on the local network: the default of a session.
+#[derive(Debug, Clone, Default)]
+pub struct MdnsDiscovery {
+    config: MdnsConfig,
+}
+
+impl MdnsDiscovery {
+    /// mDNS on every interface, port 5353.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// mDNS with options.
+    pub fn with_config(config: MdnsConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// The DNS-SD service type for a multipeer service type, e.g. `_chat._udp.local.`.
+pub fn service_domain(service_type: &str) -> String {
+    format!("_{service_type}._udp.local.")
+}
+
+/// The instance name: display name (cut to fit) and short id, which keeps names of two devices apart.
+pub fn instance_name(display_name: &str, id: &PeerId) -> String {
+    let suffix = format!(" ({})", id.short());
+    let mut name = display_name.to_owned();
+    while name.len() + suffix.len() > MAX_INSTANCE_LEN {
+        name.pop();
+    }
+    name + &suffix
+}
+
+/// The TXT entries we publish.
+pub fn txt_entries(ad: &Advertisement) -> Vec<(String, String)> {
+    let mut txt = vec![
+        ("id".to_owned(), ad.peer_id.to_string()),
+        ("pv".to_owned(), PROTOCOL_VERSION.to_string()),
+        ("dn".to_owned(), ad.display_name.clone()),
+    ];
+    txt.extend(ad.discovery_info.iter().map(|(k, v)| (k.clone(), v.clone())));
+    txt
+}
+
+/// Parses a peer's TXT entries, port and addresses, checking everything a remote host could get wrong.
+pub fn parse_record(
+    txt: &[(String, Option<String>)],
+    port: u16,
+    addrs: &[SocketAddr],
+) -> Result<DiscoveredPeer, &'static str> {
+    let get = |key: &str| {
+        txt.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| v.as_deref())
+    };
+    let peer_id: PeerId = get("id").ok_or("missing id")?.parse().map_err(|_| "malformed id")?;
+    if get("pv").ok_or("missing protocol version")? != PROTOCOL_VERSION.to_string() {
+        return Err("unsupported protocol version");
+    }
+    let display_name = get("dn").ok_or("missing display name")?.to_owned();
+    validate_display_name(&display_name).map_err(|_| "invalid display name")?;
+    if port == 0 {
+        return Err("port 0");
+    }
+    if addrs.is_empty() {
+        return Err("no address");
+    }
+    let info = txt
+        .iter()
+        .filter(|(k, _)| !RESERVED_DISCOVERY_KEYS.iter().any(|r| r.eq_ignore_ascii_case(k)))
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()));
+    let discovery_info = validate_discovery_info(info).map_err(|_| "discovery info out of limits")?;
+    let mut addrs = addrs.to_vec();
+    // IPv4 first, then routable IPv6, then link-local IPv6: the likeliest to work first.
+    addrs.sort_by_key(|a| match a {
+        SocketAddr::V4(_) => 0,
+        SocketAddr::V6(v6) if v6.ip().segments()[0] & 0xffc0 != 0xfe80 => 1,
+        SocketAddr::V6(_) => 2,
+    });
+    addrs.dedup();
+    addrs.truncate(8);
+    Ok(DiscoveredPeer {
+        peer_id,
+        display_name,
+        addrs,
+        discovery_info,
+    })
+}
+
+fn socket_addrs(service: &ResolvedService) -> Vec<SocketAddr> {
+    let port = service.get_port();
+    service
+        .get_addresses()
+        .iter()
+        .filter_map(|ip| match ip {
+            ScopedIp::V4(_) => Some(SocketAddr::new(ip.to_ip_addr(), port)),
+            ScopedIp::V6(v6) => Some(SocketAddr::V6(SocketAddrV6::new(
+                *v6.addr(),
+                port,
+                0,
+                v6.scope_id().index,
+            ))),
+            _ => None,
+        })
+        .filter(|a| !a.ip().is_unspecified() && !a.ip().is_multicast())
+        .collect()
+}
+
+fn mdns_error(e: mdns_sd::Error) -> DiscoveryError {
+    DiscoveryError::Service(e.to_string())
+}
+
+impl Discovery for MdnsDiscovery {
+    fn start(&self, ad: Advertisement) -> Result<DiscoverySubscription, DiscoveryError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| DiscoveryError::Service("mDNS discovery needs a Tokio runtime".into()))?;
+        let daemon = ServiceDaemon::new_with_port(self.config.port).map_err(mdns_error)?;
+        if !self.config.interfaces.is_empty() {
+            daemon.disable_interface(IfKind::All).map_err(mdns_error)?;
+            let names: Vec<IfKind> = self.config.interfaces.iter().cloned().map(IfKind::Name).collect();
+            daemon.enable_interface(names).map_err(mdns_error)?;
+        }
+        let monitor = daemon.monitor().map_err(mdns_error)?;
+        let domain = service_domain(&ad.service_type);
+        let instance = instance_name(&ad.display_name, &ad.peer_id);
+        let host = format!("{}.local.", ad.peer_id.short());
+        let ips: Vec<IpAddr> = if ad.bound_addr.ip().is_unspecified() {
+            Vec::new()
+        } else {
+            vec![ad.bound_addr.ip()]
+        };
+        let txt = txt_entries(&ad);
+        let txt_refs: Vec<(&str, &str)> = txt.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut info = ServiceInfo::new(&domain, &instance, &host, &ips[..], ad.port, &txt_refs[..])
+            .map_err(|e| DiscoveryError::InvalidAdvertisement(e.to_string()))?;
+        // The instance name carries the key-derived id, so it cannot collide: probing buys nothing (PROTOCOL.md).
+        info.set_requires_probe(false);
+        let info = if ips.is_empty() { info.enable_addr_auto() } else { info };
+        let fullname = info.get_fullname().to_owned();
+        daemon.register(info).map_err(mdns_error)?;
+        let browse = daemon.browse(&domain).map_err(mdns_error)?;
+
+        let report = Arc::new(Mutex::new(DiscoveryReport {
+            implementation: "mdns".into(),
+            advertised: Some(format!("{fullname} port {} txt {:?}", ad.port, txt)),
+            ..DiscoveryReport::default()
+        }));
+        let (tx, rx) = DiscoverySubscription::channel();
+        let own_id = ad.peer_id;
+        let task = runtime.spawn(run(browse, monitor, tx, report.clone(), own_id, fullname.clone()));
+        let stop_daemon = daemon.clone();
+        let report_view = report.clone();
+        Ok(DiscoverySubscription::new(rx, move || {
+            task.abort();
+            // Unregistering sends goodbye packets; the daemon handles commands in order before shutting down.
+            let _ = stop_daemon.unregister(&fullname);
+            let _ = stop_daemon.stop_browse(&domain);
+            let _ = stop_daemon.shutdown();
+        })
+        .with_report(move || report_view.lock().unwrap_or_else(PoisonError::into_inner).clone()))
+    }
+}
+
+fn note(report: &Mutex<DiscoveryReport>, f: impl FnOnce(&mut DiscoveryReport)) {
+    let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
+    f(&mut report);
+    report.trim();
+}
+
+async fn run(
+    browse: mdns_sd::Receiver<ServiceEvent>,
+    monitor: mdns_sd::Receiver<DaemonEvent>,
+    tx: mpsc::Sender<DiscoveryEvent>,
+    report: Arc<Mutex<DiscoveryReport>>,
+    own_id: PeerId,
+    own_fullname: String,
+) {
+    let mut names: HashMap<String, PeerId> = HashMap::new();
+    loop {
+        tokio::select! {
+            event = browse.recv_async() => {
+                let Ok(event) = event else { break };
+                match event {
+                    ServiceEvent::ServiceResolved(service) => {
+                        let fullname = service.get_fullname().to_owned();
+                        if fullname == own_fullname {
+                            continue;
+                        }
+                        let txt: Vec<(String, Option<String>)> = service
+                            .get_properties()
+                            .iter()
+                            .map(|p| (p.key().to_owned(), p.val().map(|v| String::from_utf8_lossy(v).into_owned())))
+                            .collect();
+                        let parsed = parse_record(&txt, service.get_port(), &socket_addrs(&service));
+                        match parsed {
+                            Ok(peer) if peer.peer_id == own_id => {}
+                            Ok(peer) => {
+                                if !names.contains_key(&fullname) && names.len() >= MAX_TRACKED_SERVICES {
+                                    tracing::debug!(%fullname, "too many services; ignored");
+                                    continue;
+                                }
+                                names.insert(fullname.clone(), peer.peer_id);
+                                note(&report, |r| r.seen(SeenService { name: fullname, peer: Some(peer.peer_id), ignored: None }));
+                                if tx.send(DiscoveryEvent::Found(peer)).await.is_err() {
+                                    break;
+                                }
+                            }
+                            Err(reason) => {
+                                tracing::debug!(%fullname, "ignoring service: {reason}");
+                                note(&report, |r| r.seen(SeenService { name: fullname, peer: None, ignored: Some(reason.to_owned()) }));
+                            }
+                        }
+                    }
+                    ServiceEvent::ServiceRemoved(_, fullname) => {
+                        if let Some(peer) = names.remove(&fullname) {
+                            if tx.send(DiscoveryEvent::Lost(peer)).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            event = monitor.recv_async() => {
+                let Ok(event) = event else { break };
+                match event {
+                    DaemonEvent::IpAdd(ip) => note(&report, |r| r.interfaces.push(format!("joined multicast group for {ip}"))),
+                    DaemonEvent::IpDel(ip) => note(&report, |r| r.interfaces.push(format!("address {ip} went away"))),
+                    DaemonEvent::Error(e) => {
+                        tracing::debug!("mDNS: {e}");
+                        note(&report, |r| r.errors.push(e.to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txt(entries: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn records_are_validated() {
+        let id = crate::Identity::generate().peer_id();
+        let addr = vec![SocketAddr::from(([10, 0, 0, 2], 4000))];
+        let good = txt(&[("id", &id.to_string()), ("pv", "1"), ("dn", "Bob"), ("room", "x")]);
+        let peer = parse_record(&good, 4000, &addr).unwrap();
+        assert_eq!(peer.peer_id, id);
+        assert_eq!(peer.discovery_info.get("room").map(String::as_str), Some("x"));
+        assert_eq!(
+            parse_record(&txt(&[("pv", "1"), ("dn", "B")]), 1, &addr).unwrap_err(),
+            "missing id"
+        );
+        assert_eq!(
+            parse_record(&txt(&[("id", "zz"), ("pv", "1"), ("dn", "B")]), 1, &addr).unwrap_err(),
+            "malformed id"
+        );
+        let v2 = txt(&[("id", &id.to_string()), ("pv", "2"), ("dn", "B")]);
+        assert_eq!(parse_record(&v2, 1, &addr).unwrap_err(), "unsupported protocol version");
+        let no_name = txt(&[("id", &id.to_string()), ("pv", "1"), ("dn", "")]);
+        assert_eq!(parse_record(&no_name, 1, &addr).unwrap_err(), "invalid display name");
+        assert_eq!(parse_record(&good, 0, &addr).unwrap_err(), "port 0");
+        assert_eq!(parse_record(&good, 1, &[]).unwrap_err(), "no address");
+    }
+
+    #[test]
+    fn instance_names_fit_and_differ() {
+        let a = crate::Identity::generate().peer_id();
+        let b = crate::Identity::generate().peer_id();
+        let long = "é".repeat(31);
+        assert!(instance_name(&long, &a).len() <= 63);
+        assert_ne!(instance_name("Phone", &a), instance_name("Phone", &b));
+    }
+}
