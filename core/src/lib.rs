@@ -35,13 +35,16 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
+pub mod diagnostics;
 pub mod discovery;
 mod identity;
 pub mod proto;
 mod session;
+mod ticket;
 mod tls;
 
 pub use config::{ConfigError, SessionConfig, SessionConfigBuilder};
+pub use diagnostics::Diagnostics;
 pub use discovery::{
     Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
     MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork,
@@ -54,4 +57,5 @@ pub use session::events::{
 };
 pub use session::stream::{IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};
+pub use ticket::{Ticket, TicketError, MAX_TICKET_ADDRS};
 pub use tls::TlsError;

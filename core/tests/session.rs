@@ -509,3 +509,52 @@ async fn shutdown_and_dropping_release_everything_and_later_calls_fail() {
     .await;
     std::net::UdpSocket::bind(b_addr).expect("port released after the last handle dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_joins_peers_without_discovery_and_diagnostics_show_it() {
+    init_tracing();
+    // Two sessions that cannot discover each other.
+    let (a, mut a_events) = start(&MemoryNetwork::new(), config("a")).await;
+    let (b, mut b_events) = start(&MemoryNetwork::new(), config("b")).await;
+    let ticket: multipeer::Ticket = b.ticket().to_string().parse().unwrap();
+    assert_eq!(ticket.peer_id, b.local_peer().id);
+    assert_eq!(ticket.addrs, vec![b.local_addr()]);
+    assert!(matches!(
+        a.connect_ticket(&a.ticket()).await,
+        Err(multipeer::TicketError::OwnTicket)
+    ));
+    let other = multipeer::Ticket::new("other", ticket.peer_id, ticket.addrs.clone());
+    assert!(matches!(
+        a.connect_ticket(&other).await,
+        Err(multipeer::TicketError::WrongService { .. })
+    ));
+    a.connect_ticket(&ticket).await.unwrap();
+    assert_eq!(expect_peers_added(&mut a_events, 1, T).await[0].display_name, "b");
+    assert_eq!(expect_peers_added(&mut b_events, 1, T).await[0].display_name, "a");
+
+    let report = a.diagnostics().await.unwrap();
+    assert_eq!(report.local_id, a.local_peer().id);
+    assert_eq!(report.links.len(), 1);
+    assert_eq!(report.links[0].remote_addr, b.local_addr());
+    assert_eq!(report.attempts.len(), 1);
+    assert_eq!(report.attempts[0].state, "connected");
+    assert!(report.to_string().contains("connected"));
+
+    // A ticket for a peer that is not there shows up as failed attempts, with the reason.
+    let ghost = multipeer::Ticket::new(
+        "test",
+        Identity::generate().peer_id(),
+        vec!["127.0.0.1:9".parse().unwrap()],
+    );
+    a.connect_ticket(&ghost).await.unwrap();
+    let failed = expect(&mut a_events, Duration::from_secs(15), "ghost failure", |e| match e {
+        Event::ConnectionFailed { peer, reason } if peer == ghost.peer_id => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(failed, ConnectionFailure::Unreachable);
+    let report = a.diagnostics().await.unwrap();
+    let ghost_state = report.attempts.iter().find(|x| x.peer == ghost.peer_id).unwrap();
+    assert!(ghost_state.failures >= 1);
+    assert_eq!(ghost_state.last_failure.as_deref(), Some("unreachable"));
+}

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::{Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoverySubscription};
+use super::{
+    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
+    SeenService,
+};
 
 /// A shared in-process "network" on which [`MemoryDiscovery`] instances see each other.
 ///
@@ -74,6 +77,27 @@ impl MemoryNetwork {
             key
         };
         let network = self.inner.clone();
+        let view = self.inner.clone();
+        let report = move || {
+            let registry = lock(&view);
+            let mut report = DiscoveryReport {
+                implementation: "memory".into(),
+                ..DiscoveryReport::default()
+            };
+            for (other_key, member) in &registry.members {
+                if *other_key == key {
+                    report.advertised = Some(format!("{:?}", member.advertisement));
+                } else {
+                    report.seen(SeenService {
+                        name: member.advertisement.display_name.clone(),
+                        peer: Some(member.advertisement.peer_id),
+                        ignored: None,
+                    });
+                }
+            }
+            report.trim();
+            report
+        };
         DiscoverySubscription::new(rx, move || {
             let mut registry = lock(&network);
             if let Some(gone) = registry.members.remove(&key) {
@@ -84,6 +108,7 @@ impl MemoryNetwork {
                 }
             }
         })
+        .with_report(report)
     }
 }
 

@@ -319,6 +319,17 @@ impl Mesh {
         }
     }
 
+    /// Every candidate discovery reported, with its link state: `(peer, addrs, slot, failures, parked)`.
+    pub fn candidates(&self) -> Vec<(PeerId, Vec<SocketAddr>, Option<Slot>, u32, bool)> {
+        let mut out: Vec<_> = self
+            .candidates
+            .iter()
+            .map(|(p, c)| (*p, c.addrs.clone(), self.slots.get(p).copied(), c.failures, c.parked))
+            .collect();
+        out.sort_by_key(|c| c.0);
+        out
+    }
+
     /// Forgets every dial in progress (the session aborted them).
     pub fn release_pending_dials(&mut self) {
         self.slots.retain(|_, slot| !matches!(slot, Slot::Dialing(_)));

@@ -12,11 +12,12 @@ use super::conn::{self, ConnCtx, Handshaked, Internal};
 use super::error::ControlError;
 use super::events::{Event, Invitation, Peer, RemovalReason};
 use super::{Link, Shared};
+use crate::diagnostics::{interface_addresses, AttemptDiagnostics, Diagnostics, LinkDiagnostics};
 use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoverySubscription};
 use crate::identity::PeerId;
 use crate::proto::codes;
 use crate::proto::frame::{self, Frame};
-use crate::proto::mesh::{AttemptId, Mesh, Retry};
+use crate::proto::mesh::{AttemptId, Mesh, Retry, Slot};
 
 /// How long a leaving peer waits for the others to acknowledge its goodbye.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -28,6 +29,8 @@ pub(crate) enum Command {
     AllowPeer(PeerId, oneshot::Sender<()>),
     Disconnect(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
+    AddCandidate(DiscoveredPeer, oneshot::Sender<()>),
+    Diagnostics(oneshot::Sender<Diagnostics>),
 }
 
 pub(crate) struct Actor {
@@ -43,6 +46,7 @@ pub(crate) struct Actor {
     pub(crate) tasks: JoinSet<()>,
     pub(crate) dials: HashMap<AttemptId, AbortHandle>,
     pub(crate) drivers: HashMap<PeerId, AbortHandle>,
+    pub(crate) last_failure: HashMap<PeerId, String>,
 }
 
 async fn next_discovery(subscription: &mut Option<DiscoverySubscription>) -> Option<DiscoveryEvent> {
@@ -117,6 +121,13 @@ impl Actor {
                 self.leave().await;
                 let _ = reply.send(());
             }
+            Command::AddCandidate(peer, reply) => {
+                self.discovered(DiscoveryEvent::Found(peer));
+                let _ = reply.send(());
+            }
+            Command::Diagnostics(reply) => {
+                let _ = reply.send(self.diagnostics());
+            }
             Command::Shutdown(reply) => {
                 // Handled by the loop; kept exhaustive.
                 let _ = reply.send(());
@@ -162,6 +173,53 @@ impl Actor {
         }
     }
 
+    fn diagnostics(&self) -> Diagnostics {
+        let links = self
+            .shared
+            .peer_ids()
+            .into_iter()
+            .filter_map(|id| {
+                let link = self.shared.link(&id)?;
+                let stats = link.conn.stats();
+                Some(LinkDiagnostics {
+                    peer: id,
+                    display_name: link.peer.display_name.clone(),
+                    remote_addr: link.conn.remote_address(),
+                    rtt: link.conn.rtt(),
+                    lost_packets: stats.path.lost_packets,
+                })
+            })
+            .collect();
+        let attempts = self
+            .mesh
+            .candidates()
+            .into_iter()
+            .map(|(peer, addrs, slot, failures, parked)| AttemptDiagnostics {
+                peer,
+                addrs,
+                state: match slot {
+                    Some(Slot::Connected { .. }) => "connected",
+                    Some(Slot::Dialing(_)) => "dialing",
+                    Some(Slot::Accepting(_)) => "accepting",
+                    None if parked => "waiting for rediscovery",
+                    None => "waiting to retry",
+                }
+                .to_owned(),
+                failures,
+                last_failure: self.last_failure.get(&peer).cloned(),
+            })
+            .collect();
+        Diagnostics {
+            local_id: self.ctx.local_id,
+            bound_addr: self.advertisement.bound_addr,
+            interfaces: interface_addresses(),
+            looking: self.mesh.is_looking(),
+            discovery: self.subscription.as_ref().and_then(DiscoverySubscription::report),
+            links,
+            attempts,
+        }
+    }
+
     fn start_dials(&mut self) {
         let now = std::time::Instant::now();
         while let Some(dial) = self.mesh.poll_dial(now) {
@@ -197,6 +255,9 @@ impl Actor {
                     Err((failure, retry)) => {
                         self.mesh.dial_failed(peer, attempt, retry, now);
                         if let Some(reason) = failure {
+                            if self.last_failure.len() < 64 || self.last_failure.contains_key(&peer) {
+                                self.last_failure.insert(peer, reason.to_string());
+                            }
                             self.emit(Event::ConnectionFailed { peer, reason }).await;
                         }
                     }

@@ -21,11 +21,13 @@ use self::error::{ControlError, SendError, StartError, StreamError};
 use self::events::{Event, Events, Invitation, Peer, Reliability, SessionDelegate, EVENT_QUEUE};
 use self::stream::OutgoingStream;
 use crate::config::SessionConfig;
-use crate::discovery::{Advertisement, Discovery, MdnsDiscovery};
+use crate::diagnostics::Diagnostics;
+use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, MdnsDiscovery};
 use crate::identity::PeerId;
 use crate::proto::frame::{self, Hello, FRAME_MESSAGE, MAX_MESSAGE_LEN};
 use crate::proto::mesh::Mesh;
 use crate::proto::PROTOCOL_VERSION;
+use crate::ticket::{Ticket, TicketError};
 use crate::tls::{self, ClientIdentity};
 
 /// Who receives a message.
@@ -98,7 +100,7 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn link(&self, peer: &PeerId) -> Option<Arc<Link>> {
+    pub(crate) fn link(&self, peer: &PeerId) -> Option<Arc<Link>> {
         self.links().get(peer).cloned()
     }
 }
@@ -108,6 +110,7 @@ struct Handle {
     shared: Arc<Shared>,
     local: Peer,
     local_addr: SocketAddr,
+    service_type: String,
 }
 
 /// A multipeer session: the local peer and the peers connected to it.
@@ -294,6 +297,7 @@ impl SessionBuilder {
             tasks: JoinSet::new(),
             dials: HashMap::new(),
             drivers: HashMap::new(),
+            last_failure: HashMap::new(),
         };
         runtime.spawn(actor.run());
         tracing::info!(id = %local_id.short(), %local_addr, service = %config.service_type, "session started");
@@ -303,6 +307,7 @@ impl SessionBuilder {
                 shared,
                 local,
                 local_addr,
+                service_type: config.service_type.clone(),
             }),
         };
         Ok((session, event_rx))
@@ -462,6 +467,60 @@ impl Session {
         rx.await.map_err(|_| ControlError::SessionClosed)
     }
 
+    /// A ticket other devices can use to join this session without mDNS ([`Session::connect_ticket`]).
+    ///
+    /// It lists every non-loopback interface address (loopback last) when the session is bound to all
+    /// interfaces.
+    pub fn ticket(&self) -> Ticket {
+        let bound = self.inner.local_addr;
+        let port = bound.port();
+        let mut addrs: Vec<SocketAddr> = if bound.ip().is_unspecified() {
+            let mut ips = crate::diagnostics::interface_addresses();
+            ips.retain(|i| bound.is_ipv6() || i.addr.is_ipv4());
+            ips.sort_by_key(|i| (i.addr.is_loopback(), i.addr.is_ipv6()));
+            ips.into_iter()
+                .map(|i| match i.addr {
+                    std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => {
+                        let scope = if_index(&i.name);
+                        SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, scope))
+                    }
+                    ip => SocketAddr::new(ip, port),
+                })
+                .collect()
+        } else {
+            vec![bound]
+        };
+        addrs.dedup();
+        Ticket::new(self.inner.service_type.clone(), self.inner.local.id, addrs)
+    }
+
+    /// Invites the peer a ticket describes, as if discovery had found it.
+    pub async fn connect_ticket(&self, ticket: &Ticket) -> Result<(), TicketError> {
+        if ticket.service_type != self.inner.service_type {
+            return Err(TicketError::WrongService {
+                ticket: ticket.service_type.clone(),
+                session: self.inner.service_type.clone(),
+            });
+        }
+        if ticket.peer_id == self.inner.local.id {
+            return Err(TicketError::OwnTicket);
+        }
+        let peer = DiscoveredPeer {
+            peer_id: ticket.peer_id,
+            display_name: ticket.peer_id.short(),
+            addrs: ticket.addrs.clone(),
+            discovery_info: Default::default(),
+        };
+        self.command(|tx| Command::AddCandidate(peer, tx))
+            .await
+            .map_err(|_| TicketError::SessionClosed)
+    }
+
+    /// A snapshot of interfaces, discovery and connection attempts, to find out why peers are missing.
+    pub async fn diagnostics(&self) -> Result<Diagnostics, ControlError> {
+        self.command(Command::Diagnostics).await
+    }
+
     /// Stops advertising, browsing and admitting new peers. Connected peers stay.
     pub async fn stop_looking_for_peers(&self) -> Result<(), ControlError> {
         self.command(Command::StopLooking).await
@@ -494,6 +553,14 @@ impl Session {
     pub async fn shutdown(&self) -> Result<(), ControlError> {
         self.command(Command::Shutdown).await
     }
+}
+
+/// The index of a network interface (for IPv6 scope ids), 0 if unknown.
+fn if_index(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 async fn send_reliable(link: &Link, header: &[u8], data: &Bytes) -> Result<(), SendError> {
