@@ -90,6 +90,21 @@ pub struct Admission {
     pub replaces: Option<AttemptId>,
 }
 
+/// A candidate as [`Mesh::candidates`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateState {
+    /// The peer.
+    pub peer: PeerId,
+    /// Where it was seen.
+    pub addrs: Vec<SocketAddr>,
+    /// Its link state, if any.
+    pub slot: Option<Slot>,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    /// Whether dialing waits for rediscovery.
+    pub parked: bool,
+}
+
 #[derive(Debug)]
 struct Candidate {
     addrs: Vec<SocketAddr>,
@@ -319,14 +334,20 @@ impl Mesh {
         }
     }
 
-    /// Every candidate discovery reported, with its link state: `(peer, addrs, slot, failures, parked)`.
-    pub fn candidates(&self) -> Vec<(PeerId, Vec<SocketAddr>, Option<Slot>, u32, bool)> {
+    /// Every candidate discovery reported, with its link state, ordered by id.
+    pub fn candidates(&self) -> Vec<CandidateState> {
         let mut out: Vec<_> = self
             .candidates
             .iter()
-            .map(|(p, c)| (*p, c.addrs.clone(), self.slots.get(p).copied(), c.failures, c.parked))
+            .map(|(p, c)| CandidateState {
+                peer: *p,
+                addrs: c.addrs.clone(),
+                slot: self.slots.get(p).copied(),
+                failures: c.failures,
+                parked: c.parked,
+            })
             .collect();
-        out.sort_by_key(|c| c.0);
+        out.sort_by_key(|c| c.peer);
         out
     }
 

@@ -194,19 +194,19 @@ impl Actor {
             .mesh
             .candidates()
             .into_iter()
-            .map(|(peer, addrs, slot, failures, parked)| AttemptDiagnostics {
-                peer,
-                addrs,
-                state: match slot {
+            .map(|c| AttemptDiagnostics {
+                peer: c.peer,
+                addrs: c.addrs,
+                state: match c.slot {
                     Some(Slot::Connected { .. }) => "connected",
                     Some(Slot::Dialing(_)) => "dialing",
                     Some(Slot::Accepting(_)) => "accepting",
-                    None if parked => "waiting for rediscovery",
+                    None if c.parked => "waiting for rediscovery",
                     None => "waiting to retry",
                 }
                 .to_owned(),
-                failures,
-                last_failure: self.last_failure.get(&peer).cloned(),
+                failures: c.failures,
+                last_failure: self.last_failure.get(&c.peer).cloned(),
             })
             .collect();
         Diagnostics {

@@ -385,3 +385,4 @@ pub mod raw {
         }
     }
 }
+pub mod netns;
