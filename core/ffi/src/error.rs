@@ -1,0 +1,180 @@
+//! The one flat error enum Swift and Kotlin can switch on.
+
+/// Everything that can go wrong, for Swift (`MultipeerError`) and Kotlin (`MultipeerException`).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[non_exhaustive]
+pub enum MultipeerError {
+    /// The configuration is invalid; the message says what is allowed.
+    #[error("invalid configuration: {message}")]
+    InvalidConfig {
+        /// What is wrong.
+        message: String,
+    },
+    /// The identity bytes are not a valid key.
+    #[error("invalid identity")]
+    InvalidIdentity,
+    /// A string is not a peer id.
+    #[error("not a peer id: {id}")]
+    InvalidPeerId {
+        /// The string.
+        id: String,
+    },
+    /// The ticket is not valid for this session.
+    #[error("invalid ticket: {message}")]
+    InvalidTicket {
+        /// Why.
+        message: String,
+    },
+    /// The session could not start.
+    #[error("cannot start: {message}")]
+    Start {
+        /// Why.
+        message: String,
+    },
+    /// Discovery failed.
+    #[error("discovery: {message}")]
+    Discovery {
+        /// Why.
+        message: String,
+    },
+    /// The session has shut down.
+    #[error("the session has shut down")]
+    SessionClosed,
+    /// The peer is not connected.
+    #[error("peer {peer} is not connected")]
+    NotConnected {
+        /// The peer.
+        peer: String,
+    },
+    /// A reliable message exceeds the limit.
+    #[error("message is {size} bytes; at most {max}")]
+    MessageTooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A datagram does not fit the path.
+    #[error("datagram is {size} bytes; the path allows {max}")]
+    DatagramTooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit now.
+        max: u64,
+    },
+    /// The connection to a peer was lost.
+    #[error("connection to {peer} lost")]
+    ConnectionLost {
+        /// The peer.
+        peer: String,
+    },
+    /// The stream was finished or cancelled already.
+    #[error("the stream is closed")]
+    StreamClosed,
+    /// An I/O error on a stream.
+    #[error("stream: {message}")]
+    Io {
+        /// What happened.
+        message: String,
+    },
+    /// Something else; the message says what.
+    #[error("{message}")]
+    Other {
+        /// What happened.
+        message: String,
+    },
+    /// A foreign callback failed unexpectedly.
+    #[error("callback failed: {message}")]
+    Callback {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for MultipeerError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Callback { message: e.reason }
+    }
+}
+
+impl From<multipeer::ConfigError> for MultipeerError {
+    fn from(e: multipeer::ConfigError) -> Self {
+        Self::InvalidConfig { message: e.to_string() }
+    }
+}
+
+impl From<multipeer::IdentityError> for MultipeerError {
+    fn from(_: multipeer::IdentityError) -> Self {
+        Self::InvalidIdentity
+    }
+}
+
+impl From<multipeer::TicketError> for MultipeerError {
+    fn from(e: multipeer::TicketError) -> Self {
+        match e {
+            multipeer::TicketError::SessionClosed => Self::SessionClosed,
+            other => Self::InvalidTicket {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<multipeer::StartError> for MultipeerError {
+    fn from(e: multipeer::StartError) -> Self {
+        match e {
+            multipeer::StartError::Discovery(d) => Self::Discovery { message: d.to_string() },
+            other => Self::Start {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<multipeer::ControlError> for MultipeerError {
+    fn from(e: multipeer::ControlError) -> Self {
+        match e {
+            multipeer::ControlError::SessionClosed => Self::SessionClosed,
+            multipeer::ControlError::Discovery(d) => Self::Discovery { message: d.to_string() },
+            other => Self::Other {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<multipeer::SendError> for MultipeerError {
+    fn from(e: multipeer::SendError) -> Self {
+        use multipeer::SendError as S;
+        match e {
+            S::SessionClosed => Self::SessionClosed,
+            S::NotConnected(p) => Self::NotConnected { peer: p.to_string() },
+            S::MessageTooLarge { size, max } => Self::MessageTooLarge {
+                size: size as u64,
+                max: max as u64,
+            },
+            S::DatagramTooLarge { size, max, .. } => Self::DatagramTooLarge {
+                size: size as u64,
+                max: max as u64,
+            },
+            S::ConnectionLost(p) => Self::ConnectionLost { peer: p.to_string() },
+            other => Self::Other {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<multipeer::StreamError> for MultipeerError {
+    fn from(e: multipeer::StreamError) -> Self {
+        use multipeer::StreamError as S;
+        match e {
+            S::SessionClosed => Self::SessionClosed,
+            S::NotConnected(p) => Self::NotConnected { peer: p.to_string() },
+            S::ConnectionLost(p) => Self::ConnectionLost { peer: p.to_string() },
+            other => Self::Other {
+                message: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! UniFFI bindings of `multipeer` for Swift and Kotlin.
+//!
+//! This is the only place that exports to foreign languages; it adapts the Rust API and re-implements
+//! nothing. Callbacks of the foreign [`SessionDelegate`] arrive one at a time, in order, on one dedicated
+//! thread per session (never the caller's, never the UI thread: hop to your main thread yourself). Events wait
+//! in a bounded queue ([`multipeer::EVENT_QUEUE`]); a slow callback holds back further events (and, through
+//! QUIC flow control, the senders) but never blocks the session's network work. A callback that throws is
+//! logged and ignored.
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use multipeer::{Event, Reliability, To};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+mod discovery;
+mod error;
+
+pub use discovery::{DiscoveredPeerRecord, DiscoverySink, ForeignDiscovery, InProcessNetwork, LocalAdvertisement};
+pub use error::MultipeerError;
+
+uniffi::setup_scaffolding!();
+
+/// Session configuration; validated like the Rust `SessionConfig`.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SessionConfig {
+    /// DNS-SD service type, 1-15 characters of a-z, 0-9 and '-'.
+    pub service_type: String,
+    /// The name other peers see (1-63 bytes).
+    pub display_name: String,
+    /// Most peers including this one, 2..=8.
+    #[uniffi(default = 8)]
+    pub max_peers: u8,
+    /// Key/value pairs published with discovery.
+    pub discovery_info: HashMap<String, String>,
+    /// JSON every peer receives when it connects.
+    #[uniffi(default = None)]
+    pub initial_data_json: Option<String>,
+    /// A saved identity ([`generate_identity`]); a fresh one if absent.
+    #[uniffi(default = None)]
+    pub identity: Option<Vec<u8>>,
+    /// Admission passphrase.
+    #[uniffi(default = None)]
+    pub passphrase: Option<String>,
+    /// Idle timeout in milliseconds (default 5000).
+    #[uniffi(default = None)]
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// A peer in the session.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PeerInfo {
+    /// Its id (64 hex characters).
+    pub id: String,
+    /// A 10-character form of the id, for display.
+    pub short_id: String,
+    /// Its display name.
+    pub display_name: String,
+    /// Its discovery info.
+    pub discovery_info: HashMap<String, String>,
+    /// Its initial data, as JSON.
+    pub initial_data_json: String,
+}
+
+impl From<&multipeer::Peer> for PeerInfo {
+    fn from(p: &multipeer::Peer) -> Self {
+        Self {
+            id: p.id.to_string(),
+            short_id: p.id.short(),
+            display_name: p.display_name.clone(),
+            discovery_info: p.discovery_info.clone().into_iter().collect(),
+            initial_data_json: p.initial_data.to_string(),
+        }
+    }
+}
+
+/// Receives a session's events (a Kotlin interface / Swift protocol).
+#[uniffi::export(with_foreign)]
+pub trait SessionDelegate: Send + Sync {
+    /// A peer joined.
+    fn peer_added(&self, peer: PeerInfo) -> Result<(), MultipeerError>;
+    /// A peer left; `reason` says why (for example "left", "timed out").
+    fn peer_removed(&self, peer: PeerInfo, reason: String) -> Result<(), MultipeerError>;
+    /// A message arrived.
+    fn received(&self, from: String, data: Vec<u8>, reliable: bool) -> Result<(), MultipeerError>;
+    /// A chunk of a named incoming stream arrived (in order).
+    fn stream_data(&self, from: String, name: String, data: Vec<u8>) -> Result<(), MultipeerError>;
+    /// A named incoming stream ended: `error` is `None` when it was finished cleanly.
+    fn stream_finished(&self, from: String, name: String, error: Option<String>) -> Result<(), MultipeerError>;
+    /// A connection failed before the peer joined.
+    fn connection_failed(&self, peer: String, reason: String) -> Result<(), MultipeerError>;
+}
+
+/// Generates a new identity to save; pass it back in [`SessionConfig::identity`] to keep the same id.
+#[uniffi::export]
+pub fn generate_identity() -> Vec<u8> {
+    multipeer::Identity::generate().to_pkcs8_der()
+}
+
+/// The peer id of a saved identity.
+#[uniffi::export]
+pub fn identity_peer_id(identity: Vec<u8>) -> Result<String, MultipeerError> {
+    Ok(multipeer::Identity::from_pkcs8_der(&identity)?.peer_id().to_string())
+}
+
+fn build_config(config: SessionConfig) -> Result<multipeer::SessionConfig, MultipeerError> {
+    let mut builder = multipeer::SessionConfig::builder(config.service_type, config.display_name)
+        .max_peers(usize::from(config.max_peers));
+    for (k, v) in config.discovery_info {
+        builder = builder.discovery_info(k, v);
+    }
+    if let Some(json) = config.initial_data_json {
+        let value = serde_json::from_str(&json).map_err(|e| MultipeerError::InvalidConfig {
+            message: format!("initial data is not JSON: {e}"),
+        })?;
+        builder = builder.initial_data(value);
+    }
+    if let Some(identity) = config.identity {
+        builder = builder.identity(multipeer::Identity::from_pkcs8_der(&identity)?);
+    }
+    if let Some(passphrase) = config.passphrase {
+        builder = builder.passphrase(passphrase);
+    }
+    if let Some(ms) = config.idle_timeout_ms {
+        builder = builder.idle_timeout(Duration::from_millis(ms));
+    }
+    Ok(builder.build()?)
+}
+
+fn parse_peer(id: &str) -> Result<multipeer::PeerId, MultipeerError> {
+    id.parse()
+        .map_err(|_| MultipeerError::InvalidPeerId { id: id.to_owned() })
+}
+
+/// Which discovery a session uses.
+enum DiscoveryChoice {
+    Mdns,
+    InProcess(Arc<InProcessNetwork>),
+    Foreign(Arc<dyn ForeignDiscovery>),
+}
+
+/// A multipeer session. Create it with a config and a delegate; call [`Session::shutdown`] when done.
+#[derive(uniffi::Object)]
+pub struct Session {
+    runtime: Arc<tokio::runtime::Runtime>,
+    session: multipeer::Session,
+}
+
+impl Session {
+    fn start(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+        discovery: DiscoveryChoice,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        let config = build_config(config)?;
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("multipeer")
+                .enable_all()
+                .build()
+                .map_err(|e| MultipeerError::Start { message: e.to_string() })?,
+        );
+        let builder = multipeer::Session::builder(config);
+        let builder = match discovery {
+            DiscoveryChoice::Mdns => builder,
+            DiscoveryChoice::InProcess(network) => builder.discovery(network.network.discovery()),
+            DiscoveryChoice::Foreign(foreign) => builder.discovery(discovery::ForeignAdapter::new(foreign)),
+        };
+        let (session, events) = runtime.block_on(builder.start_with_events())?;
+        spawn_delegate(&runtime, events, delegate);
+        Ok(Arc::new(Self { runtime, session }))
+    }
+
+    async fn on_runtime<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, MultipeerError>> + Send + 'static,
+    ) -> Result<T, MultipeerError> {
+        self.runtime
+            .spawn(work)
+            .await
+            .map_err(|_| MultipeerError::SessionClosed)?
+    }
+}
+
+/// Pumps events to the foreign delegate on one dedicated thread; incoming streams are read on the runtime and
+/// their chunks delivered through the same ordered queue.
+fn spawn_delegate(
+    runtime: &tokio::runtime::Runtime,
+    mut events: multipeer::Events,
+    delegate: Arc<dyn SessionDelegate>,
+) {
+    enum Call {
+        Event(Event),
+        StreamData(String, String, Vec<u8>),
+        StreamFinished(String, String, Option<String>),
+    }
+    let (tx, mut rx) = mpsc::channel::<Call>(multipeer::EVENT_QUEUE);
+    runtime.spawn(async move {
+        while let Some(event) = events.next().await {
+            if let Event::Stream(mut stream) = event {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let (from, name) = (stream.peer().to_string(), stream.name().to_owned());
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let error = loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) => break None,
+                            Ok(n) => {
+                                let call = Call::StreamData(from.clone(), name.clone(), buf[..n].to_vec());
+                                if tx.send(call).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => break Some(e.to_string()),
+                        }
+                    };
+                    let _ = tx.send(Call::StreamFinished(from, name, error)).await;
+                });
+            } else if tx.send(Call::Event(event)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let spawned = std::thread::Builder::new()
+        .name("multipeer-delegate".into())
+        .spawn(move || {
+            while let Some(call) = rx.blocking_recv() {
+                let result = match call {
+                    Call::Event(Event::PeerAdded(peer)) => delegate.peer_added(PeerInfo::from(&peer)),
+                    Call::Event(Event::PeerRemoved { peer, reason }) => {
+                        delegate.peer_removed(PeerInfo::from(&peer), reason.to_string())
+                    }
+                    Call::Event(Event::Message(m)) => delegate.received(
+                        m.from.to_string(),
+                        m.data.to_vec(),
+                        m.reliability == Reliability::Reliable,
+                    ),
+                    Call::Event(Event::ConnectionFailed { peer, reason }) => {
+                        delegate.connection_failed(peer.to_string(), reason.to_string())
+                    }
+                    Call::Event(_) => Ok(()),
+                    Call::StreamData(from, name, data) => delegate.stream_data(from, name, data),
+                    Call::StreamFinished(from, name, error) => delegate.stream_finished(from, name, error),
+                };
+                if let Err(e) = result {
+                    tracing::warn!("session delegate callback failed: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the delegate thread: {e}");
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Session {
+    /// Starts a session that finds peers with mDNS (the built-in discovery).
+    #[uniffi::constructor]
+    pub fn new(config: SessionConfig, delegate: Arc<dyn SessionDelegate>) -> Result<Arc<Self>, MultipeerError> {
+        Self::start(config, delegate, DiscoveryChoice::Mdns)
+    }
+
+    /// Starts a session whose discovery is implemented by the app (for example Bonjour on Apple platforms
+    /// through Network.framework, or Android's NsdManager).
+    #[uniffi::constructor]
+    pub fn with_discovery(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+        discovery: Arc<dyn ForeignDiscovery>,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        Self::start(config, delegate, DiscoveryChoice::Foreign(discovery))
+    }
+
+    /// Starts a session that only sees sessions on the same in-process network (tests, demos).
+    #[uniffi::constructor]
+    pub fn in_process(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+        network: Arc<InProcessNetwork>,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        Self::start(config, delegate, DiscoveryChoice::InProcess(network))
+    }
+
+    /// The local peer.
+    pub fn local_peer(&self) -> PeerInfo {
+        PeerInfo::from(self.session.local_peer())
+    }
+
+    /// The connected peers, ordered by id.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.session.peers().iter().map(PeerInfo::from).collect()
+    }
+
+    /// Sends `data` to the peers in `to` (empty: every connected peer), reliably or as a datagram.
+    pub async fn send(&self, data: Vec<u8>, to: Vec<String>, reliable: bool) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        let to = if to.is_empty() {
+            To::All
+        } else {
+            To::Peers(to.iter().map(|id| parse_peer(id)).collect::<Result<_, _>>()?)
+        };
+        let reliability = if reliable {
+            Reliability::Reliable
+        } else {
+            Reliability::Unreliable
+        };
+        self.on_runtime(async move { Ok(session.send(data, to, reliability).await?) })
+            .await
+    }
+
+    /// Opens a named byte stream to a peer.
+    pub async fn open_stream(&self, peer: String, name: String) -> Result<Arc<OutgoingStream>, MultipeerError> {
+        let session = self.session.clone();
+        let peer = parse_peer(&peer)?;
+        let stream = self
+            .on_runtime(async move { Ok(session.stream(peer, &name).await?) })
+            .await?;
+        Ok(Arc::new(OutgoingStream {
+            runtime: self.runtime.clone(),
+            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+        }))
+    }
+
+    /// Stops advertising, browsing and admitting new peers; connected peers stay.
+    pub async fn stop_looking_for_peers(&self) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        self.on_runtime(async move { Ok(session.stop_looking_for_peers().await?) })
+            .await
+    }
+
+    /// Looks for peers again.
+    pub async fn start_looking_for_peers(&self) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        self.on_runtime(async move { Ok(session.start_looking_for_peers().await?) })
+            .await
+    }
+
+    /// Expels a peer and keeps it out.
+    pub async fn remove_peer(&self, peer: String) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        let peer = parse_peer(&peer)?;
+        self.on_runtime(async move { Ok(session.remove_peer(peer).await.map(drop)?) })
+            .await
+    }
+
+    /// A ticket other devices can use to join without mDNS.
+    pub fn ticket(&self) -> String {
+        self.session.ticket().to_string()
+    }
+
+    /// Invites the peer a ticket describes.
+    pub async fn connect_ticket(&self, ticket: String) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        let ticket: multipeer::Ticket = ticket.parse()?;
+        self.on_runtime(async move { Ok(session.connect_ticket(&ticket).await?) })
+            .await
+    }
+
+    /// Leaves the session; others see it at once.
+    pub async fn disconnect(&self) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        self.on_runtime(async move { Ok(session.disconnect().await?) }).await
+    }
+
+    /// Leaves and releases everything. Later calls fail with `SessionClosed`.
+    pub async fn shutdown(&self) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        self.on_runtime(async move { Ok(session.shutdown().await?) }).await
+    }
+
+    /// A human-readable report of interfaces, discovery and connection attempts.
+    pub async fn diagnostics(&self) -> Result<String, MultipeerError> {
+        let session = self.session.clone();
+        self.on_runtime(async move { Ok(session.diagnostics().await?.to_string()) })
+            .await
+    }
+}
+
+/// An outgoing named byte stream: `write` waits while the receiver is behind; `finish` ends it.
+#[derive(uniffi::Object)]
+pub struct OutgoingStream {
+    runtime: Arc<tokio::runtime::Runtime>,
+    stream: Arc<tokio::sync::Mutex<Option<multipeer::OutgoingStream>>>,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl OutgoingStream {
+    /// Writes all of `data`.
+    pub async fn write(&self, data: Vec<u8>) -> Result<(), MultipeerError> {
+        let stream = self.stream.clone();
+        let work = async move {
+            let mut guard = stream.lock().await;
+            let s = guard.as_mut().ok_or(MultipeerError::StreamClosed)?;
+            s.write_all(&data)
+                .await
+                .map_err(|e| MultipeerError::Io { message: e.to_string() })
+        };
+        self.runtime
+            .spawn(work)
+            .await
+            .map_err(|_| MultipeerError::SessionClosed)?
+    }
+
+    /// Ends the stream and waits until the receiver has read all of it.
+    pub async fn finish(&self) -> Result<(), MultipeerError> {
+        let stream = self.stream.clone();
+        let work = async move {
+            let s = stream.lock().await.take().ok_or(MultipeerError::StreamClosed)?;
+            s.finish()
+                .await
+                .map_err(|e| MultipeerError::Io { message: e.to_string() })
+        };
+        self.runtime
+            .spawn(work)
+            .await
+            .map_err(|_| MultipeerError::SessionClosed)?
+    }
+
+    /// Abandons the stream; the receiver sees an error.
+    pub fn cancel(&self) {
+        if let Ok(mut guard) = self.stream.try_lock() {
+            if let Some(s) = guard.take() {
+                s.cancel();
+            }
+        }
+    }
+}
