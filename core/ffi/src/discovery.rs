@@ -70,12 +70,12 @@ impl DiscoverySink {
             .collect();
         let peer = multipeer::discovery::parse_record(&txt, record.port, &addrs).map_err(|reason| {
             MultipeerError::Discovery {
-                message: reason.to_owned(),
+                detail: reason.to_owned(),
             }
         })?;
         self.tx
             .try_send(DiscoveryEvent::Found(peer))
-            .map_err(|e| MultipeerError::Discovery { message: e.to_string() })
+            .map_err(|e| MultipeerError::Discovery { detail: e.to_string() })
     }
 
     /// Reports that a peer's service went away.
@@ -83,7 +83,7 @@ impl DiscoverySink {
         let id = crate::parse_peer(&peer_id)?;
         self.tx
             .try_send(DiscoveryEvent::Lost(id))
-            .map_err(|e| MultipeerError::Discovery { message: e.to_string() })
+            .map_err(|e| MultipeerError::Discovery { detail: e.to_string() })
     }
 }
 

@@ -5,10 +5,10 @@
 #[non_exhaustive]
 pub enum MultipeerError {
     /// The configuration is invalid; the message says what is allowed.
-    #[error("invalid configuration: {message}")]
+    #[error("invalid configuration: {detail}")]
     InvalidConfig {
         /// What is wrong.
-        message: String,
+        detail: String,
     },
     /// The identity bytes are not a valid key.
     #[error("invalid identity")]
@@ -20,22 +20,22 @@ pub enum MultipeerError {
         id: String,
     },
     /// The ticket is not valid for this session.
-    #[error("invalid ticket: {message}")]
+    #[error("invalid ticket: {detail}")]
     InvalidTicket {
         /// Why.
-        message: String,
+        detail: String,
     },
     /// The session could not start.
-    #[error("cannot start: {message}")]
+    #[error("cannot start: {detail}")]
     Start {
         /// Why.
-        message: String,
+        detail: String,
     },
     /// Discovery failed.
-    #[error("discovery: {message}")]
+    #[error("discovery: {detail}")]
     Discovery {
         /// Why.
-        message: String,
+        detail: String,
     },
     /// The session has shut down.
     #[error("the session has shut down")]
@@ -72,34 +72,34 @@ pub enum MultipeerError {
     #[error("the stream is closed")]
     StreamClosed,
     /// An I/O error on a stream.
-    #[error("stream: {message}")]
+    #[error("stream: {detail}")]
     Io {
         /// What happened.
-        message: String,
+        detail: String,
     },
     /// Something else; the message says what.
-    #[error("{message}")]
+    #[error("{detail}")]
     Other {
         /// What happened.
-        message: String,
+        detail: String,
     },
     /// A foreign callback failed unexpectedly.
-    #[error("callback failed: {message}")]
+    #[error("callback failed: {detail}")]
     Callback {
         /// What happened.
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for MultipeerError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        Self::Callback { message: e.reason }
+        Self::Callback { detail: e.reason }
     }
 }
 
 impl From<multipeer::ConfigError> for MultipeerError {
     fn from(e: multipeer::ConfigError) -> Self {
-        Self::InvalidConfig { message: e.to_string() }
+        Self::InvalidConfig { detail: e.to_string() }
     }
 }
 
@@ -114,7 +114,7 @@ impl From<multipeer::TicketError> for MultipeerError {
         match e {
             multipeer::TicketError::SessionClosed => Self::SessionClosed,
             other => Self::InvalidTicket {
-                message: other.to_string(),
+                detail: other.to_string(),
             },
         }
     }
@@ -123,9 +123,9 @@ impl From<multipeer::TicketError> for MultipeerError {
 impl From<multipeer::StartError> for MultipeerError {
     fn from(e: multipeer::StartError) -> Self {
         match e {
-            multipeer::StartError::Discovery(d) => Self::Discovery { message: d.to_string() },
+            multipeer::StartError::Discovery(d) => Self::Discovery { detail: d.to_string() },
             other => Self::Start {
-                message: other.to_string(),
+                detail: other.to_string(),
             },
         }
     }
@@ -135,9 +135,9 @@ impl From<multipeer::ControlError> for MultipeerError {
     fn from(e: multipeer::ControlError) -> Self {
         match e {
             multipeer::ControlError::SessionClosed => Self::SessionClosed,
-            multipeer::ControlError::Discovery(d) => Self::Discovery { message: d.to_string() },
+            multipeer::ControlError::Discovery(d) => Self::Discovery { detail: d.to_string() },
             other => Self::Other {
-                message: other.to_string(),
+                detail: other.to_string(),
             },
         }
     }
@@ -159,7 +159,7 @@ impl From<multipeer::SendError> for MultipeerError {
             },
             S::ConnectionLost(p) => Self::ConnectionLost { peer: p.to_string() },
             other => Self::Other {
-                message: other.to_string(),
+                detail: other.to_string(),
             },
         }
     }
@@ -173,7 +173,7 @@ impl From<multipeer::StreamError> for MultipeerError {
             S::NotConnected(p) => Self::NotConnected { peer: p.to_string() },
             S::ConnectionLost(p) => Self::ConnectionLost { peer: p.to_string() },
             other => Self::Other {
-                message: other.to_string(),
+                detail: other.to_string(),
             },
         }
     }

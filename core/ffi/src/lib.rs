@@ -114,7 +114,7 @@ fn build_config(config: SessionConfig) -> Result<multipeer::SessionConfig, Multi
     }
     if let Some(json) = config.initial_data_json {
         let value = serde_json::from_str(&json).map_err(|e| MultipeerError::InvalidConfig {
-            message: format!("initial data is not JSON: {e}"),
+            detail: format!("initial data is not JSON: {e}"),
         })?;
         builder = builder.initial_data(value);
     }
@@ -162,7 +162,7 @@ impl Session {
                 .thread_name("multipeer")
                 .enable_all()
                 .build()
-                .map_err(|e| MultipeerError::Start { message: e.to_string() })?,
+                .map_err(|e| MultipeerError::Start { detail: e.to_string() })?,
         );
         let builder = multipeer::Session::builder(config);
         let builder = match discovery {
@@ -397,7 +397,7 @@ impl OutgoingStream {
             let s = guard.as_mut().ok_or(MultipeerError::StreamClosed)?;
             s.write_all(&data)
                 .await
-                .map_err(|e| MultipeerError::Io { message: e.to_string() })
+                .map_err(|e| MultipeerError::Io { detail: e.to_string() })
         };
         self.runtime
             .spawn(work)
@@ -412,7 +412,7 @@ impl OutgoingStream {
             let s = stream.lock().await.take().ok_or(MultipeerError::StreamClosed)?;
             s.finish()
                 .await
-                .map_err(|e| MultipeerError::Io { message: e.to_string() })
+                .map_err(|e| MultipeerError::Io { detail: e.to_string() })
         };
         self.runtime
             .spawn(work)

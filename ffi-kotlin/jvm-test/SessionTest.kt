@@ -1,0 +1,234 @@
+// JVM tests of the Kotlin bindings: real sessions over loopback in one JVM.
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.multipeer.MultipeerSession
+import org.multipeer.SessionEvent
+import org.multipeer.ffi.DiscoveredPeerRecord
+import org.multipeer.ffi.DiscoverySink
+import org.multipeer.ffi.ForeignDiscovery
+import org.multipeer.ffi.InProcessNetwork
+import org.multipeer.ffi.LocalAdvertisement
+import org.multipeer.ffi.MultipeerException
+import org.multipeer.ffi.PeerInfo
+import org.multipeer.ffi.Session
+import org.multipeer.ffi.SessionConfig
+import org.multipeer.ffi.SessionDelegate
+import org.multipeer.ffi.generateIdentity
+import org.multipeer.ffi.identityPeerId
+import kotlin.system.exitProcess
+
+fun config(name: String, identity: ByteArray? = null) =
+    SessionConfig(serviceType = "jvmtest", displayName = name, discoveryInfo = mapOf("room" to "kt"), identity = identity)
+
+fun check(condition: Boolean, message: () -> String) {
+    if (!condition) throw AssertionError(message())
+}
+
+/** Events of one session, collected into a channel so tests can wait for them with a timeout. */
+class Inbox(flow: Flow<SessionEvent>, scope: CoroutineScope) {
+    private val channel = Channel<SessionEvent>(Channel.UNLIMITED)
+    init { scope.launch(Dispatchers.Default) { flow.collect { channel.send(it) } } }
+
+    suspend fun <T> expect(what: String, ms: Long = 10_000, pick: (SessionEvent) -> T?): T =
+        try {
+            withTimeout(ms) {
+                while (true) {
+                    val found = pick(channel.receive())
+                    if (found != null) return@withTimeout found
+                }
+                @Suppress("UNREACHABLE_CODE") error("unreachable")
+            }
+        } catch (e: kotlinx.coroutines.TimeoutCancellationException) {
+            throw AssertionError("timed out waiting for $what")
+        }
+}
+
+suspend fun twoPeersExchangeMessagesAndAStream(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val a = MultipeerSession.start(config("alice"), network)
+    val b = MultipeerSession.start(config("bob"), network)
+    val aIn = Inbox(a.events, scope)
+    val bIn = Inbox(b.events, scope)
+    val bob = aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
+    val alice = bIn.expect("alice added") { (it as? SessionEvent.PeerAdded)?.peer }
+    check(bob.displayName == "bob" && bob.id == b.localPeer.id) { "a sees bob: $bob" }
+    check(alice.discoveryInfo["room"] == "kt") { "discovery info travels: $alice" }
+
+    a.send("hello bob".toByteArray(), listOf(bob.id))
+    val m1 = bIn.expect("message to bob") { it as? SessionEvent.Received }
+    check(String(m1.data) == "hello bob" && m1.from == alice.id && m1.reliable) { "bob got ${String(m1.data)}" }
+    b.send("hello alice".toByteArray())
+    val m2 = aIn.expect("message to alice") { it as? SessionEvent.Received }
+    check(String(m2.data) == "hello alice") { "alice got ${String(m2.data)}" }
+    b.send("datagram".toByteArray(), reliable = false)
+    val d = aIn.expect("datagram") { it as? SessionEvent.Received }
+    check(!d.reliable && String(d.data) == "datagram") { "datagram" }
+
+    val payload = ByteArray(1 shl 20) { (it % 251).toByte() }
+    val stream = a.openStream(bob.id, "photo.jpg")
+    stream.write(payload.copyOfRange(0, 500_000))
+    stream.write(payload.copyOfRange(500_000, payload.size))
+    stream.finish()
+    val received = java.io.ByteArrayOutputStream()
+    val end = bIn.expect("stream end") {
+        when (it) {
+            is SessionEvent.StreamData -> { check(it.name == "photo.jpg") { "name" }; received.write(it.data); null }
+            is SessionEvent.StreamFinished -> it
+            else -> null
+        }
+    }
+    check(end.error == null) { "stream error ${end.error}" }
+    check(received.toByteArray().contentEquals(payload)) { "stream bytes differ (${received.size()} bytes)" }
+
+    a.shutdown()
+    val removed = bIn.expect("alice removed") { it as? SessionEvent.PeerRemoved }
+    check(removed.reason == "left") { "reason ${removed.reason}" }
+    try {
+        a.send("too late".toByteArray())
+        throw AssertionError("send after shutdown must fail")
+    } catch (e: MultipeerException.SessionClosed) {
+    }
+    b.shutdown()
+}
+
+/** A discovery written in Kotlin: sessions in this object see each other on loopback. */
+class KotlinLan {
+    private val members = mutableMapOf<String, Pair<LocalAdvertisement, DiscoverySink>>()
+
+    fun discovery(): ForeignDiscovery = object : ForeignDiscovery {
+        var me: String? = null
+        override fun start(advertisement: LocalAdvertisement, sink: DiscoverySink) {
+            synchronized(members) {
+                for ((ad, other) in members.values) {
+                    other.peerFound(record(advertisement))
+                    sink.peerFound(record(ad))
+                }
+                members[advertisement.peerId] = advertisement to sink
+                me = advertisement.peerId
+            }
+        }
+        override fun stop() {
+            synchronized(members) {
+                val id = me ?: return
+                members.remove(id)
+                for ((_, other) in members.values) other.peerLost(id)
+            }
+        }
+    }
+
+    private fun record(ad: LocalAdvertisement) = DiscoveredPeerRecord(ad.txt, listOf("127.0.0.1"), ad.port)
+}
+
+suspend fun kotlinDiscoveryFindsPeersAndBadRecordsAreRefused(scope: CoroutineScope) {
+    val lan = KotlinLan()
+    val sessions = (1..3).map { MultipeerSession.start(config("k$it"), lan.discovery()) }
+    val inboxes = sessions.map { Inbox(it.events, scope) }
+    for (inbox in inboxes) {
+        val names = (1..2).map { inbox.expect("peer added") { e -> (e as? SessionEvent.PeerAdded)?.peer?.displayName } }
+        check(names.toSet().size == 2) { "each sees the two others: $names" }
+    }
+    // A record with garbage TXT is refused with a typed error, in Rust.
+    val sink = object : ForeignDiscovery {
+        var captured: DiscoverySink? = null
+        override fun start(advertisement: LocalAdvertisement, sink: DiscoverySink) { captured = sink }
+        override fun stop() {}
+    }
+    val probe = MultipeerSession.start(config("probe"), sink)
+    try {
+        sink.captured!!.peerFound(DiscoveredPeerRecord(mapOf("id" to "nonsense"), listOf("127.0.0.1"), 1u))
+        throw AssertionError("garbage record accepted")
+    } catch (e: MultipeerException.Discovery) {
+        check(e.detail.contains("id")) { "reason: ${e.detail}" }
+    }
+    probe.shutdown()
+    sessions.forEach { it.shutdown() }
+}
+
+fun invalidConfigAndIdentities() {
+    for ((bad, expected) in listOf(
+        config("x").copy(serviceType = "Bad_Type") to "service type",
+        config("").copy() to "display name",
+        config("x").copy(maxPeers = 9u) to "max_peers",
+    )) {
+        try {
+            Session.inProcess(bad, NoopDelegate, InProcessNetwork())
+            throw AssertionError("accepted invalid config $bad")
+        } catch (e: MultipeerException.InvalidConfig) {
+            check(e.detail.contains(expected)) { "message '${e.detail}' should mention $expected" }
+        }
+    }
+    try {
+        Session.inProcess(config("x", identity = byteArrayOf(1, 2, 3)), NoopDelegate, InProcessNetwork())
+        throw AssertionError("accepted a garbage identity")
+    } catch (e: MultipeerException.InvalidIdentity) {
+    }
+    val identity = generateIdentity()
+    val session = Session.inProcess(config("keeper", identity), NoopDelegate, InProcessNetwork())
+    check(session.localPeer().id == identityPeerId(identity)) { "saved identity keeps the id" }
+    runBlocking { session.shutdown() }
+    session.close()
+}
+
+object NoopDelegate : SessionDelegate {
+    override fun peerAdded(peer: PeerInfo) {}
+    override fun peerRemoved(peer: PeerInfo, reason: String) {}
+    override fun received(from: String, data: ByteArray, reliable: Boolean) {}
+    override fun streamData(from: String, name: String, data: ByteArray) {}
+    override fun streamFinished(from: String, name: String, error: String?) {}
+    override fun connectionFailed(peer: String, reason: String) {}
+}
+
+/** A delegate that throws on every message must not break the session: later events still arrive. */
+suspend fun throwingCallbacksAreContained(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val seen = Channel<String>(Channel.UNLIMITED)
+    val thrower = object : SessionDelegate by NoopDelegate {
+        override fun peerAdded(peer: PeerInfo) { seen.trySend("added") }
+        override fun received(from: String, data: ByteArray, reliable: Boolean) {
+            seen.trySend(String(data))
+            throw RuntimeException("app bug")
+        }
+    }
+    val a = Session.inProcess(config("thrower"), thrower, network)
+    val b = MultipeerSession.start(config("sender"), network)
+    val bIn = Inbox(b.events, scope)
+    bIn.expect("peer") { it as? SessionEvent.PeerAdded }
+    withTimeout(10_000) { check(seen.receive() == "added") { "added first" } }
+    for (i in 1..3) b.send("m$i".toByteArray())
+    withTimeout(10_000) { for (i in 1..3) check(seen.receive() == "m$i") { "message $i after a throwing callback" } }
+    b.shutdown()
+    a.shutdown()
+    a.close()
+}
+
+fun main() {
+    val tests = listOf<Pair<String, suspend (CoroutineScope) -> Unit>>(
+        "two peers exchange messages and a stream" to ::twoPeersExchangeMessagesAndAStream,
+        "a discovery written in Kotlin finds peers" to ::kotlinDiscoveryFindsPeersAndBadRecordsAreRefused,
+        "invalid config and identities" to { _ -> invalidConfigAndIdentities() },
+        "throwing callbacks are contained" to ::throwingCallbacksAreContained,
+    )
+    var failed = 0
+    for ((name, test) in tests) {
+        val started = System.nanoTime()
+        try {
+            runBlocking { withTimeout(60_000) { CoroutineScope(coroutineContext).let { scope ->
+                val job = kotlinx.coroutines.Job()
+                test(CoroutineScope(Dispatchers.Default + job))
+                job.cancel()
+            } } }
+            println("ok   $name (${(System.nanoTime() - started) / 1_000_000} ms)")
+        } catch (e: Throwable) {
+            failed++
+            println("FAIL $name: $e")
+            e.printStackTrace()
+        }
+    }
+    println(if (failed == 0) "all ${tests.size} Kotlin tests passed" else "$failed of ${tests.size} Kotlin tests failed")
+    exitProcess(if (failed == 0) 0 else 1)
+}
