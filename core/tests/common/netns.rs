@@ -373,7 +373,12 @@ impl PeerProcess {
                             out.events.push(v);
                             out.times.push(Instant::now());
                         }
-                        _ => out.garbage.push(line),
+                        // Plain-text programs (the chat example) are followed line by line as `{"line": ...}`.
+                        _ => {
+                            out.events.push(serde_json::json!({ "line": line }));
+                            out.times.push(Instant::now());
+                            out.garbage.push(line);
+                        }
                     }
                     cond.notify_all();
                 }
@@ -427,15 +432,20 @@ impl PeerProcess {
 
     /// Writes `command` as one line on the process's stdin.
     pub fn send(&mut self, command: Value) {
+        self.send_line(&command.to_string());
+    }
+
+    /// Writes one line of text to the process's stdin (for plain-text programs such as the chat example).
+    pub fn send_line(&mut self, text: &str) {
         let label = self.label.clone();
         let stdin = self
             .stdin
             .as_mut()
             .unwrap_or_else(|| panic!("{label}: stdin already closed"));
-        let mut line = command.to_string();
+        let mut line = text.to_owned();
         line.push('\n');
         if let Err(e) = stdin.write_all(line.as_bytes()).and_then(|()| stdin.flush()) {
-            panic!("{label}: cannot send {command}: {e}\n{}", self.describe());
+            panic!("{label}: cannot send {text}: {e}\n{}", self.describe());
         }
     }
 

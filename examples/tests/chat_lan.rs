@@ -1,0 +1,55 @@
+//! The LAN chat example on the virtual LAN: lines typed on one host appear on the others.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../core/tests/common/netns.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod netns;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+
+/// The chat example binary, built by `cargo test` next to this test's directory.
+fn chat_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    profile_dir.join("examples").join("chat")
+}
+
+#[test]
+fn lines_typed_on_one_chat_appear_on_the_others() {
+    let Some(lan) = netns::VirtualLan::new(3) else { return };
+    let chat = chat_binary();
+    assert!(chat.exists(), "build the chat example first: {}", chat.display());
+    let chat = chat.to_str().unwrap();
+    let names = ["alice", "bob", "carol"];
+    let mut peers: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| lan.spawn(i, chat, &["--name", name, "--service", "chattest"]))
+        .collect();
+    for (i, peer) in peers.iter_mut().enumerate() {
+        for other in names.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, n)| *n) {
+            let want = format!("* joined: {other}");
+            peer.expect(T, &want, |v| v["line"].as_str().filter(|l| *l == want).map(drop));
+        }
+    }
+    // Each types a line; the two others print it with the sender's name.
+    for (i, name) in names.iter().enumerate() {
+        let text = format!("hello from {name} on host {i}");
+        peers[i].send_line(&text);
+        for (j, peer) in peers.iter_mut().enumerate() {
+            if j == i {
+                continue;
+            }
+            let want = format!("<{name}> {text}");
+            peer.expect(T, &want, |v| v["line"].as_str().filter(|l| *l == want).map(drop));
+        }
+    }
+    // /quit: the others see the departure at once.
+    peers[2].send_line("/quit");
+    for peer in &mut peers[..2] {
+        peer.expect(T, "carol left", |v| v["line"].as_str().filter(|l| l.starts_with("* left: carol")).map(drop));
+    }
+}
