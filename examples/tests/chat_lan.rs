@@ -50,6 +50,8 @@ fn lines_typed_on_one_chat_appear_on_the_others() {
     // /quit: the others see the departure at once.
     peers[2].send_line("/quit");
     for peer in &mut peers[..2] {
-        peer.expect(T, "carol left", |v| v["line"].as_str().filter(|l| l.starts_with("* left: carol")).map(drop));
+        peer.expect(T, "carol left", |v| {
+            v["line"].as_str().filter(|l| l.starts_with("* left: carol")).map(drop)
+        });
     }
 }
