@@ -384,6 +384,20 @@ impl Actor {
         self.ctx.endpoint.close(codes::GOODBYE.into(), b"shutdown");
         self.tasks.shutdown().await;
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, self.ctx.endpoint.wait_idle()).await;
+        let bound = self.ctx.endpoint.local_addr().ok();
+        // The event stream ends only once the socket is released, so "shut down" means everything is gone.
+        let events = self.ctx.events.clone();
+        drop(self);
+        if let Some(addr) = bound {
+            // quinn's endpoint driver closes the socket as soon as it sees its last handle go; wait for it.
+            for _ in 0..200 {
+                if std::net::UdpSocket::bind(addr).is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        drop(events);
         tracing::debug!("session shut down");
     }
 }
