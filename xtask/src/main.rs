@@ -7,6 +7,7 @@
 //! - `cargo xtask kotlin-test` — compiles the Kotlin bindings, the Flow wrapper and the JVM tests with `kotlinc`
 //!   and runs them against the host-built library.
 //! - `cargo xtask swift-check` — generates the Swift bindings and checks they contain the expected API.
+//! - `cargo xtask bench [--quick]` — the benchmark suite against raw quinn (`target/bench/bench.md`, `.json`).
 
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
@@ -20,8 +21,9 @@ fn main() {
         Some("bindings") => bindings(args.iter().any(|a| a == "--release")).map(drop),
         Some("kotlin-test") => kotlin_test(),
         Some("swift-check") => swift_check(),
+        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         _ => {
-            eprintln!("usage: cargo xtask <test|bindings [--release]|kotlin-test|swift-check>");
+            eprintln!("usage: cargo xtask <test|bindings [--release]|kotlin-test|swift-check|bench [--quick]>");
             exit(2);
         }
     };
@@ -77,7 +79,18 @@ fn test() -> Result {
     run(cargo().args(["test", "--workspace", "--all-features"]))?;
     kotlin_test()?;
     swift_check()?;
-    Ok(())
+    // The benchmarks only prove they still run here; figures come from `cargo xtask bench`.
+    bench(true)
+}
+
+/// Runs the benchmark suite; writes `target/bench/bench.md` and `bench.json`.
+fn bench(quick: bool) -> Result {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "multipeer-bench", "--"]);
+    if quick {
+        cmd.args(["--quick", "--out", "target/bench-quick"]);
+    }
+    run(&mut cmd)
 }
 
 fn apt_install(packages: &[&str]) -> Result {

@@ -1,0 +1,406 @@
+//! Benchmarks of multipeer against raw quinn on loopback, in the same process run.
+//!
+//! ```text
+//! cargo run --release -p multipeer-bench -- [--quick] [--out DIR]
+//! ```
+//!
+//! Writes `bench.md` (a Markdown table) and `bench.json` into DIR (default `target/bench`). `--quick` runs
+//! every measurement briefly, only to check the suite still works.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+mod raw;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use multipeer::{Event, Events, MemoryNetwork, Reliability, Session, SessionConfig, To};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Scale {
+    reps: usize,
+    round_trips: usize,
+    messages: usize,
+    bulk: usize,
+    idle: Duration,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn stats(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+fn config(name: &str) -> SessionConfig {
+    SessionConfig::builder("bench", name)
+        .bind_addr("127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn start(net: &MemoryNetwork, name: &str) -> (Session, Events) {
+    Session::builder(config(name))
+        .discovery(net.discovery())
+        .start_with_events()
+        .await
+        .unwrap()
+}
+
+async fn added(events: &mut Events, n: usize) {
+    let mut seen = 0;
+    while seen < n {
+        if let Some(Event::PeerAdded(_)) = events.next().await {
+            seen += 1;
+        }
+    }
+}
+
+async fn next_message(events: &mut Events) -> Bytes {
+    loop {
+        match events.next().await {
+            Some(Event::Message(m)) => return m.data,
+            Some(_) => {}
+            None => panic!("session ended"),
+        }
+    }
+}
+
+/// Time until every one of `n` sessions started together has seen the `n - 1` others.
+async fn mesh(n: usize, reps: usize) -> (f64, f64) {
+    let mut samples = Vec::new();
+    for _ in 0..reps {
+        let net = MemoryNetwork::new();
+        let started = Instant::now();
+        let mut peers = Vec::new();
+        for i in 0..n {
+            peers.push(start(&net, &format!("p{i}")).await);
+        }
+        let waits = peers.iter_mut().map(|(_, e)| added(e, n - 1));
+        futures_join_all(waits).await;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        for (s, _) in &peers {
+            s.shutdown().await.unwrap();
+        }
+    }
+    stats(samples)
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futures.collect();
+    for f in handles {
+        f.await;
+    }
+}
+
+/// Two connected sessions with an echo task on the second.
+async fn echo_pair(reliability: Reliability) -> (Session, Events, Session, tokio::task::JoinHandle<()>) {
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, "a").await;
+    let (b, mut b_events) = start(&net, "b").await;
+    added(&mut a_events, 1).await;
+    added(&mut b_events, 1).await;
+    let echo = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            while let Some(event) = b_events.next().await {
+                if let Event::Message(m) = event {
+                    if b.send(m.data, m.from, reliability).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    (a, a_events, b, echo)
+}
+
+async fn multipeer_rtt(size: usize, reliability: Reliability, n: usize) -> (f64, f64) {
+    let (a, mut events, b, echo) = echo_pair(reliability).await;
+    let b_id = b.local_peer().id;
+    let payload = Bytes::from(vec![7u8; size]);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        a.send(payload.clone(), b_id, reliability).await.unwrap();
+        // A lost datagram would stall the loop: bound the wait and skip the sample.
+        if tokio::time::timeout(Duration::from_secs(1), next_message(&mut events))
+            .await
+            .is_ok()
+        {
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    echo.abort();
+    stats(samples)
+}
+
+async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, "sender").await;
+    let mut rx = Vec::new();
+    for i in 0..receivers {
+        rx.push(start(&net, &format!("r{i}")).await);
+    }
+    added(&mut a_events, receivers).await;
+    for (_, e) in &mut rx {
+        added(e, 1).await;
+    }
+    let payload = Bytes::from(vec![1u8; size]);
+    let started = Instant::now();
+    let counters: Vec<_> = rx
+        .into_iter()
+        .map(|(s, mut e)| {
+            tokio::spawn(async move {
+                let mut got = 0;
+                while got < n {
+                    next_message(&mut e).await;
+                    got += 1;
+                }
+                s
+            })
+        })
+        .collect();
+    for _ in 0..n {
+        a.send(payload.clone(), To::All, Reliability::Reliable).await.unwrap();
+    }
+    let mut sessions = Vec::new();
+    for c in counters {
+        sessions.push(c.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    a.shutdown().await.unwrap();
+    for s in sessions {
+        s.shutdown().await.unwrap();
+    }
+    n as f64 / secs
+}
+
+async fn multipeer_bulk(total: usize) -> f64 {
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, "a").await;
+    let (b, mut b_events) = start(&net, "b").await;
+    added(&mut a_events, 1).await;
+    added(&mut b_events, 1).await;
+    let started = Instant::now();
+    let b_id = b.local_peer().id;
+    let sender = tokio::spawn(async move {
+        let mut s = a.stream(b_id, "bulk").await.unwrap();
+        let chunk = vec![3u8; 64 * 1024];
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            s.write_all(&chunk[..n]).await.unwrap();
+            left -= n;
+        }
+        s.finish().await.unwrap();
+        a
+    });
+    let mut stream = loop {
+        if let Some(Event::Stream(s)) = b_events.next().await {
+            break s;
+        }
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert_eq!(got, total);
+    let secs = started.elapsed().as_secs_f64();
+    let a = sender.await.unwrap();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    total as f64 / secs / 1e6
+}
+
+/// CPU time (user + system) of this process, from `/proc/self/stat` (in USER_HZ = 100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+/// CPU share of one core and RSS of an idle 8-peer mesh (all 8 sessions in this process).
+async fn idle(duration: Duration) -> (f64, f64) {
+    let rss_before = rss_bytes();
+    let net = MemoryNetwork::new();
+    let mut peers = Vec::new();
+    for i in 0..8 {
+        peers.push(start(&net, &format!("idle{i}")).await);
+    }
+    for (_, e) in &mut peers {
+        added(e, 7).await;
+    }
+    let rss_per_session = (rss_bytes().saturating_sub(rss_before)) as f64 / 8.0 / 1e6;
+    let cpu = cpu_seconds();
+    tokio::time::sleep(duration).await;
+    let share = (cpu_seconds() - cpu) / duration.as_secs_f64() * 100.0;
+    for (s, _) in &peers {
+        s.shutdown().await.unwrap();
+    }
+    (share, rss_per_session)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "target/bench".into());
+    let scale = if quick {
+        Scale {
+            reps: 2,
+            round_trips: 200,
+            messages: 2_000,
+            bulk: 16 << 20,
+            idle: Duration::from_secs(2),
+        }
+    } else {
+        Scale {
+            reps: 10,
+            round_trips: 20_000,
+            messages: 200_000,
+            bulk: 1 << 30,
+            idle: Duration::from_secs(60),
+        }
+    };
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    let mut figures = serde_json::Map::new();
+    let mut put = |key: &str, value: Value| {
+        figures.insert(key.to_owned(), value);
+    };
+
+    // First, while the process is fresh, so RSS growth is the sessions' own.
+    let (cpu, rss) = idle(scale.idle).await;
+    rows.push((
+        format!("idle 8-peer mesh (all 8 in this process), {} s", scale.idle.as_secs()),
+        format!("{cpu:.2}% of one core, {rss:.1} MB RSS per session"),
+        "—".into(),
+        "—".into(),
+    ));
+    put(
+        "idle",
+        json!({"cpu_percent_of_core_all_8": cpu, "rss_mb_per_session": rss}),
+    );
+
+    for n in [2, 4, 8] {
+        let (p50, p99) = mesh(n, scale.reps).await;
+        rows.push((
+            format!("mesh formation, {n} peers, in-process discovery"),
+            format!("{p50:.1} / {p99:.1} ms"),
+            "—".into(),
+            "—".into(),
+        ));
+        put(&format!("mesh_{n}_ms"), json!({"p50": p50, "p99": p99}));
+    }
+    for (label, size, reliability) in [
+        ("reliable round trip 64 B", 64, Reliability::Reliable),
+        ("reliable round trip 1 KiB", 1024, Reliability::Reliable),
+        ("datagram round trip 64 B", 64, Reliability::Unreliable),
+    ] {
+        let ours = multipeer_rtt(size, reliability, scale.round_trips).await;
+        let base = raw::rtt(size, reliability == Reliability::Reliable, scale.round_trips).await;
+        rows.push((
+            label.into(),
+            format!("{:.0} / {:.0} µs", ours.0, ours.1),
+            format!("{:.0} / {:.0} µs", base.0, base.1),
+            format!("{:.2}× (p50)", ours.0 / base.0),
+        ));
+        put(
+            &format!("rtt_{size}_{reliability:?}_us"),
+            json!({"p50": ours.0, "p99": ours.1, "quinn_p50": base.0, "quinn_p99": base.1}),
+        );
+    }
+    for size in [64usize, 1024] {
+        let base = raw::throughput(size, scale.messages).await;
+        for receivers in [1usize, 7] {
+            let ours = multipeer_throughput(size, receivers, scale.messages / receivers.max(1)).await;
+            rows.push((
+                format!("reliable {size} B messages, 1 → {receivers}"),
+                format!("{:.0} msg/s ({:.1} MB/s per receiver)", ours, ours * size as f64 / 1e6),
+                format!("{:.0} msg/s", base),
+                format!("{:.2}×", ours / base),
+            ));
+            put(
+                &format!("throughput_{size}_to_{receivers}"),
+                json!({"msgs_per_s": ours, "quinn_msgs_per_s": base}),
+            );
+        }
+    }
+    let ours = multipeer_bulk(scale.bulk).await;
+    let base = raw::bulk(scale.bulk).await;
+    rows.push((
+        format!("bulk stream, {} MiB", scale.bulk >> 20),
+        format!("{ours:.0} MB/s"),
+        format!("{base:.0} MB/s"),
+        format!("{:.2}×", ours / base),
+    ));
+    put("bulk_mb_per_s", json!({"multipeer": ours, "quinn": base}));
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_owned()))
+            .unwrap_or_else(|| "unknown CPU".into())
+    );
+    let mut md = format!(
+        "Machine: {machine}; loopback; ring crypto provider; {}.\n\n",
+        if quick {
+            "quick mode (smoke test only)"
+        } else {
+            "full run"
+        }
+    );
+    md.push_str("| measurement | multipeer (p50 / p99) | raw quinn (p50 / p99) | ratio |\n|---|---|---|---|\n");
+    for (a, b, c, d) in &rows {
+        md.push_str(&format!("| {a} | {b} | {c} | {d} |\n"));
+    }
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(format!("{out}/bench.md"), &md).unwrap();
+    let json = json!({"machine": machine, "quick": quick, "figures": figures});
+    std::fs::write(
+        format!("{out}/bench.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+    println!("{md}");
+}
