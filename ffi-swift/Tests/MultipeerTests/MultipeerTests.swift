@@ -1,0 +1,190 @@
+// Tests of the Swift package: real sessions in one process, over loopback, on an in-process network.
+import Foundation
+import Multipeer
+import XCTest
+
+final class MultipeerTests: XCTestCase {
+    func testTwoSessionsExchangeMessagesAndAStream() async throws {
+        let network = InProcessNetwork()
+        let a = try MultipeerSession(config: config("alice"), network: network)
+        let b = try MultipeerSession(config: config("bob"), network: network)
+        let aIn = Inbox(a.events)
+        let bIn = Inbox(b.events)
+
+        let bob = try await aIn.expect("bob added") { $0.addedPeer }
+        let alice = try await bIn.expect("alice added") { $0.addedPeer }
+        XCTAssertEqual(bob.displayName, "bob")
+        XCTAssertEqual(bob.id, b.localPeer.id)
+        XCTAssertEqual(alice.discoveryInfo["room"], "swift")
+        XCTAssertEqual(a.peers.map(\.id), [bob.id])
+
+        try await a.send(Data("hello bob".utf8), to: [bob.id])
+        let toBob = try await bIn.expect("message to bob") { $0.message }
+        XCTAssertEqual(toBob.data, Data("hello bob".utf8))
+        XCTAssertEqual(toBob.from, alice.id)
+        XCTAssertTrue(toBob.reliable)
+
+        try await b.send(Data("hello everyone".utf8))
+        let toAlice = try await aIn.expect("message to alice") { $0.message }
+        XCTAssertEqual(toAlice.data, Data("hello everyone".utf8))
+
+        try await b.send(Data("datagram".utf8), reliable: false)
+        let datagram = try await aIn.expect("datagram") { $0.message }
+        XCTAssertFalse(datagram.reliable)
+        XCTAssertEqual(datagram.data, Data("datagram".utf8))
+
+        let payload = Data((0 ..< (1 << 20)).map { UInt8($0 % 251) })
+        let stream = try await a.openStream(to: bob.id, name: "photo.jpg")
+        try await stream.write(data: payload.prefix(500_000))
+        try await stream.write(data: payload.dropFirst(500_000))
+        try await stream.finish()
+        var received = Data()
+        let end = try await bIn.expect("stream end") { (event: SessionEvent) -> StreamEnd? in
+            switch event {
+            case let .streamData(from, name, data):
+                XCTAssertEqual(from, alice.id)
+                XCTAssertEqual(name, "photo.jpg")
+                received.append(data)
+                return nil
+            case let .streamFinished(_, name, error):
+                return StreamEnd(name: name, error: error)
+            default:
+                return nil
+            }
+        }
+        XCTAssertEqual(end.name, "photo.jpg")
+        XCTAssertNil(end.error)
+        XCTAssertEqual(received, payload)
+
+        try await a.shutdown()
+        let removed = try await bIn.expect("alice removed") { $0.removal }
+        XCTAssertEqual(removed.peer.id, alice.id)
+        XCTAssertEqual(removed.reason, "left")
+        try await b.shutdown()
+    }
+
+    func testInvalidConfigThrowsInvalidConfig() {
+        let invalid = SessionConfig(serviceType: "Not A Service!", displayName: "x", discoveryInfo: [:])
+        XCTAssertThrowsError(try MultipeerSession(config: invalid, network: InProcessNetwork())) { error in
+            guard let error = error as? MultipeerError, case let .InvalidConfig(detail) = error else {
+                return XCTFail("expected MultipeerError.InvalidConfig, got \(error)")
+            }
+            XCTAssertFalse(detail.isEmpty)
+        }
+    }
+
+    func testSendAfterShutdownThrowsSessionClosed() async throws {
+        let session = try MultipeerSession(config: config("carol"), network: InProcessNetwork())
+        try await session.shutdown()
+        do {
+            try await session.send(Data("too late".utf8))
+            XCTFail("send after shutdown must throw")
+        } catch MultipeerError.SessionClosed {
+            // Expected.
+        }
+    }
+
+    func testEventsFinishAfterShutdown() async throws {
+        let session = try MultipeerSession(config: config("dave"), network: InProcessNetwork())
+        try await session.shutdown()
+        for await event in session.events {
+            XCTFail("no event expected from a lone session, got \(event)")
+        }
+    }
+
+    func testSavedIdentityKeepsThePeerId() async throws {
+        let identity = generateIdentity()
+        let id = try identityPeerId(identity: identity)
+        XCTAssertEqual(id.count, 64)
+        var withIdentity = config("erin")
+        withIdentity.identity = identity
+        let session = try MultipeerSession(config: withIdentity, network: InProcessNetwork())
+        XCTAssertEqual(session.localPeer.id, id)
+        try await session.shutdown()
+    }
+}
+
+// MARK: - Helpers
+
+private func config(_ name: String) -> SessionConfig {
+    SessionConfig(serviceType: "swifttest", displayName: name, discoveryInfo: ["room": "swift"])
+}
+
+private struct StreamEnd {
+    let name: String
+    let error: String?
+}
+
+private struct Timeout: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+private extension SessionEvent {
+    var addedPeer: PeerInfo? {
+        if case let .peerAdded(peer) = self { return peer }
+        return nil
+    }
+
+    var removal: (peer: PeerInfo, reason: String)? {
+        if case let .peerRemoved(peer, reason) = self { return (peer, reason) }
+        return nil
+    }
+
+    var message: (from: String, data: Data, reliable: Bool)? {
+        if case let .received(from, data, reliable) = self { return (from, data, reliable) }
+        return nil
+    }
+}
+
+/// Collects a session's events as they come so that tests can wait for one with a timeout.
+private final class Inbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: [SessionEvent] = []
+    private var task: Task<Void, Never>?
+
+    init(_ events: AsyncStream<SessionEvent>) {
+        task = Task { [weak self] in
+            for await event in events {
+                self?.push(event)
+            }
+        }
+    }
+
+    deinit {
+        task?.cancel()
+    }
+
+    /// Skips events until `pick` returns a value for one, and returns that value.
+    func expect<T>(
+        _ what: String,
+        timeout: TimeInterval = 10,
+        _ pick: (SessionEvent) -> T?
+    ) async throws -> T {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let found = take(pick) {
+                return found
+            }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        throw Timeout(what: what)
+    }
+
+    private func push(_ event: SessionEvent) {
+        lock.lock()
+        pending.append(event)
+        lock.unlock()
+    }
+
+    private func take<T>(_ pick: (SessionEvent) -> T?) -> T? {
+        lock.lock()
+        defer { lock.unlock() }
+        while !pending.isEmpty {
+            if let found = pick(pending.removeFirst()) {
+                return found
+            }
+        }
+        return nil
+    }
+}
