@@ -280,6 +280,13 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| "target/bench".into());
+    // `--only mesh|rtt|throughput|bulk|idle` runs one group.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let run = |group: &str| only.as_deref().is_none_or(|o| o == group);
     let scale = if quick {
         Scale {
             reps: 2,
@@ -304,19 +311,21 @@ async fn main() {
     };
 
     // First, while the process is fresh, so RSS growth is the sessions' own.
-    let (cpu, rss) = idle(scale.idle).await;
-    rows.push((
-        format!("idle 8-peer mesh (all 8 in this process), {} s", scale.idle.as_secs()),
-        format!("{cpu:.2}% of one core, {rss:.1} MB RSS per session"),
-        "—".into(),
-        "—".into(),
-    ));
-    put(
-        "idle",
-        json!({"cpu_percent_of_core_all_8": cpu, "rss_mb_per_session": rss}),
-    );
+    if run("idle") {
+        let (cpu, rss) = idle(scale.idle).await;
+        rows.push((
+            format!("idle 8-peer mesh (all 8 in this process), {} s", scale.idle.as_secs()),
+            format!("{cpu:.2}% of one core, {rss:.1} MB RSS per session"),
+            "—".into(),
+            "—".into(),
+        ));
+        put(
+            "idle",
+            json!({"cpu_percent_of_core_all_8": cpu, "rss_mb_per_session": rss}),
+        );
+    }
 
-    for n in [2, 4, 8] {
+    for n in [2, 4, 8].into_iter().filter(|_| run("mesh")) {
         let (p50, p99) = mesh(n, scale.reps).await;
         rows.push((
             format!("mesh formation, {n} peers, in-process discovery"),
@@ -330,7 +339,10 @@ async fn main() {
         ("reliable round trip 64 B", 64, Reliability::Reliable),
         ("reliable round trip 1 KiB", 1024, Reliability::Reliable),
         ("datagram round trip 64 B", 64, Reliability::Unreliable),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| run("rtt"))
+    {
         let ours = multipeer_rtt(size, reliability, scale.round_trips).await;
         let base = raw::rtt(size, reliability == Reliability::Reliable, scale.round_trips).await;
         rows.push((
@@ -344,7 +356,7 @@ async fn main() {
             json!({"p50": ours.0, "p99": ours.1, "quinn_p50": base.0, "quinn_p99": base.1}),
         );
     }
-    for size in [64usize, 1024] {
+    for size in [64usize, 1024].into_iter().filter(|_| run("throughput")) {
         let base = raw::throughput(size, scale.messages).await;
         for receivers in [1usize, 7] {
             let ours = multipeer_throughput(size, receivers, scale.messages / receivers.max(1)).await;
@@ -360,15 +372,17 @@ async fn main() {
             );
         }
     }
-    let ours = multipeer_bulk(scale.bulk).await;
-    let base = raw::bulk(scale.bulk).await;
-    rows.push((
-        format!("bulk stream, {} MiB", scale.bulk >> 20),
-        format!("{ours:.0} MB/s"),
-        format!("{base:.0} MB/s"),
-        format!("{:.2}×", ours / base),
-    ));
-    put("bulk_mb_per_s", json!({"multipeer": ours, "quinn": base}));
+    if run("bulk") {
+        let ours = multipeer_bulk(scale.bulk).await;
+        let base = raw::bulk(scale.bulk).await;
+        rows.push((
+            format!("bulk stream, {} MiB", scale.bulk >> 20),
+            format!("{ours:.0} MB/s"),
+            format!("{base:.0} MB/s"),
+            format!("{:.2}×", ours / base),
+        ));
+        put("bulk_mb_per_s", json!({"multipeer": ours, "quinn": base}));
+    }
     let machine = format!(
         "{} cores, {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),

@@ -527,8 +527,15 @@ pub(crate) async fn drive(
                         data,
                         reliability: Reliability::Reliable,
                     };
-                    if events.send(Event::Message(message)).await.is_err() {
-                        break 'driver DriverEnd::SessionGone;
+                    // Fast path without the async permit dance while the queue has room.
+                    match events.try_send(Event::Message(message)) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(event)) => {
+                            if events.send(event).await.is_err() {
+                                break 'driver DriverEnd::SessionGone;
+                            }
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => break 'driver DriverEnd::SessionGone,
                     }
                 }
                 Ok(Some(Frame::Goodbye)) => break 'driver DriverEnd::Goodbye,

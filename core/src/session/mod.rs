@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -563,15 +563,19 @@ fn if_index(name: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// Messages up to this size are framed on the stack and written in one piece.
+const SMALL_MESSAGE: usize = 1024;
+
 async fn send_reliable(link: &Link, header: &[u8], data: &Bytes) -> Result<(), SendError> {
     let lost = || SendError::ConnectionLost(link.peer.id);
     let mut control = link.control.lock().await;
-    if data.len() <= 1024 {
-        // Small messages: one contiguous write.
-        let mut frame = BytesMut::with_capacity(header.len() + data.len());
-        frame.extend_from_slice(header);
-        frame.extend_from_slice(data);
-        control.write_all(&frame).await.map_err(|_| lost())
+    if data.len() <= SMALL_MESSAGE {
+        // Small messages: one contiguous write from the stack, no allocation.
+        let mut frame = [0u8; frame::FRAME_HEADER_LEN + SMALL_MESSAGE];
+        let len = header.len() + data.len();
+        frame[..header.len()].copy_from_slice(header);
+        frame[header.len()..len].copy_from_slice(data);
+        control.write_all(&frame[..len]).await.map_err(|_| lost())
     } else {
         let mut chunks = [Bytes::copy_from_slice(header), data.clone()];
         control.write_all_chunks(&mut chunks).await.map_err(|_| lost())
