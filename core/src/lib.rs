@@ -43,7 +43,7 @@ mod session;
 mod ticket;
 mod tls;
 
-pub use config::{ConfigError, SessionConfig, SessionConfigBuilder};
+pub use config::{ConfigError, CongestionControl, SessionConfig, SessionConfigBuilder};
 pub use diagnostics::Diagnostics;
 pub use discovery::{
     Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,

@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
+use crate::config::CongestionControl;
 use crate::identity::{Identity, IdentityError, PeerId};
 use crate::proto::ALPN;
 
@@ -45,7 +46,11 @@ fn peer_id_of(cert: &CertificateDer<'_>) -> Result<PeerId, rustls::Error> {
 }
 
 /// The transport parameters every connection uses.
-pub(crate) fn transport_config(idle: Duration, keep_alive: Duration) -> Arc<quinn::TransportConfig> {
+pub(crate) fn transport_config(
+    idle: Duration,
+    keep_alive: Duration,
+    congestion: CongestionControl,
+) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     // The idle timeout is at most 600 s (validated), well within QUIC's varint range.
     transport.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
@@ -58,6 +63,12 @@ pub(crate) fn transport_config(idle: Duration, keep_alive: Duration) -> Arc<quin
     transport.send_window(16 * 1024 * 1024);
     transport.datagram_receive_buffer_size(Some(1024 * 1024));
     transport.datagram_send_buffer_size(1024 * 1024);
+    match congestion {
+        CongestionControl::Cubic => {}
+        CongestionControl::Bbr => {
+            transport.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+        }
+    }
     Arc::new(transport)
 }
 

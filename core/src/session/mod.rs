@@ -226,7 +226,11 @@ impl SessionBuilder {
         let config = self.config;
         let identity = config.identity();
         let local_id = identity.peer_id();
-        let transport = tls::transport_config(config.idle_timeout, config.keep_alive_interval);
+        let transport = tls::transport_config(
+            config.idle_timeout,
+            config.keep_alive_interval,
+            config.congestion_control,
+        );
         let server = tls::server_config(identity, transport.clone())?;
         let client = ClientIdentity::new(identity, transport)?;
         let socket = bind(config.bind_addr())?;
