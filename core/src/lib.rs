@@ -42,6 +42,7 @@ pub mod proto;
 mod session;
 mod ticket;
 mod tls;
+mod trust;
 
 pub use config::{ConfigError, CongestionControl, SessionConfig, SessionConfigBuilder};
 pub use diagnostics::Diagnostics;
@@ -59,3 +60,4 @@ pub use session::stream::{IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};
 pub use ticket::{Ticket, TicketError, MAX_TICKET_ADDRS};
 pub use tls::TlsError;
+pub use trust::{KnownPeers, Trust, TrustError, MAX_KNOWN_PEERS};

@@ -296,3 +296,18 @@ pub(crate) fn check_passphrase(
         _ => false,
     }
 }
+
+/// Six digits derived from the TLS session's exporter and both peer ids (ordered), identical on both ends.
+pub(crate) fn verification_code(conn: &quinn::Connection, local: &PeerId, remote: &PeerId) -> Option<String> {
+    let (low, high) = if local < remote {
+        (local, remote)
+    } else {
+        (remote, local)
+    };
+    let context = [low.as_bytes().as_slice(), high.as_bytes().as_slice()].concat();
+    let mut exported = [0u8; 32];
+    conn.export_keying_material(&mut exported, b"EXPORTER-multipeer-verification", &context)
+        .ok()?;
+    let number = u32::from_be_bytes([exported[0], exported[1], exported[2], exported[3]]) % 1_000_000;
+    Some(format!("{:03} {:03}", number / 1000, number % 1000))
+}

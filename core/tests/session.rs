@@ -558,3 +558,22 @@ async fn a_ticket_joins_peers_without_discovery_and_diagnostics_show_it() {
     assert!(ghost_state.failures >= 1);
     assert_eq!(ghost_state.last_failure.as_deref(), Some("unreachable"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ends_show_the_same_verification_code_and_other_pairs_differ() {
+    init_tracing();
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b")).await;
+    let (c, mut c_events) = start(&net, config("c")).await;
+    expect_peers_added(&mut a_events, 2, T).await;
+    expect_peers_added(&mut b_events, 2, T).await;
+    expect_peers_added(&mut c_events, 2, T).await;
+    let (a_id, b_id, c_id) = (a.local_peer().id, b.local_peer().id, c.local_peer().id);
+    let ab = a.verification_code(&b_id).unwrap();
+    assert_eq!(b.verification_code(&a_id).unwrap(), ab, "both ends agree");
+    assert_eq!(ab.len(), 7, "six digits in two groups: {ab}");
+    assert_eq!(c.verification_code(&a_id).unwrap(), a.verification_code(&c_id).unwrap());
+    assert_ne!(a.verification_code(&c_id).unwrap(), ab, "another pair, another code");
+    assert!(a.verification_code(&Identity::generate().peer_id()).is_none());
+}

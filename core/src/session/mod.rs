@@ -362,6 +362,15 @@ impl Session {
         self.inner.shared.link(id).map(|l| l.peer.clone())
     }
 
+    /// A short authentication string for the connection to `peer`, to compare out of band (read aloud or
+    /// shown as a pairing code): `"123 456"`. Both ends of the same TLS session compute the same code; a
+    /// machine in the middle would hold two different TLS sessions and show two different codes. `None` if the
+    /// peer is not connected.
+    pub fn verification_code(&self, peer: &PeerId) -> Option<String> {
+        let link = self.inner.shared.link(peer)?;
+        tls::verification_code(&link.conn, &self.inner.local.id, peer)
+    }
+
     /// Whether the session has shut down.
     pub fn is_closed(&self) -> bool {
         self.inner.shared.is_closed()
