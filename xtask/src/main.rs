@@ -8,6 +8,7 @@
 //!   and runs them against the host-built library.
 //! - `cargo xtask swift-check` — generates the Swift bindings and checks they contain the expected API.
 //! - `cargo xtask bench [--quick]` — the benchmark suite against raw quinn (`target/bench/bench.md`, `.json`).
+//! - `cargo xtask fuzz [seconds]` — runs each fuzz target (frame decoder, discovery records) for a while.
 
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
@@ -22,8 +23,11 @@ fn main() {
         Some("kotlin-test") => kotlin_test(),
         Some("swift-check") => swift_check(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
         _ => {
-            eprintln!("usage: cargo xtask <test|bindings [--release]|kotlin-test|swift-check|bench [--quick]>");
+            eprintln!(
+                "usage: cargo xtask <test|bindings [--release]|kotlin-test|swift-check|bench [--quick]|fuzz [seconds]>"
+            );
             exit(2);
         }
     };
@@ -80,7 +84,28 @@ fn test() -> Result {
     kotlin_test()?;
     swift_check()?;
     // The benchmarks only prove they still run here; figures come from `cargo xtask bench`.
-    bench(true)
+    bench(true)?;
+    fuzz(20)
+}
+
+/// Fuzz targets of the frame decoder and the discovery-record parser, each for `seconds`.
+///
+/// cargo-fuzz needs nightly features; `RUSTC_BOOTSTRAP=1` enables them on the stable toolchain. A crash is
+/// saved under `core/fuzz/artifacts/` and becomes a regression test in the crate's unit tests.
+fn fuzz(seconds: u32) -> Result {
+    let fuzz_installed = succeeds(cargo().args(["fuzz", "--version"]));
+    if !fuzz_installed {
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    for target in ["frame_decoder", "discovery_record"] {
+        run(cargo()
+            .current_dir(root().join("core"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", target, "--"])
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-rss_limit_mb=2048"))?;
+    }
+    Ok(())
 }
 
 /// Runs the benchmark suite; writes `target/bench/bench.md` and `bench.json`.

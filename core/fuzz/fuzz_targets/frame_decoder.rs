@@ -1,0 +1,29 @@
+//! The control-stream decoder, the stream preamble and the hello parser never panic, and never hand out a
+//! frame larger than its limit, whatever bytes arrive and however they are split.
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use multipeer::proto::frame::{self, Frame, Hello};
+
+fuzz_target!(|data: &[u8]| {
+    let split = data.first().map_or(1, |b| usize::from(*b).max(1));
+    let mut buf = BytesMut::new();
+    for chunk in data.chunks(split) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match frame::decode_frame(&mut buf) {
+                Ok(Some(Frame::Hello(payload))) => {
+                    assert!(payload.len() <= frame::MAX_HELLO_LEN);
+                    let _ = Hello::decode(&payload);
+                }
+                Ok(Some(Frame::Message(payload))) => assert!(payload.len() <= frame::MAX_MESSAGE_LEN),
+                Ok(Some(Frame::Goodbye)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    let mut preamble = BytesMut::from(data);
+    let _ = frame::decode_stream_preamble(&mut preamble);
+    let _ = Hello::decode(data);
+});
