@@ -163,3 +163,46 @@ async fn a_delegate_receives_events_in_order() {
     );
     a.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_is_bounded_and_real_peers_still_join() {
+    init_tracing();
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let rss_before = rss().unwrap_or(0);
+    // 100 connections from one address that complete TLS and then never say hello, holding handshake slots.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        let addr = a.local_addr();
+        flood.push(tokio::spawn(
+            async move { raw::connect(addr, RawOptions::default()).await },
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A real peer arrives in the middle of the flood and still joins (at worst after the stalled
+    // handshakes time out).
+    let (_b, mut b_events) = start(&net, config("b")).await;
+    let joined = expect_peers_added(&mut a_events, 1, Duration::from_secs(20)).await;
+    assert_eq!(joined[0].display_name, "b");
+    expect_peers_added(&mut b_events, 1, Duration::from_secs(5)).await;
+    let mut refused_or_closed = 0;
+    for attempt in flood {
+        match attempt.await.unwrap() {
+            Err(_) => refused_or_closed += 1,
+            Ok(conn) => {
+                // Without a hello the session closes it after the hello timeout.
+                let reason = tokio::time::timeout(T, conn.closed())
+                    .await
+                    .expect("stalled connection closed");
+                if let quinn::ConnectionError::ApplicationClosed(close) = reason {
+                    assert_eq!(close.error_code.into_inner(), u64::from(codes::HELLO_TIMEOUT));
+                }
+                refused_or_closed += 1;
+            }
+        }
+    }
+    assert_eq!(refused_or_closed, 100);
+    let growth = rss().unwrap_or(0).saturating_sub(rss_before);
+    assert!(growth < 64 << 20, "flood grew memory by {} MiB", growth >> 20);
+    assert_eq!(a.peers().len(), 1);
+}
