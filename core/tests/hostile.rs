@@ -206,3 +206,60 @@ async fn a_connection_flood_is_bounded_and_real_peers_still_join() {
     assert!(growth < 64 << 20, "flood grew memory by {} MiB", growth >> 20);
     assert_eq!(a.peers().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_streams_at_once_stay_bounded_and_others_carry_on() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    init_tracing();
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b")).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    // A hostile peer joins properly, then opens 2,000 streams at once and never finishes any.
+    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
+    let mut control = conn.open_uni().await.unwrap();
+    control.write_all(&[0]).await.unwrap();
+    control
+        .write_all(&raw::frame(1, &raw::hello("stream-flood")))
+        .await
+        .unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let mut openers = Vec::new();
+    for i in 0..2_000 {
+        let (conn, opened) = (conn.clone(), opened.clone());
+        openers.push(tokio::spawn(async move {
+            let mut s = conn.open_uni().await?;
+            opened.fetch_add(1, Ordering::Relaxed);
+            let name = format!("s{i}");
+            let mut preamble = vec![1u8];
+            preamble.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            preamble.extend_from_slice(name.as_bytes());
+            s.write_all(&preamble)
+                .await
+                .map_err(|_| quinn::ConnectionError::LocallyClosed)?;
+            // Hold the stream open.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, quinn::ConnectionError>(s)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n = opened.load(Ordering::Relaxed);
+    assert!(n <= 64, "the peer could open {n} streams at once; the limit is 64");
+    assert!(n >= 32, "the flood itself must have run: only {n} streams opened");
+    // Honest peers carry on.
+    a.send("still fine", b.local_peer().id, Reliability::Reliable)
+        .await
+        .unwrap();
+    let m = expect(&mut b_events, T, "message", |e| match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!(&m.data[..], b"still fine");
+    for opener in openers {
+        opener.abort();
+    }
+    conn.close(0u32.into(), b"done");
+}
