@@ -163,11 +163,7 @@ async fn a_cut_longer_than_the_idle_timeout_removes_and_restoring_rejoins() {
     expect_peers_added(&mut b_events, 1, Duration::from_secs(10)).await;
     relay.set_cut(true);
     for events in [&mut a_events, &mut b_events] {
-        let reason = expect(events, idle * 5, "removal", |e| match e {
-            Event::PeerRemoved { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .await;
+        let reason = expect_removal(events, idle * 5, "removal").await;
         assert_eq!(reason, RemovalReason::TimedOut);
     }
     tokio::time::sleep(idle * 2).await;
@@ -179,11 +175,7 @@ async fn a_cut_longer_than_the_idle_timeout_removes_and_restoring_rejoins() {
     a.send("after the cut", b.local_peer().id, Reliability::Reliable)
         .await
         .unwrap();
-    let m = expect(&mut b_events, Duration::from_secs(10), "message", |e| match e {
-        Event::Message(m) => Some(m),
-        _ => None,
-    })
-    .await;
+    let m = expect_message(&mut b_events, Duration::from_secs(10), "message").await;
     assert_eq!(&m.data[..], b"after the cut");
 }
 

@@ -63,22 +63,14 @@ async fn malformed_input_closes_only_the_offending_connection() {
             })
             .await;
             assert_eq!(name, "mallory");
-            let reason = expect(&mut a_events, T, "hostile peer removed", |e| match e {
-                Event::PeerRemoved { reason, .. } => Some(reason),
-                _ => None,
-            })
-            .await;
+            let reason = expect_removal(&mut a_events, T, "hostile peer removed").await;
             assert!(matches!(reason, RemovalReason::ProtocolError(_)), "{what}: {reason:?}");
         }
         // The honest peer is unaffected.
         a.send(what.as_bytes().to_vec(), To::All, Reliability::Reliable)
             .await
             .unwrap();
-        let m = expect(&mut b_events, T, "message", |e| match e {
-            Event::Message(m) => Some(m),
-            _ => None,
-        })
-        .await;
+        let m = expect_message(&mut b_events, T, "message").await;
         assert_eq!(&m.data[..], what.as_bytes());
     }
     assert_eq!(a.peers().len(), 1);
@@ -252,11 +244,7 @@ async fn thousands_of_streams_at_once_stay_bounded_and_others_carry_on() {
     a.send("still fine", b.local_peer().id, Reliability::Reliable)
         .await
         .unwrap();
-    let m = expect(&mut b_events, T, "message", |e| match e {
-        Event::Message(m) => Some(m),
-        _ => None,
-    })
-    .await;
+    let m = expect_message(&mut b_events, T, "message").await;
     assert_eq!(&m.data[..], b"still fine");
     for opener in openers {
         opener.abort();

@@ -184,11 +184,7 @@ async fn disconnect_is_seen_at_once() {
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(peer.id, a.local_peer().id);
     assert_eq!(reason, RemovalReason::Left);
-    let local = expect(&mut a_events, T, "local removal", |e| match e {
-        Event::PeerRemoved { reason, .. } => Some(reason),
-        _ => None,
-    })
-    .await;
+    let local = expect_removal(&mut a_events, T, "local removal").await;
     assert_eq!(local, RemovalReason::LocalDisconnect);
     assert!(a.peers().is_empty());
     assert!(b.peers().is_empty());
@@ -223,11 +219,7 @@ async fn a_peer_gone_without_goodbye_is_removed_after_the_idle_timeout() {
     relay.set_cut(true);
     let started = std::time::Instant::now();
     for events in [&mut a_events, &mut b_events] {
-        let reason = expect(events, idle * 4, "idle removal", |e| match e {
-            Event::PeerRemoved { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .await;
+        let reason = expect_removal(events, idle * 4, "idle removal").await;
         assert_eq!(reason, RemovalReason::TimedOut);
     }
     let took = started.elapsed();
@@ -347,17 +339,9 @@ async fn removed_peers_are_expelled_and_kept_out_until_allowed() {
     expect_peers_added(&mut a_events, 1, T).await;
     expect_peers_added(&mut b_events, 1, T).await;
     assert!(a.remove_peer(b.local_peer().id).await.unwrap());
-    let local = expect(&mut a_events, T, "removal", |e| match e {
-        Event::PeerRemoved { reason, .. } => Some(reason),
-        _ => None,
-    })
-    .await;
+    let local = expect_removal(&mut a_events, T, "removal").await;
     assert_eq!(local, RemovalReason::Removed);
-    let remote = expect(&mut b_events, T, "expulsion", |e| match e {
-        Event::PeerRemoved { reason, .. } => Some(reason),
-        _ => None,
-    })
-    .await;
+    let remote = expect_removal(&mut b_events, T, "expulsion").await;
     assert_eq!(remote, RemovalReason::Expelled);
     // b's retries stay out.
     let quiet = collect_for(&mut a_events, Duration::from_millis(800)).await;
@@ -385,11 +369,7 @@ async fn stop_looking_keeps_peers_but_admits_no_newcomer() {
         .all(|e| !matches!(e, Event::PeerAdded(_) | Event::PeerRemoved { .. })));
     assert_eq!(a.peers().len(), 1);
     a.send("still here", To::All, Reliability::Reliable).await.unwrap();
-    let m = expect(&mut b_events, T, "message", |e| match e {
-        Event::Message(m) => Some(m),
-        _ => None,
-    })
-    .await;
+    let m = expect_message(&mut b_events, T, "message").await;
     assert_eq!(&m.data[..], b"still here");
     a.start_looking_for_peers().await.unwrap();
     let added = expect_peers_added(&mut a_events, 1, T).await;
@@ -493,11 +473,7 @@ async fn shutdown_and_dropping_release_everything_and_later_calls_fail() {
     })
     .await;
     std::net::UdpSocket::bind(a_addr).expect("port released after shutdown");
-    let reason = expect(&mut b_events, T, "removal", |e| match e {
-        Event::PeerRemoved { reason, .. } => Some(reason),
-        _ => None,
-    })
-    .await;
+    let reason = expect_removal(&mut b_events, T, "removal").await;
     assert_eq!(reason, RemovalReason::Left);
 
     // Dropping the last handle shuts down too.

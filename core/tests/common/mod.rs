@@ -66,6 +66,24 @@ pub async fn expect<T>(
     .await
 }
 
+/// Waits for the next message, skipping other events.
+pub async fn expect_message(events: &mut Events, limit: Duration, what: &str) -> multipeer::Message {
+    expect(events, limit, what, |e| match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits for the next peer removal and returns its reason, skipping other events.
+pub async fn expect_removal(events: &mut Events, limit: Duration, what: &str) -> multipeer::RemovalReason {
+    expect(events, limit, what, |e| match e {
+        Event::PeerRemoved { reason, .. } => Some(reason),
+        _ => None,
+    })
+    .await
+}
+
 /// Waits for `n` peers to be added.
 pub async fn expect_peers_added(events: &mut Events, n: usize, limit: Duration) -> Vec<multipeer::Peer> {
     let mut added = Vec::new();
@@ -252,20 +270,24 @@ pub fn discovered(session: &Session, addr: SocketAddr) -> DiscoveredPeer {
     }
 }
 
-/// The peak resident set size of this process, in bytes (Linux).
-pub fn peak_rss() -> Option<u64> {
+/// A size field of `/proc/self/status` (for example `VmRSS`), in bytes (Linux).
+fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
 
+/// The peak resident set size of this process, in bytes (Linux).
+pub fn peak_rss() -> Option<u64> {
+    status_bytes("VmHWM")
+}
+
 /// The current resident set size of this process, in bytes (Linux).
 pub fn rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    status_bytes("VmRSS")
 }
 
 /// A hand-driven QUIC client speaking (or breaking) the multipeer protocol, for hostile-peer tests.
