@@ -16,11 +16,7 @@ const T: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_closes_only_the_offending_connection() {
     init_tracing();
-    let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, config("a")).await;
-    let (b, mut b_events) = start(&net, config("b")).await;
-    expect_peers_added(&mut a_events, 1, T).await;
-    expect_peers_added(&mut b_events, 1, T).await;
+    let (a, mut a_events, b, mut b_events) = connected_pair().await;
 
     let control = |frames: &[Vec<u8>]| {
         let mut bytes = vec![0u8];
@@ -204,11 +200,7 @@ async fn thousands_of_streams_at_once_stay_bounded_and_others_carry_on() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     init_tracing();
-    let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, config("a")).await;
-    let (b, mut b_events) = start(&net, config("b")).await;
-    expect_peers_added(&mut a_events, 1, T).await;
-    expect_peers_added(&mut b_events, 1, T).await;
+    let (a, _a_events, b, mut b_events) = connected_pair().await;
     // A hostile peer joins properly, then opens 2,000 streams at once and never finishes any.
     let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
     let mut control = conn.open_uni().await.unwrap();

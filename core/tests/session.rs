@@ -160,11 +160,7 @@ async fn unreliable_datagrams_arrive_and_oversized_ones_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_is_seen_at_once() {
     init_tracing();
-    let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, config("a")).await;
-    let (b, mut b_events) = start(&net, config("b")).await;
-    expect_peers_added(&mut a_events, 1, T).await;
-    expect_peers_added(&mut b_events, 1, T).await;
+    let (a, mut a_events, b, mut b_events) = connected_pair().await;
     // A message sent just before leaving still arrives, before the removal.
     a.send("last words", To::All, Reliability::Reliable).await.unwrap();
     let started = std::time::Instant::now();
@@ -333,11 +329,7 @@ async fn named_streams_carry_bytes_concurrently() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_peers_are_expelled_and_kept_out_until_allowed() {
     init_tracing();
-    let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, config("a")).await;
-    let (b, mut b_events) = start(&net, config("b")).await;
-    expect_peers_added(&mut a_events, 1, T).await;
-    expect_peers_added(&mut b_events, 1, T).await;
+    let (a, mut a_events, b, mut b_events) = connected_pair().await;
     assert!(a.remove_peer(b.local_peer().id).await.unwrap());
     let local = expect_removal(&mut a_events, T, "removal").await;
     assert_eq!(local, RemovalReason::Removed);
@@ -445,11 +437,7 @@ async fn initial_data_json_and_persistent_identity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_and_dropping_release_everything_and_later_calls_fail() {
     init_tracing();
-    let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, config("a")).await;
-    let (b, mut b_events) = start(&net, config("b")).await;
-    expect_peers_added(&mut a_events, 1, T).await;
-    expect_peers_added(&mut b_events, 1, T).await;
+    let (a, mut a_events, b, mut b_events) = connected_pair().await;
     let a_addr = a.local_addr();
     let clone = a.clone();
     a.shutdown().await.unwrap();

@@ -66,6 +66,16 @@ pub async fn expect<T>(
     .await
 }
 
+/// Two sessions "a" and "b" on a fresh in-process network, connected to each other.
+pub async fn connected_pair() -> (Session, Events, Session, Events) {
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b")).await;
+    expect_peers_added(&mut a_events, 1, Duration::from_secs(10)).await;
+    expect_peers_added(&mut b_events, 1, Duration::from_secs(10)).await;
+    (a, a_events, b, b_events)
+}
+
 /// Waits for the next message, skipping other events.
 pub async fn expect_message(events: &mut Events, limit: Duration, what: &str) -> multipeer::Message {
     expect(events, limit, what, |e| match e {
