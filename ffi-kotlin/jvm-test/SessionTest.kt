@@ -18,6 +18,7 @@ import org.multipeer.ffi.PeerInfo
 import org.multipeer.ffi.Session
 import org.multipeer.ffi.SessionConfig
 import org.multipeer.ffi.SessionDelegate
+import org.multipeer.ffi.CongestionControl
 import org.multipeer.ffi.generateIdentity
 import org.multipeer.ffi.identityPeerId
 import kotlin.system.exitProcess
@@ -51,13 +52,16 @@ class Inbox(flow: Flow<SessionEvent>, scope: CoroutineScope) {
 suspend fun twoPeersExchangeMessagesAndAStream(scope: CoroutineScope) {
     val network = InProcessNetwork()
     val a = MultipeerSession.start(config("alice"), network)
-    val b = MultipeerSession.start(config("bob"), network)
+    val b = MultipeerSession.start(config("bob").copy(congestionControl = CongestionControl.BBR), network)
     val aIn = Inbox(a.events, scope)
     val bIn = Inbox(b.events, scope)
     val bob = aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
     val alice = bIn.expect("alice added") { (it as? SessionEvent.PeerAdded)?.peer }
     check(bob.displayName == "bob" && bob.id == b.localPeer.id) { "a sees bob: $bob" }
     check(alice.discoveryInfo["room"] == "kt") { "discovery info travels: $alice" }
+    val code = a.verificationCode(bob.id)
+    check(code != null && code.count { it.isDigit() } == 6 && code == b.verificationCode(alice.id)) { "verification codes $code" }
+    check(a.verificationCode(a.localPeer.id) == null) { "no code for a peer that is not connected" }
 
     a.send("hello bob".toByteArray(), listOf(bob.id))
     val m1 = bIn.expect("message to bob") { it as? SessionEvent.Received }

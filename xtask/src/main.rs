@@ -244,6 +244,8 @@ fn swift_check() -> Result {
         "func send(data: Data, to: [String], reliable: Bool) async throws",
         "func openStream(peer: String, name: String) async throws -> OutgoingStream",
         "func shutdown() async throws",
+        "func verificationCode(peer: String) throws -> String?",
+        "public enum CongestionControl",
         "public enum MultipeerError",
         "public struct SessionConfig",
         "public struct PeerInfo",

@@ -48,6 +48,27 @@ pub struct SessionConfig {
     /// Idle timeout in milliseconds (default 5000).
     #[uniffi(default = None)]
     pub idle_timeout_ms: Option<u64>,
+    /// Congestion controller: Cubic (default) is fastest on clean links; BBR keeps lossy Wi-Fi fast.
+    #[uniffi(default = None)]
+    pub congestion_control: Option<CongestionControl>,
+}
+
+/// QUIC congestion controller of a session's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum CongestionControl {
+    /// Loss-based; best throughput on clean links (the default).
+    Cubic,
+    /// Model-based; keeps throughput up on lossy links such as busy Wi-Fi.
+    Bbr,
+}
+
+impl From<CongestionControl> for multipeer::CongestionControl {
+    fn from(c: CongestionControl) -> Self {
+        match c {
+            CongestionControl::Cubic => Self::Cubic,
+            CongestionControl::Bbr => Self::Bbr,
+        }
+    }
 }
 
 /// A peer in the session.
@@ -126,6 +147,9 @@ fn build_config(config: SessionConfig) -> Result<multipeer::SessionConfig, Multi
     }
     if let Some(ms) = config.idle_timeout_ms {
         builder = builder.idle_timeout(Duration::from_millis(ms));
+    }
+    if let Some(congestion_control) = config.congestion_control {
+        builder = builder.congestion_control(congestion_control.into());
     }
     Ok(builder.build()?)
 }
@@ -293,6 +317,12 @@ impl Session {
     /// The connected peers, ordered by id.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.session.peers().iter().map(PeerInfo::from).collect()
+    }
+
+    /// A 6-digit code both ends of the connection to `peer` compute alike (bound to the TLS session and both
+    /// keys): show it on both screens so users can compare. `None` when `peer` is not connected.
+    pub fn verification_code(&self, peer: String) -> Result<Option<String>, MultipeerError> {
+        Ok(self.session.verification_code(&parse_peer(&peer)?))
     }
 
     /// Sends `data` to the peers in `to` (empty: every connected peer), reliably or as a datagram.

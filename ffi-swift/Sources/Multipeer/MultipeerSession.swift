@@ -168,6 +168,12 @@ public final class MultipeerSession: @unchecked Sendable {
         try await session.openStream(peer: peer, name: name)
     }
 
+    /// A 6-digit code both ends of the connection to `peer` compute alike; show it so users can compare it
+    /// out of band. `nil` when `peer` is not connected.
+    public func verificationCode(for peer: String) throws -> String? {
+        try session.verificationCode(peer: peer)
+    }
+
     /// Stops advertising, browsing and admitting new peers; connected peers stay.
     public func stopLookingForPeers() async throws {
         try await session.stopLookingForPeers()

@@ -57,6 +57,9 @@ class MultipeerSession private constructor(
     /** Opens a named byte stream to [peer]. */
     suspend fun openStream(peer: String, name: String): OutgoingStream = session.openStream(peer, name)
 
+    /** A 6-digit code both ends of the connection to [peer] show alike; `null` if [peer] is not connected. */
+    fun verificationCode(peer: String): String? = session.verificationCode(peer)
+
     /** Stops advertising, browsing and admitting new peers. */
     suspend fun stopLookingForPeers() = session.stopLookingForPeers()
 
