@@ -33,3 +33,17 @@ pub fn no_line(peer: &mut PeerProcess, window: Duration, prefix: &str) {
         v["line"].as_str().is_some_and(|l| l.starts_with(prefix))
     });
 }
+
+/// Runs `f` on a thread that has entered network namespace `namespace`: sockets it creates live in that
+/// namespace (and can then be used from any thread).
+#[cfg(target_os = "linux")]
+pub fn in_namespace<T: Send + 'static>(namespace: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = std::path::Path::new("/run/netns").join(namespace);
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
