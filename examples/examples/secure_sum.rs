@@ -2,7 +2,7 @@
 //! another's input.
 //!
 //! ```text
-//! cargo run -p multipeer-examples --example secure_sum -- --value 42 --peers 3 [--name NAME] [--service secure-sum] [--log-wire]
+//! cargo run -p multipeer-examples --example secure_sum -- --value 42 --peers 3 [--name NAME] [--log-wire]
 //! ```
 //!
 //! Additive secret sharing modulo 2^64: once `--peers` peers are in the session, each one splits its value into
@@ -11,7 +11,7 @@
 //! are uniformly random, so one peer alone learns nothing about another's input (all the others together could
 //! subtract theirs from the total, as with any sum). The roster is the session's peers plus the local one,
 //! ordered by id: the same list on every peer, and each partial sum carries it so all can check they agree.
-//! `--log-wire` prints every payload sent.
+//! `--log-wire` prints every payload sent; `--service NAME` picks another service type (default `secure-sum`).
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;

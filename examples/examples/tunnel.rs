@@ -18,7 +18,7 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use multipeer::{Event, IncomingStream, OutgoingStream, PeerId, Session, SessionConfig};
+use multipeer::{Event, IncomingStream, OutgoingStream, Peer, PeerId, Session, SessionConfig};
 use multipeer_examples::{init_logging, Args};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -55,7 +55,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             accepted = async { listener.as_ref()?.accept().await.ok() }, if listener.is_some() => {
                 let Some((tcp, _)) = accepted else { continue };
-                let Some(peer) = session.peers().into_iter().find(|p| to.as_ref().map_or(true, |n| *n == p.display_name)) else {
+                let wanted = |p: &Peer| to.as_ref().map_or(true, |name| *name == p.display_name);
+                let Some(peer) = session.peers().into_iter().find(wanted) else {
                     println!("refused a connection: no peer yet");
                     continue;
                 };
