@@ -587,11 +587,19 @@ browser.cancel()
 zc.close()
 "#;
 
+/// Whether python3 with `zeroconf` is installed (prints one skip line if not).
+fn python_zeroconf(test: &str) -> bool {
+    let probe = common::netns::run_bounded("python3", &["-c", "import zeroconf"], Duration::from_secs(30));
+    let ok = probe.is_ok_and(|out| out.status.success());
+    if !ok {
+        eprintln!("skipping {test}: needs python3 with zeroconf (python3 -m pip install zeroconf)");
+    }
+    ok
+}
+
 #[test]
 fn an_independent_mdns_client_sees_the_service_with_port_txt_and_address() {
-    let probe = common::netns::run_bounded("python3", &["-c", "import zeroconf"], Duration::from_secs(30));
-    if !probe.is_ok_and(|out| out.status.success()) {
-        eprintln!("skipping mDNS interoperability test: needs python3 with zeroconf (python3 -m pip install zeroconf)");
+    if !python_zeroconf("mDNS interoperability test") {
         return;
     }
     let Some(lan) = VirtualLan::new(2) else { return };
@@ -647,4 +655,81 @@ fn an_independent_mdns_client_sees_the_service_with_port_txt_and_address() {
     );
     // The peer is still fine after being browsed.
     assert_eq!(peer.proc.query_peers(DELIVERY), BTreeSet::new());
+}
+
+const FLOOD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/mdns_flood.py");
+
+#[test]
+fn forged_and_garbage_mdns_services_do_not_keep_real_peers_apart() {
+    if !python_zeroconf("mDNS flood test") {
+        return;
+    }
+    let Some(lan) = VirtualLan::new(3) else { return };
+    // 500 services of our type, re-announced every second: 480 with garbage TXT records, 20 well-formed ones
+    // announcing random ids at a port where nothing listens.
+    let (services, forged) = (500, 20);
+    let mut flood = lan.spawn(
+        2,
+        "python3",
+        &[
+            FLOOD_SCRIPT,
+            "_mpflood._udp.local.",
+            &lan.addr(2),
+            &services.to_string(),
+            &forged.to_string(),
+            "90",
+        ],
+    );
+    flood.expect_event(STARTUP, "flooding", |_| true);
+    let mut peers = start_peers(&lan, 0..2, "mpflood", &[]);
+    for i in 0..2 {
+        let want = others(&peers, i);
+        let at = peers[i].proc.wait_peers(JOIN, &want);
+        let ms = (at - peers[i].proc.spawned_at()).as_millis();
+        eprintln!("peer {i} joined the real peer {ms} ms after spawn");
+    }
+    let sample = |peers: &mut Vec<Peer>| -> Vec<(u64, u64, Value)> {
+        peers
+            .iter_mut()
+            .map(|p| {
+                p.proc.send(json!({"cmd": "diagnostics"}));
+                let d = p.proc.expect_event(DELIVERY, "diagnostics", |_| true);
+                let (rss, threads) = common::process_rss_and_threads(p.proc.pid()).unwrap();
+                (rss, threads, d)
+            })
+            .collect()
+    };
+    let before = sample(&mut peers);
+    // Ten more seconds under the flood: memory and threads stay put, messages still flow.
+    std::thread::sleep(Duration::from_secs(10));
+    let after = sample(&mut peers);
+    for (i, ((rss0, threads0, _), (rss1, threads1, diag))) in before.iter().zip(&after).enumerate() {
+        eprintln!(
+            "peer {i}: RSS {} -> {} KiB, threads {threads0} -> {threads1}, diagnostics {diag}",
+            rss0 / 1024,
+            rss1 / 1024
+        );
+        assert!(
+            diag["ignored"].as_u64().unwrap() > 0,
+            "the garbage reached the peer: {diag}"
+        );
+        assert_eq!(diag["links"], 1, "exactly the real peer is connected: {diag}");
+        assert!(*rss1 < 128 << 20, "RSS bounded: {rss1}");
+        assert!(
+            rss1.saturating_sub(*rss0) < 16 << 20,
+            "RSS grows under the flood: {rss0} -> {rss1}"
+        );
+        assert!(
+            *threads1 <= threads0 + 2 && *threads1 < 64,
+            "threads {threads0} -> {threads1}"
+        );
+    }
+    let to = peers[1].id.clone();
+    peers[0]
+        .proc
+        .send(json!({"cmd": "send", "text": "still here", "to": to}));
+    peers[1]
+        .proc
+        .expect_event(DELIVERY, "message", |v| v["text"] == "still here");
+    flood.kill();
 }

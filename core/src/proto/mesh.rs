@@ -17,6 +17,10 @@ pub const DIAL_DEFER: Duration = Duration::from_millis(200);
 pub const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest retry delay.
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Most outbound dials in flight at once. Dials do not take seats: a discovered record that points nowhere
+/// (a stale or forged service) costs one dial slot for the handshake timeout, never a place in the session,
+/// and never keeps a real peer from dialing us.
+pub const MAX_CONCURRENT_DIALS: usize = 16;
 
 /// Identifies one connection attempt (outbound dial or inbound connection).
 pub type AttemptId = u64;
@@ -171,9 +175,18 @@ impl Mesh {
             .map(|(p, _)| *p)
     }
 
-    /// Whether every slot is taken (connected or connecting).
+    /// Peers that hold a seat: connected, or admitted and exchanging hellos. Dials in flight do not count.
+    fn seated(&self) -> usize {
+        self.slots.values().filter(|s| !matches!(s, Slot::Dialing(_))).count()
+    }
+
+    fn dialing(&self) -> usize {
+        self.slots.values().filter(|s| matches!(s, Slot::Dialing(_))).count()
+    }
+
+    /// Whether every seat is taken (connected, or admitted and joining).
     pub fn is_full(&self) -> bool {
-        self.slots.len() >= self.capacity
+        self.seated() >= self.capacity
     }
 
     /// Discovery found `peer` at `addrs` (again).
@@ -211,7 +224,11 @@ impl Mesh {
     }
 
     fn may_dial(&self, peer: &PeerId) -> bool {
-        self.looking && !self.is_full() && !self.slots.contains_key(peer) && !self.blocked.contains(peer)
+        self.looking
+            && !self.is_full()
+            && self.dialing() < MAX_CONCURRENT_DIALS
+            && !self.slots.contains_key(peer)
+            && !self.blocked.contains(peer)
     }
 
     /// The next dial to start now, if any. Call until it returns `None`.
@@ -220,7 +237,8 @@ impl Mesh {
             .candidates
             .iter()
             .filter(|(p, c)| !c.parked && c.next_attempt <= now && self.may_dial(p))
-            .min_by_key(|(p, c)| (c.next_attempt, **p))
+            // Peers that never failed go first, so unreachable records cannot starve fresh ones.
+            .min_by_key(|(p, c)| (c.failures, c.next_attempt, **p))
             .map(|(p, _)| *p)?;
         let attempt = self.new_attempt();
         self.slots.insert(peer, Slot::Dialing(attempt));
@@ -306,19 +324,25 @@ impl Mesh {
         }
     }
 
-    /// The hello exchange of `attempt` completed. `true`: the peer is now connected over it; `false`: the
-    /// attempt was superseded and its connection must be closed as a duplicate.
-    pub fn established(&mut self, peer: PeerId, attempt: AttemptId) -> bool {
+    /// The hello exchange of `attempt` completed. `Ok`: the peer is now connected over it. `Err(Duplicate)`:
+    /// the attempt was superseded; `Err(Full)`: a dial completed after the last seat was taken (several dials
+    /// may be in flight at once). Either way its connection must be closed with the matching code.
+    pub fn established(&mut self, peer: PeerId, attempt: AttemptId, now: Instant) -> Result<(), Refusal> {
         let outbound = match self.slots.get(&peer) {
             Some(Slot::Dialing(a)) if *a == attempt => true,
             Some(Slot::Accepting(a)) if *a == attempt => false,
-            _ => return false,
+            _ => return Err(Refusal::Duplicate),
         };
+        if outbound && self.is_full() {
+            self.slots.remove(&peer);
+            self.schedule_retry(&peer, Retry::Backoff, now);
+            return Err(Refusal::Full);
+        }
         self.slots.insert(peer, Slot::Connected { attempt, outbound });
         if let Some(c) = self.candidates.get_mut(&peer) {
             c.failures = 0;
         }
-        true
+        Ok(())
     }
 
     /// The connection of `attempt` to `peer` closed. Returns whether it was the peer's current connection
@@ -402,9 +426,13 @@ mod tests {
         assert_eq!(a.inbound(id(2)), Err(Refusal::Duplicate));
         let admitted = b.inbound(id(1)).unwrap();
         assert_eq!(admitted.abort_dial, Some(dial_b.attempt));
-        assert!(b.established(id(1), admitted.attempt));
-        assert!(a.established(id(2), dial_a.attempt));
-        assert!(!b.established(id(1), dial_b.attempt), "aborted dial must not win");
+        assert!(b.established(id(1), admitted.attempt, now).is_ok());
+        assert!(a.established(id(2), dial_a.attempt, now).is_ok());
+        assert_eq!(
+            b.established(id(1), dial_b.attempt, now),
+            Err(Refusal::Duplicate),
+            "aborted dial must not win"
+        );
         assert_eq!(a.connected().collect::<Vec<_>>(), vec![id(2)]);
         assert_eq!(b.connected().collect::<Vec<_>>(), vec![id(1)]);
     }
@@ -416,15 +444,43 @@ mod tests {
         for n in 2..=4 {
             m.found(id(n), addr(), now);
         }
-        let d1 = m.poll_dial(now).unwrap();
-        let d2 = m.poll_dial(now).unwrap();
-        assert!(m.poll_dial(now).is_none(), "two slots only");
-        assert!(m.established(d1.peer, d1.attempt));
-        assert!(m.established(d2.peer, d2.attempt));
+        // Dials do not take seats: all three go out, the one that completes last finds the session full.
+        let dials: Vec<Dial> = std::iter::from_fn(|| m.poll_dial(now)).collect();
+        assert_eq!(dials.len(), 3);
+        assert!(m.established(dials[0].peer, dials[0].attempt, now).is_ok());
+        assert!(m.established(dials[1].peer, dials[1].attempt, now).is_ok());
+        assert_eq!(m.established(dials[2].peer, dials[2].attempt, now), Err(Refusal::Full));
         assert_eq!(m.inbound(id(9)), Err(Refusal::Full));
         assert!(m.next_wakeup().is_none());
-        assert!(m.closed(d1.peer, d1.attempt, Retry::Backoff, now));
+        assert!(m.closed(dials[0].peer, dials[0].attempt, Retry::Backoff, now));
         assert!(m.inbound(id(9)).is_ok());
+    }
+
+    #[test]
+    fn unreachable_candidates_neither_take_seats_nor_starve_real_peers() {
+        let now = Instant::now();
+        let mut m = Mesh::new(id(1), 8);
+        // Forged records point nowhere; every dial slot is busy with them.
+        for n in 100..=(100 + MAX_CONCURRENT_DIALS as u8 + 4) {
+            m.found(id(n), addr(), now);
+        }
+        let dials: Vec<Dial> = std::iter::from_fn(|| m.poll_dial(now)).collect();
+        assert_eq!(dials.len(), MAX_CONCURRENT_DIALS, "dials in flight are bounded");
+        // A real peer dialing us is admitted all the same.
+        assert!(m.inbound(id(50)).is_ok());
+        // A real peer found later is dialed as soon as a slot frees, before the forged ones are retried.
+        m.found(id(60), addr(), now);
+        for d in &dials {
+            m.dial_failed(d.peer, d.attempt, Retry::Backoff, now);
+        }
+        let next = m.poll_dial(now + RETRY_BASE).unwrap();
+        assert_eq!(next.peer, id(60));
+        let all: Vec<Dial> = std::iter::from_fn(|| m.poll_dial(now + RETRY_BASE)).collect();
+        assert_eq!(
+            all.len() + 1,
+            MAX_CONCURRENT_DIALS,
+            "never more than the bound in flight"
+        );
     }
 
     #[test]
@@ -452,7 +508,7 @@ mod tests {
         let mut m = Mesh::new(id(1), 8);
         m.found(id(2), addr(), now);
         let d = m.poll_dial(now).unwrap();
-        assert!(m.established(id(2), d.attempt));
+        assert!(m.established(id(2), d.attempt, now).is_ok());
         assert_eq!(m.block(id(2)), Some(d.attempt));
         assert!(!m.closed(id(2), d.attempt, Retry::Backoff, now), "already gone");
         assert_eq!(m.inbound(id(2)), Err(Refusal::Blocked));
@@ -467,7 +523,7 @@ mod tests {
         let mut m = Mesh::new(id(1), 8);
         m.found(id(2), addr(), now);
         let d = m.poll_dial(now).unwrap();
-        assert!(m.established(id(2), d.attempt));
+        assert!(m.established(id(2), d.attempt, now).is_ok());
         m.set_looking(false);
         assert_eq!(m.inbound(id(3)), Err(Refusal::NotLooking));
         m.found(id(4), addr(), now);
@@ -480,10 +536,10 @@ mod tests {
         let now = Instant::now();
         let mut m = Mesh::new(id(5), 8);
         let first = m.inbound(id(2)).unwrap();
-        assert!(m.established(id(2), first.attempt));
+        assert!(m.established(id(2), first.attempt, now).is_ok());
         let second = m.inbound(id(2)).unwrap();
         assert_eq!(second.replaces, Some(first.attempt));
-        assert!(m.established(id(2), second.attempt));
+        assert!(m.established(id(2), second.attempt, now).is_ok());
         assert!(
             !m.closed(id(2), first.attempt, Retry::Backoff, now),
             "old link closing is not a removal"
@@ -492,7 +548,7 @@ mod tests {
         let mut small = Mesh::new(id(1), 8);
         small.found(id(2), addr(), now);
         let d = small.poll_dial(now).unwrap();
-        assert!(small.established(id(2), d.attempt));
+        assert!(small.established(id(2), d.attempt, now).is_ok());
         assert_eq!(small.inbound(id(2)), Err(Refusal::Duplicate));
     }
 }

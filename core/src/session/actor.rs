@@ -317,8 +317,9 @@ impl Actor {
             control_recv,
             buffered,
         } = handshaked;
-        if !self.mesh.established(peer, attempt) {
-            conn.close(codes::DUPLICATE.into(), b"duplicate connection");
+        if let Err(refusal) = self.mesh.established(peer, attempt, std::time::Instant::now()) {
+            let (code, reason) = conn::refusal_code(refusal);
+            conn.close(code.into(), reason.as_bytes());
             return;
         }
         tracing::info!(peer = %info, remote = %conn.remote_address(), "peer added");

@@ -20,6 +20,16 @@ use crate::proto::PROTOCOL_VERSION;
 use crate::tls::{self, ClientIdentity};
 
 /// How long the QUIC handshake and then the hello exchange may take, each.
+/// The close code and reason that tell a peer why it was refused.
+pub(crate) fn refusal_code(refusal: Refusal) -> (u32, &'static str) {
+    match refusal {
+        Refusal::Full => (codes::SESSION_FULL, "session full"),
+        Refusal::NotLooking => (codes::DECLINED, "not accepting peers"),
+        Refusal::Blocked => (codes::EXPELLED, "removed from the session"),
+        Refusal::Duplicate => (codes::DUPLICATE, "duplicate connection"),
+    }
+}
+
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Delay before trying a peer's next address while earlier ones are still pending.
 pub(crate) const NEXT_ADDRESS_DELAY: Duration = Duration::from_millis(250);
@@ -454,12 +464,7 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
     let attempt = match decision.await {
         Ok(Ok(attempt)) => attempt,
         Ok(Err(refusal)) => {
-            let (code, reason) = match refusal {
-                Refusal::Full => (codes::SESSION_FULL, "session full"),
-                Refusal::NotLooking => (codes::DECLINED, "not accepting peers"),
-                Refusal::Blocked => (codes::EXPELLED, "removed from the session"),
-                Refusal::Duplicate => (codes::DUPLICATE, "duplicate connection"),
-            };
+            let (code, reason) = refusal_code(refusal);
             tracing::debug!(peer = %peer.short(), "refused inbound peer: {reason}");
             close(&conn, code, reason);
             return;

@@ -280,14 +280,24 @@ pub fn discovered(session: &Session, addr: SocketAddr) -> DiscoveredPeer {
     }
 }
 
-/// A size field of `/proc/self/status` (for example `VmRSS`), in bytes (Linux).
-fn status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A numeric field of `/proc/<process>/status` (for example `VmRSS` in KiB, or `Threads`) (Linux).
+fn status_field(process: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let line = status
         .lines()
         .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A size field of `/proc/self/status` (for example `VmRSS`), in bytes (Linux).
+fn status_bytes(field: &str) -> Option<u64> {
+    status_field("self", field).map(|kib| kib * 1024)
+}
+
+/// The resident set size and thread count of another process (Linux).
+pub fn process_rss_and_threads(pid: u32) -> Option<(u64, u64)> {
+    let pid = pid.to_string();
+    Some((status_field(&pid, "VmRSS")? * 1024, status_field(&pid, "Threads")?))
 }
 
 /// The peak resident set size of this process, in bytes (Linux).

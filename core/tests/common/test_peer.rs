@@ -1,7 +1,7 @@
 //! A peer for the virtual-LAN tests: one session with mDNS discovery, driven by JSON lines.
 //!
 //! Commands arrive on stdin (`{"cmd":"send","text":"hi","reliable":true,"to":null}`, `stop_looking`,
-//! `start_looking`, `peers`, `shutdown`); events leave on stdout, one JSON object per line. Logs go to stderr
+//! `start_looking`, `peers`, `diagnostics`, `shutdown`); events leave on stdout, one JSON object per line. Logs go to stderr
 //! (`RUST_LOG`).
 #![allow(clippy::print_stdout)]
 
@@ -134,6 +134,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                         Some("peers") => {
                             let ids: Vec<String> = session.peers().iter().map(|p| p.id.to_string()).collect();
                             emit(json!({"event": "peers", "ids": ids}));
+                        }
+                        Some("diagnostics") => {
+                            let d = session.diagnostics().await?;
+                            let seen = d.discovery.map(|r| r.seen_services).unwrap_or_default();
+                            emit(json!({
+                                "event": "diagnostics",
+                                "seen": seen.len(),
+                                "ignored": seen.iter().filter(|s| s.ignored.is_some()).count(),
+                                "candidates": d.attempts.len(),
+                                "links": d.links.len(),
+                            }));
                         }
                         Some("shutdown") => {
                             session.shutdown().await?;
