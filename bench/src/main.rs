@@ -286,7 +286,7 @@ async fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let run = |group: &str| only.as_deref().map_or(true, |o| o == group);
+    let run = |group: &str| only.as_deref().is_none_or(|o| o == group);
     let scale = if quick {
         Scale {
             reps: 2,

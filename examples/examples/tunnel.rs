@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             accepted = async { listener.as_ref()?.accept().await.ok() }, if listener.is_some() => {
                 let Some((tcp, _)) = accepted else { continue };
-                let wanted = |p: &Peer| to.as_ref().map_or(true, |name| *name == p.display_name);
+                let wanted = |p: &Peer| to.as_ref().is_none_or(|name| *name == p.display_name);
                 let Some(peer) = session.peers().into_iter().find(wanted) else {
                     println!("refused a connection: no peer yet");
                     continue;
