@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::identity::Identity;
@@ -133,7 +134,22 @@ pub struct SessionConfig {
     pub(crate) keep_alive_interval: Duration,
     pub(crate) bind_addr: Option<SocketAddr>,
     pub(crate) congestion_control: CongestionControl,
+    pub(crate) resources: ResourceSettings,
 }
+
+/// Where and how received resources (files) are stored; see [`SessionConfigBuilder::resource_directory`].
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceSettings {
+    pub(crate) directory: PathBuf,
+    pub(crate) max_size: u64,
+    pub(crate) resume_window: Duration,
+    pub(crate) overwrite: bool,
+}
+
+/// Default [`SessionConfigBuilder::max_resource_size`]: 4 GiB.
+pub const DEFAULT_MAX_RESOURCE_SIZE: u64 = 4 << 30;
+/// Default [`SessionConfigBuilder::resume_window`]: 5 minutes.
+pub const DEFAULT_RESUME_WINDOW: Duration = Duration::from_secs(300);
 
 impl SessionConfig {
     /// Starts a configuration for the given service type (for example `"chat"`) and display name.
@@ -160,6 +176,10 @@ impl SessionConfig {
             keep_alive_interval: None,
             bind_addr: None,
             congestion_control: CongestionControl::default(),
+            resource_directory: None,
+            max_resource_size: DEFAULT_MAX_RESOURCE_SIZE,
+            resume_window: DEFAULT_RESUME_WINDOW,
+            overwrite_resources: false,
         }
     }
 
@@ -198,6 +218,11 @@ impl SessionConfig {
         self.keep_alive_interval
     }
 
+    /// Where received resources are saved.
+    pub fn resource_directory(&self) -> &Path {
+        &self.resources.directory
+    }
+
     pub(crate) fn bind_addr(&self) -> SocketAddr {
         self.bind_addr
             .unwrap_or_else(|| SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
@@ -220,6 +245,10 @@ pub struct SessionConfigBuilder {
     keep_alive_interval: Option<Duration>,
     bind_addr: Option<SocketAddr>,
     congestion_control: CongestionControl,
+    resource_directory: Option<PathBuf>,
+    max_resource_size: u64,
+    resume_window: Duration,
+    overwrite_resources: bool,
 }
 
 impl SessionConfigBuilder {
@@ -286,6 +315,36 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// The directory received resources are saved in (created when needed). Default: `multipeer-resources`
+    /// in the system's temporary directory; apps should choose their own (on iOS and Android, a directory of
+    /// the app's container). Files arrive under a temporary name and get their final name only once complete
+    /// and verified.
+    pub fn resource_directory(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.resource_directory = Some(directory.into());
+        self
+    }
+
+    /// The largest resource accepted from a peer, in bytes (default [`DEFAULT_MAX_RESOURCE_SIZE`]); larger
+    /// offers are refused before the app is asked.
+    pub fn max_resource_size(mut self, bytes: u64) -> Self {
+        self.max_resource_size = bytes;
+        self
+    }
+
+    /// How long an interrupted transfer waits for its peer to come back and resume where it stopped (default
+    /// [`DEFAULT_RESUME_WINDOW`]); after that both ends report it failed and the partial file is deleted.
+    pub fn resume_window(mut self, window: Duration) -> Self {
+        self.resume_window = window;
+        self
+    }
+
+    /// Whether a received resource replaces an existing file of the same name (default `false`: it is saved
+    /// as `name (1).ext`, `name (2).ext`, ...).
+    pub fn overwrite_resources(mut self, overwrite: bool) -> Self {
+        self.overwrite_resources = overwrite;
+        self
+    }
+
     /// Validates and returns the configuration.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         validate_service_type(&self.service_type)?;
@@ -317,7 +376,16 @@ impl SessionConfigBuilder {
                 problem: "keep-alive interval must be non-zero and shorter than the idle timeout",
             });
         }
+        let resources = ResourceSettings {
+            directory: self
+                .resource_directory
+                .unwrap_or_else(|| std::env::temp_dir().join("multipeer-resources")),
+            max_size: self.max_resource_size,
+            resume_window: self.resume_window,
+            overwrite: self.overwrite_resources,
+        };
         Ok(SessionConfig {
+            resources,
             service_type: self.service_type,
             display_name: self.display_name,
             max_peers: self.max_peers,

@@ -39,18 +39,26 @@ pub mod diagnostics;
 pub mod discovery;
 mod identity;
 pub mod proto;
+mod resource;
 mod session;
 mod ticket;
 mod tls;
 mod trust;
 
-pub use config::{ConfigError, CongestionControl, SessionConfig, SessionConfigBuilder};
+pub use config::{
+    ConfigError, CongestionControl, SessionConfig, SessionConfigBuilder, DEFAULT_MAX_RESOURCE_SIZE,
+    DEFAULT_RESUME_WINDOW,
+};
 pub use diagnostics::Diagnostics;
 pub use discovery::{
     Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
     MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork,
 };
 pub use identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
+pub use resource::{
+    Delivered, Direction, Progress, RefusalReason, ResourceError, ResourceId, ResourceOffer, ResourceTransfer,
+    MAX_INCOMING_PER_PEER, MAX_INCOMING_TRANSFERS,
+};
 pub use session::error::{ControlError, SendError, StartError, StreamError};
 pub use session::events::{
     ConnectionFailure, Event, Events, Invitation, Message, Peer, Reliability, RemovalReason, SessionDelegate,

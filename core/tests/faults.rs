@@ -15,26 +15,8 @@ async fn relayed_pair(
     idle: Duration,
     congestion: CongestionControl,
 ) -> (Session, Events, Session, Events, UdpRelay) {
-    let (b, b_events) = start(
-        &MemoryNetwork::new(),
-        config("b").idle_timeout(idle).congestion_control(congestion),
-    )
-    .await;
-    let relay = UdpRelay::start(b.local_addr(), impairment).await;
-    let (a, a_events) = Session::builder(
-        config("a")
-            .idle_timeout(idle)
-            .congestion_control(congestion)
-            .build()
-            .unwrap(),
-    )
-    .discovery(StaticDiscovery {
-        peers: vec![discovered(&b, relay.addr)],
-    })
-    .start_with_events()
-    .await
-    .unwrap();
-    (a, a_events, b, b_events, relay)
+    let config = |name| config(name).idle_timeout(idle).congestion_control(congestion);
+    common::relayed_pair(config("a"), config("b"), impairment).await
 }
 
 async fn lossy_link_loses_nothing_reliable(loss: f64, congestion: CongestionControl) {

@@ -6,6 +6,7 @@
 pub mod codes;
 pub mod frame;
 pub mod mesh;
+pub mod resource;
 
 /// Version of the wire protocol, carried in ALPN and in the hello.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -336,8 +336,7 @@ impl Actor {
             conn,
             control_recv,
             buffered,
-            self.ctx.events.clone(),
-            self.ctx.internal.clone(),
+            self.ctx.clone(),
         ));
         self.drivers.insert(peer, driver);
     }
@@ -380,6 +379,7 @@ impl Actor {
 
     async fn shutdown(mut self) {
         self.shared.close();
+        self.ctx.resources.shutdown();
         self.stop_looking();
         self.leave().await;
         self.ctx.endpoint.close(codes::GOODBYE.into(), b"shutdown");

@@ -45,6 +45,7 @@ pub(crate) type Admission = Arc<dyn Fn(&Invitation) -> bool + Send + Sync>;
 
 /// What every connection task of a session needs.
 pub(crate) struct ConnCtx {
+    pub(crate) resources: Arc<crate::resource::Hub>,
     pub(crate) local_id: PeerId,
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) client: ClientIdentity,
@@ -519,9 +520,9 @@ pub(crate) async fn drive(
     conn: quinn::Connection,
     mut recv: quinn::RecvStream,
     mut buf: BytesMut,
-    events: mpsc::Sender<Event>,
-    internal: mpsc::Sender<Internal>,
+    ctx: Arc<ConnCtx>,
 ) {
+    let (events, internal, resources) = (&ctx.events, &ctx.internal, &ctx.resources);
     let mut names: JoinSet<Result<(), String>> = JoinSet::new();
     let end = 'driver: loop {
         loop {
@@ -562,6 +563,16 @@ pub(crate) async fn drive(
                     if let Err(mpsc::error::TrySendError::Full(_)) = events.try_send(Event::Message(message)) {
                         tracing::trace!(peer = %peer.short(), "event queue full; datagram dropped");
                     }
+                }
+                Err(e) => break DriverEnd::Closed(e),
+            },
+            stream = conn.accept_bi() => match stream {
+                Ok((send, mut recv)) => {
+                    if names.len() >= MAX_PENDING_STREAM_NAMES {
+                        let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
+                        continue;
+                    }
+                    names.spawn(resources.clone().accept(peer, send, recv));
                 }
                 Err(e) => break DriverEnd::Closed(e),
             },

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::stream::IncomingStream;
 use crate::identity::PeerId;
+use crate::resource::{ResourceError, ResourceOffer, ResourceTransfer};
 
 /// How many events may wait for the app. While the queue is full the session waits for the app (reliable
 /// messages and streams are then held back by QUIC flow control; unreliable datagrams are dropped).
@@ -180,6 +182,16 @@ pub enum Event {
     Message(Message),
     /// A peer opened a named stream to us.
     Stream(IncomingStream),
+    /// A peer started sending us a resource (a file). Follow it with the handle; it ends with
+    /// [`Event::ResourceFinished`]. Not repeated when an interrupted transfer resumes.
+    ResourceStarted(ResourceTransfer),
+    /// A resource from a peer finished: saved to the path once complete and verified, or failed.
+    ResourceFinished {
+        /// The transfer.
+        transfer: ResourceTransfer,
+        /// Where the file was saved, or why it was not.
+        result: Result<PathBuf, ResourceError>,
+    },
     /// A connection to or from a peer failed before it joined.
     ConnectionFailed {
         /// The peer concerned (as announced, or as proved by its certificate).
@@ -236,6 +248,24 @@ pub trait SessionDelegate: Send + Sync + 'static {
         let _ = (peer, reason);
     }
 
+    /// A peer started sending us a resource; `transfer` reports progress and can cancel it.
+    fn resource_started(&self, transfer: ResourceTransfer) {
+        let _ = transfer;
+    }
+
+    /// A resource from a peer finished: `Ok(path)` once saved complete and verified, or why it failed.
+    fn resource_finished(&self, transfer: &ResourceTransfer, result: &Result<PathBuf, ResourceError>) {
+        let _ = (transfer, result);
+    }
+
+    /// Decides whether to accept a resource a peer offers (offers above
+    /// [`crate::SessionConfigBuilder::max_resource_size`] are refused before this is asked). The default
+    /// accepts. Called on the session's runtime: return quickly.
+    fn should_accept_resource(&self, offer: &ResourceOffer) -> bool {
+        let _ = offer;
+        true
+    }
+
     /// Decides whether a peer may join. The default admits everyone.
     fn should_admit(&self, invitation: &Invitation) -> bool {
         let _ = invitation;
@@ -250,6 +280,8 @@ pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
         Event::Message(message) => delegate.receive(message),
         Event::Stream(stream) => delegate.stream_receive(stream),
         Event::ConnectionFailed { peer, reason } => delegate.connection_failed(&peer, &reason),
+        Event::ResourceStarted(transfer) => delegate.resource_started(transfer),
+        Event::ResourceFinished { transfer, result } => delegate.resource_finished(&transfer, &result),
     }
 }
 

@@ -27,6 +27,8 @@ use crate::identity::PeerId;
 use crate::proto::frame::{self, Hello, FRAME_MESSAGE, MAX_MESSAGE_LEN};
 use crate::proto::mesh::Mesh;
 use crate::proto::PROTOCOL_VERSION;
+use crate::resource::recv::ResourceFilter;
+use crate::resource::{Direction, Hub, ResourceError, ResourceId, ResourceOffer, ResourceTransfer, TransferState};
 use crate::ticket::{Ticket, TicketError};
 use crate::tls::{self, ClientIdentity};
 
@@ -70,6 +72,8 @@ pub(crate) struct Link {
 pub(crate) struct Shared {
     links: RwLock<HashMap<PeerId, Arc<Link>>>,
     closed: AtomicBool,
+    /// Bumped whenever a link is added (and at shutdown), for tasks waiting for a peer to come back.
+    links_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -82,6 +86,15 @@ impl Shared {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer, link);
+        self.notify_links_changed();
+    }
+
+    pub(crate) fn notify_links_changed(&self) {
+        self.links_changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn subscribe_links(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.links_changed.subscribe()
     }
 
     pub(crate) fn remove_link(&self, peer: &PeerId) -> Option<Arc<Link>> {
@@ -96,7 +109,7 @@ impl Shared {
         self.closed.store(true, Ordering::Release);
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
@@ -108,6 +121,7 @@ impl Shared {
 struct Handle {
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+    resources: Arc<Hub>,
     local: Peer,
     local_addr: SocketAddr,
     service_type: String,
@@ -159,6 +173,7 @@ pub struct SessionBuilder {
     config: SessionConfig,
     discovery: Option<Arc<dyn Discovery>>,
     admission: Option<Admission>,
+    resource_filter: Option<ResourceFilter>,
 }
 
 impl std::fmt::Debug for SessionBuilder {
@@ -189,6 +204,15 @@ impl SessionBuilder {
         self
     }
 
+    /// Decides per offered resource whether to accept it (when events are consumed as a stream; a delegate
+    /// decides with [`SessionDelegate::should_accept_resource`]). Offers above
+    /// [`crate::SessionConfigBuilder::max_resource_size`] are refused before this is asked. Called on the
+    /// session's runtime: return quickly.
+    pub fn resource_filter(mut self, accept: impl Fn(&ResourceOffer) -> bool + Send + Sync + 'static) -> Self {
+        self.resource_filter = Some(Arc::new(accept));
+        self
+    }
+
     /// Starts the session and returns its events as a stream.
     pub async fn start_with_events(self) -> Result<(Session, Events), StartError> {
         let (session, rx) = self.launch()?;
@@ -201,6 +225,10 @@ impl SessionBuilder {
         if self.admission.is_none() {
             let d = delegate.clone();
             self.admission = Some(Arc::new(move |invitation: &Invitation| d.should_admit(invitation)));
+        }
+        if self.resource_filter.is_none() {
+            let d = delegate.clone();
+            self.resource_filter = Some(Arc::new(move |offer: &ResourceOffer| d.should_accept_resource(offer)));
         }
         let (session, rx) = self.launch()?;
         let runtime = tokio::runtime::Handle::current();
@@ -273,7 +301,20 @@ impl SessionBuilder {
             passphrase_proof: None,
             invitation_context: config.invitation_context.clone(),
         };
+        let shared = Arc::new(Shared {
+            links: RwLock::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            links_changed: tokio::sync::watch::Sender::new(0),
+        });
+        let resources = Hub::new(
+            config.resources.clone(),
+            shared.clone(),
+            event_tx.clone(),
+            self.resource_filter
+                .unwrap_or_else(|| Arc::new(|_: &ResourceOffer| true)),
+        );
         let ctx = Arc::new(ConnCtx {
+            resources: resources.clone(),
             local_id,
             endpoint,
             client,
@@ -282,10 +323,6 @@ impl SessionBuilder {
             admission: self.admission.unwrap_or_else(|| Arc::new(|_: &Invitation| true)),
             internal: internal_tx,
             events: event_tx,
-        });
-        let shared = Arc::new(Shared {
-            links: RwLock::new(HashMap::new()),
-            closed: AtomicBool::new(false),
         });
         let local = actor::local_peer(&advertisement, config.initial_data.clone());
         let actor = Actor {
@@ -309,6 +346,7 @@ impl SessionBuilder {
             inner: Arc::new(Handle {
                 commands: command_tx,
                 shared,
+                resources,
                 local,
                 local_addr,
                 service_type: config.service_type.clone(),
@@ -337,6 +375,7 @@ impl Session {
             config,
             discovery: None,
             admission: None,
+            resource_filter: None,
         }
     }
 
@@ -468,6 +507,45 @@ impl Session {
             .await
             .map_err(|_| StreamError::ConnectionLost(peer))?;
         Ok(OutgoingStream::new(peer, name.to_owned(), send))
+    }
+
+    /// Sends the file at `path` to `peer` as a resource called `name` (1-255 bytes; the receiver saves it
+    /// under a sanitized form of it). Returns at once with a handle for progress, cancellation and the
+    /// outcome; the transfer runs in the background, several at once if you like. If the connection drops, it
+    /// resumes where it stopped when the peer is back within the resume window.
+    pub async fn send_resource(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        name: &str,
+        peer: PeerId,
+    ) -> Result<ResourceTransfer, ResourceError> {
+        if name.is_empty() || name.len() > crate::proto::resource::MAX_RESOURCE_NAME_LEN {
+            return Err(ResourceError::InvalidName);
+        }
+        if self.is_closed() {
+            return Err(ResourceError::SessionClosed);
+        }
+        if self.inner.shared.link(&peer).is_none() {
+            return Err(ResourceError::NotConnected(peer));
+        }
+        let path = path.as_ref().to_owned();
+        let metadata = tokio::fs::metadata(&path).await?;
+        if !metadata.is_file() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file").into());
+        }
+        let state = TransferState::new(
+            ResourceId::random(),
+            peer,
+            name.to_owned(),
+            metadata.len(),
+            Direction::Outgoing,
+        );
+        tokio::spawn(crate::resource::send::run(
+            self.inner.resources.clone(),
+            state.clone(),
+            path,
+        ));
+        Ok(ResourceTransfer::new(state))
     }
 
     async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ControlError> {

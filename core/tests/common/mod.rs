@@ -76,6 +76,91 @@ pub async fn connected_pair() -> (Session, Events, Session, Events) {
     (a, a_events, b, b_events)
 }
 
+/// Sessions `a` and `b` connected to each other: `a` finds `b` only through a [`UdpRelay`] (returned) that
+/// can impair or cut the path.
+pub async fn relayed_pair(
+    a: SessionConfigBuilder,
+    b: SessionConfigBuilder,
+    impairment: Impairment,
+) -> (Session, Events, Session, Events, UdpRelay) {
+    let (b, b_events) = start(&MemoryNetwork::new(), b).await;
+    let relay = UdpRelay::start(b.local_addr(), impairment).await;
+    let (a, a_events) = Session::builder(a.build().unwrap())
+        .discovery(StaticDiscovery {
+            peers: vec![discovered(&b, relay.addr)],
+        })
+        .start_with_events()
+        .await
+        .unwrap();
+    (a, a_events, b, b_events, relay)
+}
+
+/// A directory for one test, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates a fresh, empty directory.
+    pub fn new(label: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("multipeer-test-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `size` bytes of a deterministic pseudo-random pattern to `path`; returns their SHA-256.
+pub fn write_pattern_file(path: &std::path::Path, size: u64, seed: u64) -> [u8; 32] {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut x = seed | 1;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n]).unwrap();
+        hasher.update(&block[..n]);
+        left -= n as u64;
+    }
+    file.flush().unwrap();
+    hasher.finish().as_ref().try_into().unwrap()
+}
+
+/// The SHA-256 of a file's content.
+pub fn sha256_file(path: &std::path::Path) -> [u8; 32] {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hasher.finish().as_ref().try_into().unwrap()
+}
+
 /// Waits for the next message, skipping other events.
 pub async fn expect_message(events: &mut Events, limit: Duration, what: &str) -> multipeer::Message {
     expect(events, limit, what, |e| match e {

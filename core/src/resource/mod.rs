@@ -1,0 +1,403 @@
+//! Resources: files sent to a peer with progress, cancellation, an integrity check and resumption.
+//!
+//! [`crate::Session::send_resource`] starts a transfer and returns a [`ResourceTransfer`]; the receiving
+//! session reports [`crate::Event::ResourceStarted`] with its own handle and, once the file is complete and
+//! its SHA-256 matches, [`crate::Event::ResourceFinished`] with the path it was saved to. A transfer cut off
+//! by a lost connection resumes where it stopped when the peer comes back within the resume window.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::identity::PeerId;
+use crate::proto::resource::{Refusal, RESOURCE_ID_LEN};
+
+mod names;
+pub(crate) mod recv;
+pub(crate) mod send;
+
+pub(crate) use recv::Hub;
+
+/// Most resources one peer may be sending us at once (QUIC stream credit; more wait).
+pub const MAX_INCOMING_PER_PEER: u32 = 16;
+/// Most incoming transfers tracked at once (running or waiting to resume); more are refused as busy.
+pub const MAX_INCOMING_TRANSFERS: usize = 64;
+/// Bytes read or written per step.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// Identifies one transfer; the same across resumptions.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId(pub(crate) [u8; RESOURCE_ID_LEN]);
+
+impl ResourceId {
+    pub(crate) fn random() -> Self {
+        use ring::rand::SecureRandom;
+        let mut id = [0u8; RESOURCE_ID_LEN];
+        // The system RNG only fails on broken platforms; a fixed id then still works, it just cannot resume
+        // two such transfers from one peer at once.
+        let _ = ring::rand::SystemRandom::new().fill(&mut id);
+        Self(id)
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResourceId({self})")
+    }
+}
+
+/// How far a transfer has come.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Progress {
+    /// Bytes transferred (on resumption this starts where the interrupted attempt stopped).
+    pub transferred: u64,
+    /// Size of the resource.
+    pub total: u64,
+    /// Recent rate, bytes per second (0 while interrupted).
+    pub bytes_per_second: f64,
+}
+
+impl Progress {
+    /// `transferred / total`, from 0.0 to 1.0 (1.0 for an empty resource).
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            self.transferred as f64 / self.total as f64
+        }
+    }
+}
+
+/// A resource a peer offers; see [`crate::SessionDelegate::should_accept_resource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceOffer {
+    /// Who offers it.
+    pub peer: PeerId,
+    /// The name it was sent with (the saved file gets a sanitized form of it).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A completed transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivered {
+    /// Bytes in the resource.
+    pub size: u64,
+    /// SHA-256 of its content, checked by the receiver.
+    pub sha256: [u8; 32],
+    /// Where the receiver saved it (on the receiving side; `None` on the sending side).
+    pub path: Option<PathBuf>,
+    /// Where the last attempt started: non-zero when the transfer resumed after an interruption.
+    pub resumed_from: u64,
+}
+
+/// Why a receiver refused a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// The app declined it.
+    Declined,
+    /// It is larger than the receiver's [`crate::SessionConfigBuilder::max_resource_size`].
+    TooLarge,
+    /// The receiver has too many transfers under way.
+    Busy,
+    /// The receiver cannot store it (for example its directory is not writable).
+    Unavailable,
+}
+
+impl From<Refusal> for RefusalReason {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Declined => Self::Declined,
+            Refusal::TooLarge => Self::TooLarge,
+            Refusal::Busy => Self::Busy,
+            _ => Self::Unavailable,
+        }
+    }
+}
+
+impl fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Declined => "declined",
+            Self::TooLarge => "too large",
+            Self::Busy => "busy",
+            Self::Unavailable => "cannot store it",
+        })
+    }
+}
+
+/// Why a resource transfer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceError {
+    /// The peer is not connected (when starting).
+    #[error("peer {0} is not connected")]
+    NotConnected(PeerId),
+    /// The session has shut down.
+    #[error("the session is closed")]
+    SessionClosed,
+    /// The name is empty or longer than 255 bytes.
+    #[error("invalid resource name: must be 1-255 bytes of UTF-8")]
+    InvalidName,
+    /// Reading or writing the file failed.
+    #[error("file error: {0}")]
+    Io(#[source] Arc<io::Error>),
+    /// The receiver refused it.
+    #[error("the receiver refused the resource: {0}")]
+    Refused(RefusalReason),
+    /// Cancelled on this side.
+    #[error("cancelled")]
+    Cancelled,
+    /// Cancelled by the peer.
+    #[error("cancelled by the peer")]
+    CancelledByPeer,
+    /// The received data does not match the sender's SHA-256; it was discarded.
+    #[error("integrity check failed: the SHA-256 of the received data differs")]
+    IntegrityCheckFailed,
+    /// The connection was lost and the peer did not come back within the resume window.
+    #[error("interrupted: the peer did not come back within the resume window")]
+    Interrupted,
+    /// The peer broke the resource protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+}
+
+impl From<io::Error> for ResourceError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(Arc::new(e))
+    }
+}
+
+/// Direction of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We send it.
+    Outgoing,
+    /// A peer sends it to us.
+    Incoming,
+}
+
+pub(crate) type Outcome = Option<Result<Delivered, ResourceError>>;
+
+pub(crate) struct TransferState {
+    id: ResourceId,
+    peer: PeerId,
+    name: String,
+    size: u64,
+    direction: Direction,
+    progress: watch::Sender<Progress>,
+    outcome: watch::Sender<Outcome>,
+    cancel: watch::Sender<bool>,
+}
+
+impl TransferState {
+    pub(crate) fn new(id: ResourceId, peer: PeerId, name: String, size: u64, direction: Direction) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            peer,
+            name,
+            size,
+            direction,
+            progress: watch::Sender::new(Progress {
+                transferred: 0,
+                total: size,
+                bytes_per_second: 0.0,
+            }),
+            outcome: watch::Sender::new(None),
+            cancel: watch::Sender::new(false),
+        })
+    }
+
+    pub(crate) fn report(&self, transferred: u64, bytes_per_second: f64) {
+        self.progress.send_replace(Progress {
+            transferred,
+            total: self.size,
+            bytes_per_second,
+        });
+    }
+
+    /// Records the outcome once; later calls are ignored.
+    pub(crate) fn finish(&self, outcome: Result<Delivered, ResourceError>) -> bool {
+        let mut first = false;
+        self.outcome.send_if_modified(|o| {
+            if o.is_none() {
+                *o = Some(outcome);
+                first = true;
+            }
+            first
+        });
+        if first {
+            self.progress.send_modify(|p| p.bytes_per_second = 0.0);
+        }
+        first
+    }
+
+    pub(crate) fn cancelled(&self) -> watch::Receiver<bool> {
+        self.cancel.subscribe()
+    }
+}
+
+/// Measures the rate of one attempt.
+pub(crate) struct Rate {
+    start: tokio::time::Instant,
+    from: u64,
+}
+
+impl Rate {
+    pub(crate) fn new(from: u64) -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            from,
+        }
+    }
+
+    pub(crate) fn at(&self, transferred: u64) -> f64 {
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        transferred.saturating_sub(self.from) as f64 / secs
+    }
+}
+
+/// A resource transfer in either direction: progress, cancellation and the outcome. Cheap to clone.
+///
+/// ```no_run
+/// # async fn run(session: multipeer::Session, peer: multipeer::PeerId) -> Result<(), multipeer::ResourceError> {
+/// let transfer = session.send_resource("holiday.jpg", "holiday.jpg", peer).await?;
+/// let mut progress = transfer.clone();
+/// tokio::spawn(async move {
+///     while let Some(p) = progress.progress_changed().await {
+///         tracing::info!("{:.0}% at {:.1} MB/s", p.fraction() * 100.0, p.bytes_per_second / 1e6);
+///     }
+/// });
+/// let delivered = transfer.finished().await?;
+/// tracing::info!("sent {} bytes", delivered.size);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ResourceTransfer {
+    state: Arc<TransferState>,
+    progress: watch::Receiver<Progress>,
+}
+
+impl ResourceTransfer {
+    pub(crate) fn new(state: Arc<TransferState>) -> Self {
+        let progress = state.progress.subscribe();
+        Self { state, progress }
+    }
+
+    /// The transfer's id (the same on both ends).
+    pub fn id(&self) -> ResourceId {
+        self.state.id
+    }
+
+    /// The peer at the other end.
+    pub fn peer(&self) -> PeerId {
+        self.state.peer
+    }
+
+    /// The resource's name as the sender gave it.
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.state.size
+    }
+
+    /// Whether we send or receive it.
+    pub fn direction(&self) -> Direction {
+        self.state.direction
+    }
+
+    /// Progress now.
+    pub fn progress(&self) -> Progress {
+        *self.state.progress.borrow()
+    }
+
+    /// Waits for the next progress update and returns it; `None` once the transfer has finished (after the
+    /// last update).
+    pub async fn progress_changed(&mut self) -> Option<Progress> {
+        let mut outcome = self.state.outcome.subscribe();
+        if outcome.borrow().is_some() {
+            return None;
+        }
+        tokio::select! {
+            changed = self.progress.changed() => changed.ok().map(|()| *self.progress.borrow_and_update()),
+            _ = outcome.wait_for(Option::is_some) => None,
+        }
+    }
+
+    /// The outcome, if the transfer has finished.
+    pub fn outcome(&self) -> Option<Result<Delivered, ResourceError>> {
+        self.state.outcome.borrow().clone()
+    }
+
+    /// Waits until the transfer has finished: delivered (and verified by the receiver), or failed.
+    pub async fn finished(&self) -> Result<Delivered, ResourceError> {
+        let mut outcome = self.state.outcome.subscribe();
+        let result = match outcome.wait_for(Option::is_some).await {
+            Ok(o) => o.clone().unwrap_or(Err(ResourceError::SessionClosed)),
+            Err(_) => Err(ResourceError::SessionClosed),
+        };
+        result
+    }
+
+    /// Cancels the transfer; the peer sees [`ResourceError::CancelledByPeer`] and a partial file is deleted.
+    pub fn cancel(&self) {
+        self.state.cancel.send_replace(true);
+    }
+}
+
+impl fmt::Debug for ResourceTransfer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceTransfer")
+            .field("id", &self.state.id)
+            .field("peer", &self.state.peer)
+            .field("name", &self.state.name)
+            .field("direction", &self.state.direction)
+            .field("progress", &self.progress())
+            .finish()
+    }
+}
+
+/// How long a transfer may wait for the receiver's reply or verdict.
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Hashes the first `len` bytes of `file` (reading it from its current position).
+pub(crate) async fn hash_prefix(
+    file: &mut tokio::fs::File,
+    len: u64,
+    hasher: &mut ring::digest::Context,
+) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut left = len;
+    let mut buf = vec![0u8; CHUNK];
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        let n = file.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than expected",
+            ));
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! The receiving side of resource transfers, and the hub both sides share.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use quinn::{ReadError, VarInt};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::names::{place, sanitize};
+use super::{
+    hash_prefix, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer, ResourceTransfer, TransferState,
+    CHUNK, MAX_INCOMING_TRANSFERS,
+};
+use crate::config::ResourceSettings;
+use crate::identity::PeerId;
+use crate::proto::resource::{
+    decode_offer, encode_reply, Refusal, Reply, Verdict, DIGEST_LEN, MAX_OFFER_LEN, RESOURCE_CANCELLED,
+    RESOURCE_PROTOCOL_ERROR,
+};
+use crate::session::events::Event;
+use crate::session::Shared;
+
+/// Decides whether to accept an offered resource.
+pub(crate) type ResourceFilter = Arc<dyn Fn(&ResourceOffer) -> bool + Send + Sync>;
+
+/// How long a peer may take to send its offer once it opened the stream.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Incoming {
+    state: Arc<TransferState>,
+    part: PathBuf,
+    /// Bytes safely in the part file (valid while not active).
+    received: u64,
+    active: bool,
+    /// Bumped at every interruption, so a stale expiry timer does nothing.
+    interruptions: u64,
+}
+
+/// State shared by every transfer of one session.
+pub(crate) struct Hub {
+    pub(crate) settings: ResourceSettings,
+    pub(crate) shared: Arc<Shared>,
+    /// Dropped at shutdown, so the session's event stream ends.
+    events: Mutex<Option<mpsc::Sender<Event>>>,
+    filter: ResourceFilter,
+    incoming: Mutex<HashMap<(PeerId, ResourceId), Incoming>>,
+    closed: AtomicBool,
+}
+
+impl Hub {
+    pub(crate) fn new(
+        settings: ResourceSettings,
+        shared: Arc<Shared>,
+        events: mpsc::Sender<Event>,
+        filter: ResourceFilter,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            shared,
+            events: Mutex::new(Some(events)),
+            filter,
+            incoming: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn incoming(&self) -> std::sync::MutexGuard<'_, HashMap<(PeerId, ResourceId), Incoming>> {
+        self.incoming.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.shared.is_closed()
+    }
+
+    /// The session is shutting down: transfers waiting to resume fail and their partial files go.
+    pub(crate) fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.shared.notify_links_changed();
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let waiting: Vec<Incoming> = {
+            let mut map = self.incoming();
+            let keys: Vec<_> = map.iter().filter(|(_, e)| !e.active).map(|(k, _)| *k).collect();
+            keys.into_iter().filter_map(|k| map.remove(&k)).collect()
+        };
+        for entry in waiting {
+            let _ = std::fs::remove_file(&entry.part);
+            entry.state.finish(Err(ResourceError::SessionClosed));
+        }
+    }
+
+    /// Waits until `peer` is connected again, the deadline passes, the transfer is cancelled or the session
+    /// closes.
+    pub(crate) async fn wait_for_peer(
+        &self,
+        peer: PeerId,
+        deadline: Instant,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<(), ResourceError> {
+        let mut changed = self.shared.subscribe_links();
+        loop {
+            if self.is_closed() {
+                return Err(ResourceError::SessionClosed);
+            }
+            if *cancel.borrow() {
+                return Err(ResourceError::Cancelled);
+            }
+            if self.shared.link(&peer).is_some_and(|l| l.conn.close_reason().is_none()) {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = cancel.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep_until(deadline) => return Err(ResourceError::Interrupted),
+            }
+        }
+    }
+
+    async fn emit(&self, event: Event) {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(events) = events {
+            let _ = events.send(event).await;
+        }
+    }
+
+    /// Reads the offer on a new bidirectional stream and starts (or resumes) receiving. An error is a
+    /// protocol violation that closes the connection.
+    pub(crate) async fn accept(
+        self: Arc<Self>,
+        peer: PeerId,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) -> Result<(), String> {
+        let mut buf = BytesMut::new();
+        let read = async {
+            loop {
+                if let Some(offer) = decode_offer(&mut buf).map_err(|e| e.to_string())? {
+                    return Ok(Some(offer));
+                }
+                match recv.read_chunk(MAX_OFFER_LEN - buf.len(), true).await {
+                    Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+                    Ok(None) | Err(_) => return Ok(None),
+                }
+            }
+        };
+        let offer = match tokio::time::timeout(OFFER_TIMEOUT, read).await {
+            Ok(Ok(Some(offer))) => offer,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(problem)) => return Err(problem),
+            Err(_) => {
+                let _ = recv.stop(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
+                return Ok(());
+            }
+        };
+        let id = ResourceId(offer.id);
+        let decision = self.admit(peer, id, offer.name, offer.size).await;
+        let (state, offset) = match decision {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                tracing::debug!(peer = %peer.short(), ?refusal, "resource refused");
+                let _ = send.write_all(&encode_reply(Reply::Refuse(refusal))).await;
+                let _ = send.finish();
+                let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+                return Ok(());
+            }
+        };
+        tokio::spawn(self.receive(state, send, recv, buf, offset));
+        Ok(())
+    }
+
+    /// Accepts or refuses an offer; on acceptance returns the transfer and where to resume.
+    async fn admit(
+        &self,
+        peer: PeerId,
+        id: ResourceId,
+        name: String,
+        size: u64,
+    ) -> Result<(Arc<TransferState>, u64), Refusal> {
+        if self.is_closed() {
+            return Err(Refusal::Unavailable);
+        }
+        // Resuming?
+        let resumed = {
+            let mut map = self.incoming();
+            let full = map.len() >= MAX_INCOMING_TRANSFERS;
+            match map.get_mut(&(peer, id)) {
+                Some(entry) if entry.active => return Err(Refusal::Busy),
+                Some(entry) if entry.state.size == size => {
+                    entry.active = true;
+                    let on_disk = std::fs::metadata(&entry.part).map(|m| m.len()).unwrap_or(0);
+                    Some((entry.state.clone(), entry.received.min(on_disk)))
+                }
+                Some(_) => return Err(Refusal::Busy),
+                None if full => return Err(Refusal::Busy),
+                None => None,
+            }
+        };
+        if let Some(resumed) = resumed {
+            return Ok(resumed);
+        }
+        if size > self.settings.max_size {
+            return Err(Refusal::TooLarge);
+        }
+        let offer = ResourceOffer {
+            peer,
+            name: name.clone(),
+            size,
+        };
+        if !(self.filter)(&offer) {
+            return Err(Refusal::Declined);
+        }
+        let part = self.settings.directory.join(format!(".{}-{id}.part", peer.short()));
+        let created = async {
+            tokio::fs::create_dir_all(&self.settings.directory).await?;
+            tokio::fs::File::create(&part).await
+        };
+        if let Err(e) = created.await {
+            tracing::warn!(dir = %self.settings.directory.display(), "cannot store resources: {e}");
+            return Err(Refusal::Unavailable);
+        }
+        let state = TransferState::new(id, peer, name, size, Direction::Incoming);
+        let inserted = {
+            let mut map = self.incoming();
+            let room = map.len() < MAX_INCOMING_TRANSFERS && !map.contains_key(&(peer, id));
+            if room {
+                map.insert(
+                    (peer, id),
+                    Incoming {
+                        state: state.clone(),
+                        part: part.clone(),
+                        received: 0,
+                        active: true,
+                        interruptions: 0,
+                    },
+                );
+            }
+            room
+        };
+        if !inserted {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(Refusal::Busy);
+        }
+        self.emit(Event::ResourceStarted(ResourceTransfer::new(state.clone())))
+            .await;
+        Ok((state, 0))
+    }
+
+    async fn receive(
+        self: Arc<Self>,
+        state: Arc<TransferState>,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        buffered: BytesMut,
+        offset: u64,
+    ) {
+        let key = (state.peer, state.id);
+        let Some(part) = self.incoming().get(&key).map(|e| e.part.clone()) else {
+            return;
+        };
+        let mut received = offset;
+        let result = receive_data(&state, &part, send, recv, buffered, &mut received, &self.settings).await;
+        match result {
+            Err(Stop::Interrupted) if !self.is_closed() => self.interrupted(key, received),
+            Err(stop) => {
+                let error = match stop {
+                    Stop::Failed(e) => e,
+                    Stop::Interrupted => ResourceError::SessionClosed,
+                };
+                self.incoming().remove(&key);
+                let _ = tokio::fs::remove_file(&part).await;
+                self.finished(&state, Err(error)).await;
+            }
+            Ok(mut delivered) => {
+                delivered.resumed_from = offset;
+                self.incoming().remove(&key);
+                self.finished(&state, Ok(delivered)).await;
+            }
+        }
+    }
+
+    async fn finished(&self, state: &Arc<TransferState>, outcome: Result<Delivered, ResourceError>) {
+        let result = match &outcome {
+            Ok(d) => d.path.clone().ok_or(ResourceError::Protocol("no path")),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = &result {
+            tracing::debug!(peer = %state.peer.short(), name = %state.name, "resource not received: {e}");
+        }
+        if state.finish(outcome) {
+            self.emit(Event::ResourceFinished {
+                transfer: ResourceTransfer::new(state.clone()),
+                result,
+            })
+            .await;
+        }
+    }
+
+    /// The connection dropped mid-transfer: keep the partial file for the resume window.
+    fn interrupted(self: Arc<Self>, key: (PeerId, ResourceId), received: u64) {
+        let (state, generation) = {
+            let mut map = self.incoming();
+            let Some(entry) = map.get_mut(&key) else { return };
+            entry.active = false;
+            entry.received = received;
+            entry.interruptions += 1;
+            (entry.state.clone(), entry.interruptions)
+        };
+        state.report(received, 0.0);
+        tracing::debug!(peer = %key.0.short(), name = %state.name, received, "resource interrupted; keeping it to resume");
+        let window = self.settings.resume_window;
+        tokio::spawn(async move {
+            let mut cancel = state.cancelled();
+            let cancelled = tokio::select! {
+                _ = tokio::time::sleep(window) => false,
+                _ = cancel.wait_for(|c| *c) => true,
+            };
+            let expired = {
+                let mut map = self.incoming();
+                match map.get(&key) {
+                    Some(e) if !e.active && e.interruptions == generation => map.remove(&key),
+                    _ => None,
+                }
+            };
+            if let Some(entry) = expired {
+                let _ = tokio::fs::remove_file(&entry.part).await;
+                let error = if cancelled {
+                    ResourceError::Cancelled
+                } else {
+                    ResourceError::Interrupted
+                };
+                self.finished(&state, Err(error)).await;
+            }
+        });
+    }
+}
+
+enum Stop {
+    Failed(ResourceError),
+    Interrupted,
+}
+
+impl From<ResourceError> for Stop {
+    fn from(e: ResourceError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(e: std::io::Error) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+fn read_stop(e: ReadError) -> Stop {
+    match e {
+        ReadError::Reset(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
+            Stop::Failed(ResourceError::CancelledByPeer)
+        }
+        ReadError::Reset(_) => Stop::Failed(ResourceError::Protocol("the sender reset the stream")),
+        _ => Stop::Interrupted,
+    }
+}
+
+/// Receives the data into the part file from `*received` on, checks the digest and saves the file.
+async fn receive_data(
+    state: &TransferState,
+    part: &Path,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    mut buffered: BytesMut,
+    received: &mut u64,
+    settings: &ResourceSettings,
+) -> Result<Delivered, Stop> {
+    let mut cancel = state.cancelled();
+    let protocol = |recv: &mut quinn::RecvStream, send: &mut quinn::SendStream, what: &'static str| {
+        let _ = recv.stop(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
+        let _ = send.reset(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
+        Stop::Failed(ResourceError::Protocol(what))
+    };
+    let mut file = tokio::fs::OpenOptions::new().read(true).write(true).open(part).await?;
+    file.set_len(*received).await?;
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    hash_prefix(&mut file, *received, &mut hasher).await?;
+    file.seek(std::io::SeekFrom::Start(*received)).await?;
+    let mut file = tokio::io::BufWriter::with_capacity(CHUNK, file);
+    if let Err(e) = send.write_all(&encode_reply(Reply::Accept { offset: *received })).await {
+        return Err(match e {
+            quinn::WriteError::Stopped(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
+                Stop::Failed(ResourceError::CancelledByPeer)
+            }
+            _ => Stop::Interrupted,
+        });
+    }
+    let rate = Rate::new(*received);
+    state.report(*received, 0.0);
+    let mut digest = Vec::with_capacity(DIGEST_LEN);
+    loop {
+        let chunk = if !buffered.is_empty() {
+            buffered.split().freeze()
+        } else {
+            let next = tokio::select! {
+                next = recv.read_chunk(CHUNK, true) => next,
+                _ = cancel.wait_for(|c| *c) => {
+                    let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+                    let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+                    return Err(ResourceError::Cancelled.into());
+                }
+            };
+            match next {
+                Ok(Some(chunk)) => chunk.bytes,
+                Ok(None) => break,
+                Err(e) => {
+                    let stop = read_stop(e);
+                    if matches!(stop, Stop::Interrupted) {
+                        // Keep what arrived, for the resumption.
+                        file.flush().await?;
+                    }
+                    return Err(stop);
+                }
+            }
+        };
+        let data_left = state.size - *received;
+        let data_len = usize::try_from(data_left).unwrap_or(usize::MAX).min(chunk.len());
+        if data_len > 0 {
+            file.write_all(&chunk[..data_len]).await?;
+            hasher.update(&chunk[..data_len]);
+            *received += data_len as u64;
+            state.report(*received, rate.at(*received));
+        }
+        let rest = &chunk[data_len..];
+        if digest.len() + rest.len() > DIGEST_LEN {
+            return Err(protocol(&mut recv, &mut send, "data beyond the announced size"));
+        }
+        digest.extend_from_slice(rest);
+    }
+    if *received != state.size || digest.len() != DIGEST_LEN {
+        return Err(protocol(&mut recv, &mut send, "stream ended early"));
+    }
+    file.flush().await?;
+    let file = file.into_inner();
+    let ours = hasher.finish();
+    if ours.as_ref() != digest.as_slice() {
+        let _ = send.write_all(&[Verdict::DigestMismatch.to_byte()]).await;
+        let _ = send.finish();
+        return Err(ResourceError::IntegrityCheckFailed.into());
+    }
+    file.sync_data().await?;
+    drop(file);
+    let name = sanitize(&state.name);
+    let (part_owned, dir, overwrite) = (part.to_owned(), settings.directory.clone(), settings.overwrite);
+    let placed = tokio::task::spawn_blocking(move || place(&part_owned, &dir, &name, overwrite))
+        .await
+        .map_err(|_| ResourceError::SessionClosed)?;
+    let path = match placed {
+        Ok(path) => path,
+        Err(e) => {
+            let _ = send.write_all(&[Verdict::Failed.to_byte()]).await;
+            let _ = send.finish();
+            return Err(e.into());
+        }
+    };
+    let _ = send.write_all(&[Verdict::Verified.to_byte()]).await;
+    let _ = send.finish();
+    let mut sha256 = [0u8; DIGEST_LEN];
+    sha256.copy_from_slice(ours.as_ref());
+    Ok(Delivered {
+        size: state.size,
+        sha256,
+        path: Some(path),
+        resumed_from: 0,
+    })
+}

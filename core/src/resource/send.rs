@@ -1,0 +1,216 @@
+//! The sending side of a resource transfer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use quinn::{ReadError, VarInt, WriteError};
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use super::{hash_prefix, Delivered, Hub, Rate, RefusalReason, ResourceError, TransferState, CHUNK, REPLY_TIMEOUT};
+use crate::proto::resource::{
+    decode_reply, encode_offer, Offer, Reply, Verdict, DIGEST_LEN, RESOURCE_CANCELLED, RESOURCE_PROTOCOL_ERROR,
+};
+
+/// Most attempts of one transfer (each interruption costs one).
+const MAX_ATTEMPTS: u32 = 64;
+/// How often a transfer the receiver reports busy is tried again, and how long apart.
+const MAX_BUSY_RETRIES: u32 = 10;
+const BUSY_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// How an attempt ended without delivering.
+enum Stop {
+    /// For good.
+    Failed(ResourceError),
+    /// The connection went away: wait for the peer and resume.
+    Interrupted,
+}
+
+impl From<ResourceError> for Stop {
+    fn from(e: ResourceError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+fn write_stop(e: WriteError) -> Stop {
+    match e {
+        WriteError::Stopped(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
+            Stop::Failed(ResourceError::CancelledByPeer)
+        }
+        WriteError::Stopped(_) => Stop::Failed(ResourceError::Protocol("the receiver stopped the stream")),
+        _ => Stop::Interrupted,
+    }
+}
+
+fn read_stop(e: ReadError) -> Stop {
+    match e {
+        ReadError::Reset(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
+            Stop::Failed(ResourceError::CancelledByPeer)
+        }
+        ReadError::Reset(_) => Stop::Failed(ResourceError::Protocol("the receiver reset the stream")),
+        _ => Stop::Interrupted,
+    }
+}
+
+/// Runs a transfer to its end and records the outcome.
+pub(crate) async fn run(hub: Arc<Hub>, state: Arc<TransferState>, path: PathBuf) {
+    let outcome = attempts(&hub, &state, &path).await;
+    if let Err(e) = &outcome {
+        tracing::debug!(peer = %state.peer.short(), name = %state.name, "resource not sent: {e}");
+    }
+    state.finish(outcome);
+}
+
+async fn attempts(hub: &Hub, state: &TransferState, path: &PathBuf) -> Result<Delivered, ResourceError> {
+    let mut cancel = state.cancelled();
+    let mut busy = 0;
+    for _ in 0..MAX_ATTEMPTS {
+        let conn = match hub.shared.link(&state.peer) {
+            Some(link) if link.conn.close_reason().is_none() => link.conn.clone(),
+            _ => {
+                hub.wait_for_peer(state.peer, Instant::now() + hub.settings.resume_window, &mut cancel)
+                    .await?;
+                continue;
+            }
+        };
+        match attempt(state, path, &conn, &mut cancel).await {
+            Ok(delivered) => return Ok(delivered),
+            // The receiver may not have noticed the lost connection yet, or is at its limit: try again shortly.
+            Err(Stop::Failed(ResourceError::Refused(RefusalReason::Busy))) if busy < MAX_BUSY_RETRIES => {
+                busy += 1;
+                tokio::time::sleep(BUSY_RETRY_DELAY).await;
+            }
+            Err(Stop::Failed(e)) => return Err(e),
+            Err(Stop::Interrupted) => {
+                if hub.is_closed() {
+                    return Err(ResourceError::SessionClosed);
+                }
+                tracing::debug!(peer = %state.peer.short(), name = %state.name, "resource interrupted; waiting to resume");
+                let p = state.progress.borrow().transferred;
+                state.report(p, 0.0);
+                // Let the session notice the lost connection before looking for a new one.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                hub.wait_for_peer(state.peer, Instant::now() + hub.settings.resume_window, &mut cancel)
+                    .await?;
+            }
+        }
+    }
+    Err(ResourceError::Interrupted)
+}
+
+async fn attempt(
+    state: &TransferState,
+    path: &PathBuf,
+    conn: &quinn::Connection,
+    cancel: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Delivered, Stop> {
+    let offer = encode_offer(&Offer {
+        id: state.id.0,
+        size: state.size,
+        name: state.name.clone(),
+    })
+    .map_err(|_| ResourceError::InvalidName)?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|_| Stop::Interrupted)?;
+    send.write_all(&offer).await.map_err(write_stop)?;
+
+    // The reply.
+    let mut buf = BytesMut::new();
+    let reply = tokio::time::timeout(REPLY_TIMEOUT, async {
+        loop {
+            match decode_reply(&mut buf) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(_) => return Err(Stop::Failed(ResourceError::Protocol("malformed reply"))),
+            }
+            match recv.read_chunk(16, true).await {
+                Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+                Ok(None) => return Err(Stop::Failed(ResourceError::Protocol("stream ended before the reply"))),
+                Err(e) => return Err(read_stop(e)),
+            }
+        }
+    })
+    .await
+    .map_err(|_| ResourceError::Protocol("no reply to the offer"))??;
+    let offset = match reply {
+        Reply::Refuse(refusal) => return Err(ResourceError::Refused(refusal.into()).into()),
+        Reply::Accept { offset } if offset <= state.size => offset,
+        Reply::Accept { .. } => {
+            let _ = send.reset(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
+            return Err(ResourceError::Protocol("resume offset beyond the end").into());
+        }
+    };
+
+    // The data, from `offset` on, hashing all of it.
+    let mut file = tokio::fs::File::open(path).await.map_err(ResourceError::from)?;
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    hash_prefix(&mut file, offset, &mut hasher)
+        .await
+        .map_err(ResourceError::from)?;
+    let rate = Rate::new(offset);
+    let mut sent = offset;
+    state.report(sent, 0.0);
+    while sent < state.size {
+        let want = usize::try_from(state.size - sent).unwrap_or(CHUNK).min(CHUNK);
+        let mut chunk = BytesMut::with_capacity(want);
+        while chunk.len() < want {
+            let n = (&mut file)
+                .take((want - chunk.len()) as u64)
+                .read_buf(&mut chunk)
+                .await
+                .map_err(ResourceError::from)?;
+            if n == 0 {
+                let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+                return Err(ResourceError::Io(Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was being sent",
+                )))
+                .into());
+            }
+        }
+        hasher.update(&chunk);
+        let n = chunk.len() as u64;
+        tokio::select! {
+            written = send.write_chunk(chunk.freeze()) => written.map_err(write_stop)?,
+            _ = cancel.wait_for(|c| *c) => {
+                let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+                let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+                return Err(ResourceError::Cancelled.into());
+            }
+        }
+        sent += n;
+        state.report(sent, rate.at(sent));
+    }
+    let digest = hasher.finish();
+    let mut sha256 = [0u8; DIGEST_LEN];
+    sha256.copy_from_slice(digest.as_ref());
+    send.write_all(&sha256).await.map_err(write_stop)?;
+    let _ = send.finish();
+
+    // The verdict, once the receiver has checked and saved the file.
+    let verdict = tokio::select! {
+        v = tokio::time::timeout(REPLY_TIMEOUT, recv.read_chunk(1, true)) => v,
+        _ = cancel.wait_for(|c| *c) => {
+            let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+            return Err(ResourceError::Cancelled.into());
+        }
+    };
+    let byte = match verdict {
+        Ok(Ok(Some(chunk))) if !chunk.bytes.is_empty() => chunk.bytes[0],
+        Ok(Ok(_)) => return Err(ResourceError::Protocol("stream ended without a verdict").into()),
+        Ok(Err(e)) => return Err(read_stop(e)),
+        Err(_) => return Err(ResourceError::Protocol("no verdict from the receiver").into()),
+    };
+    match Verdict::from_byte(byte) {
+        Ok(Verdict::Verified) => Ok(Delivered {
+            size: state.size,
+            sha256,
+            path: None,
+            resumed_from: offset,
+        }),
+        Ok(Verdict::DigestMismatch) => Err(ResourceError::IntegrityCheckFailed.into()),
+        Ok(Verdict::Failed) => Err(ResourceError::Refused(super::RefusalReason::Unavailable).into()),
+        Err(_) => Err(ResourceError::Protocol("unknown verdict").into()),
+    }
+}

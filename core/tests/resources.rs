@@ -1,0 +1,367 @@
+//! Resources (files) between sessions over real sockets: integrity, memory, cancellation, resumption,
+//! refusal, hostile names and several transfers at once.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use multipeer::{Event, Events, MemoryNetwork, PeerId, RefusalReason, ResourceError, ResourceTransfer};
+
+const T: Duration = Duration::from_secs(20);
+
+async fn expect_started(events: &mut Events) -> ResourceTransfer {
+    expect(events, T, "resource started", |e| match e {
+        Event::ResourceStarted(t) => Some(t),
+        _ => None,
+    })
+    .await
+}
+
+async fn expect_finished(events: &mut Events, limit: Duration) -> (ResourceTransfer, Result<PathBuf, ResourceError>) {
+    expect(events, limit, "resource finished", |e| match e {
+        Event::ResourceFinished { transfer, result } => Some((transfer, result)),
+        _ => None,
+    })
+    .await
+}
+
+/// Files in `dir`, names sorted.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+async fn pair_with_inbox(inbox: &std::path::Path) -> (multipeer::Session, Events, multipeer::Session, Events) {
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b").resource_directory(inbox)).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    (a, a_events, b, b_events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gigabyte_file_arrives_intact_with_bounded_memory() {
+    init_tracing();
+    let dir = TempDir::new("gib");
+    let size = 1u64 << 30;
+    let source = dir.join("source.bin");
+    let digest = write_pattern_file(&source, size, 1);
+    let inbox = dir.join("inbox");
+    let (a, _a_events, b, mut b_events) = pair_with_inbox(&inbox).await;
+    let rss_before = rss().unwrap_or(0);
+    let began = Instant::now();
+    let sending = a.send_resource(&source, "big.bin", b.local_peer().id).await.unwrap();
+    let receiving = expect_started(&mut b_events).await;
+    assert_eq!((receiving.name(), receiving.size()), ("big.bin", size));
+    assert_eq!(receiving.peer(), a.local_peer().id);
+    assert_eq!(receiving.id(), sending.id());
+    // Watch memory and progress while it runs (bounded: 1 GiB at >= 4 MB/s).
+    let mut peak = rss_before;
+    let mut seen_progress = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while sending.outcome().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(rss().unwrap_or(0));
+        seen_progress.push(receiving.progress().transferred);
+    }
+    let delivered = sending.finished().await.unwrap();
+    let (_, saved) = expect_finished(&mut b_events, T).await;
+    let elapsed = began.elapsed();
+    let saved = saved.unwrap();
+    assert_eq!(saved, inbox.join("big.bin"));
+    assert_eq!(delivered.sha256, digest);
+    assert_eq!(delivered.resumed_from, 0);
+    assert_eq!(sha256_file(&saved), digest, "saved file differs");
+    assert_eq!(receiving.progress().transferred, size);
+    assert!(
+        seen_progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress never goes back"
+    );
+    assert!(
+        seen_progress.iter().any(|p| *p > 0 && *p < size),
+        "progress reported along the way"
+    );
+    assert_eq!(files(&inbox), vec!["big.bin".to_owned()], "no partial file left");
+    let growth = peak.saturating_sub(rss_before);
+    eprintln!(
+        "1 GiB in {:.1} s ({:.0} MB/s), RSS growth {} MiB",
+        elapsed.as_secs_f64(),
+        size as f64 / elapsed.as_secs_f64() / 1e6,
+        growth >> 20
+    );
+    assert!(
+        growth < 128 << 20,
+        "memory grew by {} MiB for a 1 GiB file",
+        growth >> 20
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn either_side_can_cancel() {
+    init_tracing();
+    let dir = TempDir::new("cancel");
+    let source = dir.join("source.bin");
+    write_pattern_file(&source, 512 << 20, 2);
+    let inbox = dir.join("inbox");
+    let (a, _a_events, b, mut b_events) = pair_with_inbox(&inbox).await;
+    let b_id = b.local_peer().id;
+
+    // The sender cancels once the receiver has some of it.
+    let sending = a.send_resource(&source, "one.bin", b_id).await.unwrap();
+    let mut receiving = expect_started(&mut b_events).await;
+    while let Some(p) = within(T, "progress", receiving.progress_changed()).await {
+        if p.transferred >= 1 << 20 {
+            break;
+        }
+    }
+    sending.cancel();
+    assert!(matches!(sending.finished().await, Err(ResourceError::Cancelled)));
+    let (_, result) = expect_finished(&mut b_events, T).await;
+    assert!(matches!(result, Err(ResourceError::CancelledByPeer)), "{result:?}");
+
+    // The receiver cancels.
+    let sending = a.send_resource(&source, "two.bin", b_id).await.unwrap();
+    let mut receiving = expect_started(&mut b_events).await;
+    while let Some(p) = within(T, "progress", receiving.progress_changed()).await {
+        if p.transferred >= 1 << 20 {
+            break;
+        }
+    }
+    receiving.cancel();
+    let (_, result) = expect_finished(&mut b_events, T).await;
+    assert!(matches!(result, Err(ResourceError::Cancelled)), "{result:?}");
+    let sent = within(T, "sender outcome", sending.finished()).await;
+    assert!(matches!(sent, Err(ResourceError::CancelledByPeer)), "{sent:?}");
+    assert!(
+        files(&inbox).is_empty(),
+        "cancelled transfers leave nothing: {:?}",
+        files(&inbox)
+    );
+    // The session carries on.
+    let ok = dir.join("small.txt");
+    std::fs::write(&ok, "after the cancels").unwrap();
+    a.send_resource(&ok, "small.txt", b_id)
+        .await
+        .unwrap()
+        .finished()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_transfer_resumes_where_it_stopped() {
+    init_tracing();
+    let dir = TempDir::new("resume");
+    let size = 96u64 << 20;
+    let source = dir.join("source.bin");
+    let digest = write_pattern_file(&source, size, 3);
+    let inbox = dir.join("inbox");
+    let idle = Duration::from_secs(1);
+    let (a, mut a_events, b, mut b_events, relay) = relayed_pair(
+        config("a").idle_timeout(idle),
+        config("b")
+            .idle_timeout(idle)
+            .resource_directory(&inbox)
+            .resume_window(Duration::from_secs(60)),
+        Default::default(),
+    )
+    .await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let sending = a
+        .send_resource(&source, "resumed.bin", b.local_peer().id)
+        .await
+        .unwrap();
+    let mut receiving = expect_started(&mut b_events).await;
+    while let Some(p) = within(T, "progress", receiving.progress_changed()).await {
+        if p.transferred >= 16 << 20 {
+            break;
+        }
+    }
+    relay.set_cut(true);
+    expect_removal(&mut a_events, idle * 10, "a loses b").await;
+    expect_removal(&mut b_events, idle * 10, "b loses a").await;
+    let kept = receiving.progress().transferred;
+    assert!(kept >= 16 << 20 && kept < size, "partial data kept: {kept}");
+    assert!(sending.outcome().is_none(), "the sender waits to resume");
+    relay.set_cut(false);
+    let delivered = within(Duration::from_secs(60), "resumed transfer", sending.finished())
+        .await
+        .unwrap();
+    let (transfer, saved) = expect_finished(&mut b_events, T).await;
+    assert_eq!(
+        transfer.id(),
+        sending.id(),
+        "the same transfer finished, no new one started"
+    );
+    let saved = saved.unwrap();
+    assert_eq!(sha256_file(&saved), digest);
+    assert!(
+        delivered.resumed_from > 0 && delivered.resumed_from <= kept,
+        "resumed from {} (kept {kept})",
+        delivered.resumed_from
+    );
+    eprintln!(
+        "cut after {} MiB, resumed from {} MiB",
+        kept >> 20,
+        delivered.resumed_from >> 20
+    );
+    assert_eq!(files(&inbox), vec!["resumed.bin".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_refuse_by_size_and_by_choice() {
+    init_tracing();
+    let dir = TempDir::new("refuse");
+    let inbox = dir.join("inbox");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let config_b = config("b").resource_directory(&inbox).max_resource_size(1 << 20);
+    let (b, mut b_events) = multipeer::Session::builder(config_b.build().unwrap())
+        .discovery(net.discovery())
+        .resource_filter(|offer| !offer.name.ends_with(".exe"))
+        .start_with_events()
+        .await
+        .unwrap();
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let b_id = b.local_peer().id;
+    let small = dir.join("small");
+    std::fs::write(&small, vec![7u8; 1000]).unwrap();
+    let large = dir.join("large");
+    write_pattern_file(&large, (1 << 20) + 1, 4);
+
+    let declined = a
+        .send_resource(&small, "tool.exe", b_id)
+        .await
+        .unwrap()
+        .finished()
+        .await;
+    assert!(
+        matches!(declined, Err(ResourceError::Refused(RefusalReason::Declined))),
+        "{declined:?}"
+    );
+    let too_large = a
+        .send_resource(&large, "large.bin", b_id)
+        .await
+        .unwrap()
+        .finished()
+        .await;
+    assert!(
+        matches!(too_large, Err(ResourceError::Refused(RefusalReason::TooLarge))),
+        "{too_large:?}"
+    );
+    let accepted = a
+        .send_resource(&small, "fine.txt", b_id)
+        .await
+        .unwrap()
+        .finished()
+        .await;
+    assert!(accepted.is_ok(), "{accepted:?}");
+    // Only the accepted one ever started on b.
+    let started = expect_started(&mut b_events).await;
+    assert_eq!(started.name(), "fine.txt");
+    assert_eq!(files(&inbox), vec!["fine.txt".to_owned()]);
+
+    // Typed errors on the sending side before anything is sent.
+    let nobody = PeerId::from_bytes([9; 32]);
+    assert!(matches!(
+        a.send_resource(&small, "x", nobody).await,
+        Err(ResourceError::NotConnected(_))
+    ));
+    assert!(matches!(
+        a.send_resource(&small, "", b_id).await,
+        Err(ResourceError::InvalidName)
+    ));
+    assert!(matches!(
+        a.send_resource(dir.join("missing"), "x", b_id).await,
+        Err(ResourceError::Io(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_from_peers_never_escape_the_directory_or_overwrite() {
+    init_tracing();
+    let dir = TempDir::new("names");
+    let inbox = dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("notes.txt"), "original").unwrap();
+    let (a, _a_events, b, mut b_events) = pair_with_inbox(&inbox).await;
+    let source = dir.join("payload");
+    std::fs::write(&source, "payload").unwrap();
+    let hostile = [
+        ("../../escape.txt", "_.._escape.txt"),
+        ("/etc/passwd", "_etc_passwd"),
+        ("..", "resource"),
+        ("notes.txt", "notes (1).txt"),
+        ("a/b/c.txt", "a_b_c.txt"),
+        ("..\\..\\win.txt", "_.._win.txt"),
+        (".hidden", "hidden"),
+        ("CON", "_CON"),
+    ];
+    for (name, want) in hostile {
+        a.send_resource(&source, name, b.local_peer().id)
+            .await
+            .unwrap()
+            .finished()
+            .await
+            .unwrap();
+        let (_, saved) = expect_finished(&mut b_events, T).await;
+        let saved = saved.unwrap();
+        assert_eq!(saved, inbox.join(want), "{name:?}");
+        assert_eq!(std::fs::read_to_string(&saved).unwrap(), "payload");
+    }
+    assert_eq!(std::fs::read_to_string(inbox.join("notes.txt")).unwrap(), "original");
+    assert!(!dir.join("escape.txt").exists() && !dir.0.parent().unwrap().join("escape.txt").exists());
+    assert_eq!(files(&inbox).len(), hostile.len() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_transfers_to_several_peers_at_once() {
+    init_tracing();
+    let dir = TempDir::new("many");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b").resource_directory(dir.join("b"))).await;
+    let (c, mut c_events) = start(&net, config("c").resource_directory(dir.join("c"))).await;
+    for events in [&mut a_events, &mut b_events, &mut c_events] {
+        expect_peers_added(events, 2, T).await;
+    }
+    let mut sends = Vec::new();
+    let mut digests = Vec::new();
+    for i in 0..5u64 {
+        let path = dir.join(&format!("f{i}"));
+        digests.push(write_pattern_file(&path, (4 << 20) + i * 1000, 10 + i));
+        let to = if i % 2 == 0 {
+            b.local_peer().id
+        } else {
+            c.local_peer().id
+        };
+        sends.push(a.send_resource(&path, &format!("f{i}.bin"), to).await.unwrap());
+    }
+    for (i, s) in sends.iter().enumerate() {
+        let d = within(Duration::from_secs(60), "transfer", s.finished()).await.unwrap();
+        assert_eq!(d.sha256, digests[i]);
+    }
+    for (events, want) in [(&mut b_events, vec![0, 2, 4]), (&mut c_events, vec![1, 3])] {
+        let mut got = Vec::new();
+        for _ in 0..want.len() {
+            let (t, saved) = expect_finished(events, T).await;
+            let i: usize = t.name()[1..2].parse().unwrap();
+            assert_eq!(sha256_file(&saved.unwrap()), digests[i]);
+            got.push(i);
+        }
+        got.sort();
+        assert_eq!(got, want);
+    }
+}
