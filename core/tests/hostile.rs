@@ -74,6 +74,65 @@ async fn malformed_input_closes_only_the_offending_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_resource_streams_are_refused_and_others_carry_on() {
+    use multipeer::proto::resource::{encode_offer, Offer};
+    init_tracing();
+    let inbox = TempDir::new("hostile-resources");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a").resource_directory(&inbox.0)).await;
+    let (b, mut b_events) = start(&net, config("b")).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let hello = [vec![0u8], raw::frame(1, &raw::hello("mallory"))].concat();
+
+    // An unknown kind of bidirectional stream: protocol error, connection closed.
+    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
+    // Kept open: a finished control stream would itself be a protocol error.
+    let mut control = conn.open_uni().await.unwrap();
+    control.write_all(&hello).await.unwrap();
+    expect_peers_added(&mut a_events, 1, T).await;
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[0x09, 1, 2, 3]).await.unwrap();
+    let closed = tokio::time::timeout(T, conn.closed()).await.unwrap();
+    assert!(
+        matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if c.error_code.into_inner() == u64::from(codes::PROTOCOL_ERROR)),
+        "{closed:?}"
+    );
+
+    // An offer followed by more data than announced: the transfer fails, nothing is saved.
+    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
+    // Kept open: a finished control stream would itself be a protocol error.
+    let mut control = conn.open_uni().await.unwrap();
+    control.write_all(&hello).await.unwrap();
+    expect_peers_added(&mut a_events, 1, T).await;
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    let offer = encode_offer(&Offer {
+        id: [1; 16],
+        size: 10,
+        name: "../x".into(),
+    })
+    .unwrap();
+    send.write_all(&offer).await.unwrap();
+    let _ = send.write_all(&[0u8; 10 + 32 + 100]).await;
+    let result = expect(&mut a_events, T, "hostile resource finished", |e| match e {
+        Event::ResourceFinished { result, .. } => Some(result),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(result, Err(multipeer::ResourceError::Protocol(_))),
+        "{result:?}"
+    );
+    assert_eq!(std::fs::read_dir(&inbox.0).unwrap().count(), 0, "nothing saved");
+    drop(conn);
+
+    // The honest peer is unaffected.
+    b.send("still fine", To::All, Reliability::Reliable).await.unwrap();
+    let m = expect_message(&mut a_events, T, "message").await;
+    assert_eq!(&m.data[..], b"still fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshakes_without_certificate_or_with_another_protocol_fail() {
     init_tracing();
     let (a, mut a_events) = start(&MemoryNetwork::new(), config("a")).await;
