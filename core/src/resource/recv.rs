@@ -29,6 +29,9 @@ use crate::session::Shared;
 /// Decides whether to accept an offered resource.
 pub(crate) type ResourceFilter = Arc<dyn Fn(&ResourceOffer) -> bool + Send + Sync>;
 
+/// How long we wait for the sender to acknowledge the verdict before reporting the resource saved.
+const VERDICT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a peer may take to send its offer once it opened the stream.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -467,6 +470,8 @@ async fn receive_data(
     };
     let _ = send.write_all(&[Verdict::Verified.to_byte()]).await;
     let _ = send.finish();
+    // Report it only once the sender has the verdict, so an app that exits right after cannot cut it off.
+    let _ = tokio::time::timeout(VERDICT_ACK_TIMEOUT, send.stopped()).await;
     let mut sha256 = [0u8; DIGEST_LEN];
     sha256.copy_from_slice(ours.as_ref());
     Ok(Delivered {

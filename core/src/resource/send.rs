@@ -187,6 +187,7 @@ async fn attempt(
     sha256.copy_from_slice(digest.as_ref());
     send.write_all(&sha256).await.map_err(write_stop)?;
     let _ = send.finish();
+    tracing::debug!(name = %state.name, size = state.size, "resource sent; waiting for the verdict");
 
     // The verdict, once the receiver has checked and saved the file.
     let verdict = tokio::select! {
@@ -202,6 +203,7 @@ async fn attempt(
         Ok(Err(e)) => return Err(read_stop(e)),
         Err(_) => return Err(ResourceError::Protocol("no verdict from the receiver").into()),
     };
+    tracing::debug!(name = %state.name, byte, "verdict");
     match Verdict::from_byte(byte) {
         Ok(Verdict::Verified) => Ok(Delivered {
             size: state.size,
