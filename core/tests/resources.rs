@@ -365,3 +365,69 @@ async fn several_transfers_to_several_peers_at_once() {
         assert_eq!(got, want);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_transfer_offered_again_gets_its_verdict_not_a_second_copy() {
+    use bytes::BytesMut;
+    use common::raw::{self, RawOptions};
+    use multipeer::proto::resource::{decode_reply, encode_offer, Offer, Reply};
+    init_tracing();
+    let inbox = TempDir::new("reoffer");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a").resource_directory(&inbox.0)).await;
+    // A hand-driven peer that sends the same resource twice, as a sender does that lost the connection
+    // before the verdict reached it.
+    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
+    let mut control = conn.open_uni().await.unwrap();
+    control
+        .write_all(&[vec![0u8], raw::frame(1, &raw::hello("raw"))].concat())
+        .await
+        .unwrap();
+    expect_peers_added(&mut a_events, 1, T).await;
+    let content = b"the same twice".to_vec();
+    let sha256 = ring::digest::digest(&ring::digest::SHA256, &content);
+    let offer = encode_offer(&Offer {
+        id: [5; 16],
+        size: content.len() as u64,
+        name: "once.txt".into(),
+    })
+    .unwrap();
+    let mut offsets = Vec::new();
+    for _ in 0..2 {
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&offer).await.unwrap();
+        let mut buf = BytesMut::new();
+        let reply = loop {
+            if let Some(reply) = decode_reply(&mut buf).unwrap() {
+                break reply;
+            }
+            let chunk = within(T, "reply", recv.read_chunk(64, true)).await.unwrap().unwrap();
+            buf.extend_from_slice(&chunk.bytes);
+        };
+        let Reply::Accept { offset } = reply else {
+            panic!("refused: {reply:?}")
+        };
+        offsets.push(offset);
+        send.write_all(&content[offset as usize..]).await.unwrap();
+        send.write_all(sha256.as_ref()).await.unwrap();
+        send.finish().unwrap();
+        let verdict = within(T, "verdict", recv.read_to_end(16)).await.unwrap();
+        assert_eq!(verdict, vec![0], "verified");
+    }
+    assert_eq!(
+        offsets,
+        vec![0, content.len() as u64],
+        "the second offer starts at the end"
+    );
+    let (_, saved) = expect_finished(&mut a_events, T).await;
+    assert_eq!(std::fs::read(saved.unwrap()).unwrap(), content);
+    let more = collect_for(&mut a_events, Duration::from_millis(500)).await;
+    assert!(
+        !more
+            .iter()
+            .any(|e| matches!(e, Event::ResourceStarted(_) | Event::ResourceFinished { .. })),
+        "no second transfer: {more:?}"
+    );
+    assert_eq!(files(&inbox.0), vec!["once.txt".to_owned()]);
+    drop(control);
+}

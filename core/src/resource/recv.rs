@@ -1,6 +1,6 @@
 //! The receiving side of resource transfers, and the hub both sides share.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -53,8 +53,21 @@ pub(crate) struct Hub {
     events: Mutex<Option<mpsc::Sender<Event>>>,
     filter: ResourceFilter,
     incoming: Mutex<HashMap<(PeerId, ResourceId), Incoming>>,
+    /// Transfers completed lately: a sender that lost the connection before our verdict reached it offers
+    /// them again, and gets the verdict instead of sending the file twice.
+    completed: Mutex<VecDeque<Completed>>,
     closed: AtomicBool,
 }
+
+struct Completed {
+    key: (PeerId, ResourceId),
+    size: u64,
+    sha256: [u8; DIGEST_LEN],
+    at: Instant,
+}
+
+/// Most completed transfers remembered for re-offers.
+const MAX_REMEMBERED: usize = 128;
 
 impl Hub {
     pub(crate) fn new(
@@ -69,6 +82,7 @@ impl Hub {
             events: Mutex::new(Some(events)),
             filter,
             incoming: Mutex::new(HashMap::new()),
+            completed: Mutex::new(VecDeque::new()),
             closed: AtomicBool::new(false),
         })
     }
@@ -162,6 +176,10 @@ impl Hub {
             }
         };
         let id = ResourceId(offer.id);
+        if let Some(sha256) = self.completed_digest(peer, id, offer.size) {
+            tokio::spawn(confirm_completed(send, recv, offer.size, sha256));
+            return Ok(());
+        }
         let decision = self.admit(peer, id, offer.name, offer.size).await;
         let (state, offset) = match decision {
             Ok(accepted) => accepted,
@@ -175,6 +193,28 @@ impl Hub {
         };
         tokio::spawn(self.receive(state, send, recv, buf, offset));
         Ok(())
+    }
+
+    fn completed_digest(&self, peer: PeerId, id: ResourceId, size: u64) -> Option<[u8; DIGEST_LEN]> {
+        let mut done = self.completed.lock().unwrap_or_else(PoisonError::into_inner);
+        let window = self.settings.resume_window;
+        done.retain(|c| c.at.elapsed() < window);
+        done.iter()
+            .find(|c| c.key == (peer, id) && c.size == size)
+            .map(|c| c.sha256)
+    }
+
+    fn remember_completed(&self, key: (PeerId, ResourceId), size: u64, sha256: [u8; DIGEST_LEN]) {
+        let mut done = self.completed.lock().unwrap_or_else(PoisonError::into_inner);
+        if done.len() >= MAX_REMEMBERED {
+            done.pop_front();
+        }
+        done.push_back(Completed {
+            key,
+            size,
+            sha256,
+            at: Instant::now(),
+        });
     }
 
     /// Accepts or refuses an offer; on acceptance returns the transfer and where to resume.
@@ -281,6 +321,7 @@ impl Hub {
             }
             Ok(mut delivered) => {
                 delivered.resumed_from = offset;
+                self.remember_completed(key, delivered.size, delivered.sha256);
                 self.incoming().remove(&key);
                 self.finished(&state, Ok(delivered)).await;
             }
@@ -340,6 +381,37 @@ impl Hub {
                 self.finished(&state, Err(error)).await;
             }
         });
+    }
+}
+
+/// Answers the re-offer of a transfer we already completed: "send from the end", then the verdict on the
+/// digest that follows.
+async fn confirm_completed(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    size: u64,
+    sha256: [u8; DIGEST_LEN],
+) {
+    let exchange = async {
+        send.write_all(&encode_reply(Reply::Accept { offset: size }))
+            .await
+            .ok()?;
+        let mut digest = Vec::with_capacity(DIGEST_LEN);
+        while digest.len() < DIGEST_LEN {
+            let chunk = recv.read_chunk(DIGEST_LEN - digest.len(), true).await.ok()??;
+            digest.extend_from_slice(&chunk.bytes);
+        }
+        let verdict = if digest == sha256 {
+            Verdict::Verified
+        } else {
+            Verdict::DigestMismatch
+        };
+        send.write_all(&[verdict.to_byte()]).await.ok()?;
+        send.finish().ok()?;
+        send.stopped().await.ok()
+    };
+    if tokio::time::timeout(OFFER_TIMEOUT, exchange).await.is_err() {
+        let _ = recv.stop(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
     }
 }
 
