@@ -390,8 +390,9 @@ impl Session {
 
     /// Sends `data` to `to`.
     ///
-    /// Reliable messages wait while the receiver is behind (back-pressure) and fail with
-    /// [`SendError::MessageTooLarge`] above 4 MiB. Unreliable messages never wait and fail with
+    /// A reliable send returns once the message is queued on the connection, in order; messages sent in quick
+    /// succession are written to QUIC together. Reliable messages wait while the receiver is behind
+    /// (back-pressure) and fail with [`SendError::MessageTooLarge`] above 4 MiB. Unreliable messages never wait and fail with
     /// [`SendError::DatagramTooLarge`] if they do not fit one packet. With [`To::All`], peers that leave
     /// while the message is sent are skipped; with explicit recipients, the first failure is returned after
     /// every recipient was tried.
