@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use quinn::{ReadError, VarInt};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::names::{place, sanitize};
@@ -23,7 +23,7 @@ use crate::proto::resource::{
     decode_offer, encode_reply, Refusal, Reply, Verdict, DIGEST_LEN, MAX_OFFER_LEN, RESOURCE_CANCELLED,
     RESOURCE_PROTOCOL_ERROR,
 };
-use crate::session::events::Event;
+use crate::session::events::{Event, EventSender};
 use crate::session::Shared;
 
 /// Decides whether to accept an offered resource.
@@ -50,7 +50,7 @@ pub(crate) struct Hub {
     pub(crate) settings: ResourceSettings,
     pub(crate) shared: Arc<Shared>,
     /// Dropped at shutdown, so the session's event stream ends.
-    events: Mutex<Option<mpsc::Sender<Event>>>,
+    events: Mutex<Option<EventSender>>,
     filter: ResourceFilter,
     incoming: Mutex<HashMap<(PeerId, ResourceId), Incoming>>,
     /// Transfers completed lately: a sender that lost the connection before our verdict reached it offers
@@ -73,7 +73,7 @@ impl Hub {
     pub(crate) fn new(
         settings: ResourceSettings,
         shared: Arc<Shared>,
-        events: mpsc::Sender<Event>,
+        events: EventSender,
         filter: ResourceFilter,
     ) -> Arc<Self> {
         Arc::new(Self {

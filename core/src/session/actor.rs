@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::conn::{self, ConnCtx, Handshaked, Internal};
 use super::error::ControlError;
 use super::events::{Event, Invitation, Peer, RemovalReason};
+use super::writer::ControlWriter;
 use super::{Link, Shared};
 use crate::diagnostics::{interface_addresses, AttemptDiagnostics, Diagnostics, LinkDiagnostics};
 use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoverySubscription};
@@ -323,12 +324,16 @@ impl Actor {
             return;
         }
         tracing::info!(peer = %info, remote = %conn.remote_address(), "peer added");
+        let control = Arc::new(ControlWriter::new(control_send));
         let link = Arc::new(Link {
             peer: info.clone(),
             conn: conn.clone(),
-            control: tokio::sync::Mutex::new(control_send),
+            control: control.clone(),
         });
         self.shared.insert_link(peer, link);
+        // Ends by itself when the connection closes; a goodbye needs it to drain the queue first.
+        let flusher_conn = conn.clone();
+        self.tasks.spawn(async move { control.flush(flusher_conn).await });
         self.emit(Event::PeerAdded(info)).await;
         let driver = self.tasks.spawn(conn::drive(
             peer,
@@ -405,12 +410,9 @@ impl Actor {
 
 async fn goodbye(link: &Link) {
     let farewell = async {
-        let mut control = link.control.lock().await;
         if let Ok(bytes) = frame::encode_frame(&Frame::Goodbye) {
-            let _ = control.write_all(&bytes).await;
+            link.control.close(&bytes).await;
         }
-        let _ = control.finish();
-        drop(control);
         // The peer closes the connection once it has read the goodbye (and everything before it).
         link.conn.closed().await;
     };

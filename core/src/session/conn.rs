@@ -10,7 +10,7 @@ use quinn::{ConnectionError, ReadError, VarInt};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
-use super::events::{ConnectionFailure, Event, Invitation, Message, Peer, Reliability, RemovalReason};
+use super::events::{ConnectionFailure, Event, EventSender, Invitation, Message, Peer, Reliability, RemovalReason};
 use super::stream::IncomingStream;
 use crate::identity::PeerId;
 use crate::proto::codes::{self, CloseCode};
@@ -53,7 +53,7 @@ pub(crate) struct ConnCtx {
     pub(crate) passphrase: Option<String>,
     pub(crate) admission: Admission,
     pub(crate) internal: mpsc::Sender<Internal>,
-    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) events: EventSender,
 }
 
 /// A connection whose hello exchange completed.
@@ -513,6 +513,9 @@ enum DriverEnd {
     SessionGone,
 }
 
+/// Chunks taken from the control stream at once.
+const READ_CHUNKS: usize = 32;
+
 /// Reads everything a connected peer sends until the connection ends, then reports to the actor.
 pub(crate) async fn drive(
     peer: PeerId,
@@ -524,35 +527,40 @@ pub(crate) async fn drive(
 ) {
     let (events, internal, resources) = (&ctx.events, &ctx.internal, &ctx.resources);
     let mut names: JoinSet<Result<(), String>> = JoinSet::new();
+    let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
+    let mut batch = Vec::new();
     let end = 'driver: loop {
-        loop {
+        // Every message received so far goes to the app in one hand-over, before anything else is read.
+        // Payloads are copied out of the packets they came in (into `buf`): a small message kept by the app
+        // then holds only its own bytes, not a whole receive buffer.
+        let ended = loop {
             match frame::decode_frame(&mut buf) {
-                Ok(Some(Frame::Message(data))) => {
-                    let message = Message {
-                        from: peer,
-                        data,
-                        reliability: Reliability::Reliable,
-                    };
-                    // Fast path without the async permit dance while the queue has room.
-                    match events.try_send(Event::Message(message)) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(event)) => {
-                            if events.send(event).await.is_err() {
-                                break 'driver DriverEnd::SessionGone;
-                            }
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => break 'driver DriverEnd::SessionGone,
+                Ok(Some(Frame::Message(data))) => batch.push(Event::Message(Message {
+                    from: peer,
+                    data,
+                    reliability: Reliability::Reliable,
+                })),
+                Ok(Some(Frame::Goodbye)) => break Some(DriverEnd::Goodbye),
+                Ok(Some(Frame::Hello(_))) => break Some(DriverEnd::Protocol("hello sent twice".into())),
+                Ok(None) => break None,
+                Err(e) => break Some(DriverEnd::Protocol(e.to_string())),
+            }
+        };
+        if events.send_all(&mut batch).await.is_err() {
+            break DriverEnd::SessionGone;
+        }
+        if let Some(end) = ended {
+            break end;
+        }
+        // While data keeps arriving nothing below waits: let the other tasks on this thread run now and then.
+        tokio::task::coop::consume_budget().await;
+        tokio::select! {
+            read = recv.read_chunks(&mut chunks) => match read {
+                Ok(Some(n)) => {
+                    for chunk in chunks.iter_mut().take(n) {
+                        buf.extend_from_slice(&std::mem::take(chunk));
                     }
                 }
-                Ok(Some(Frame::Goodbye)) => break 'driver DriverEnd::Goodbye,
-                Ok(Some(Frame::Hello(_))) => break 'driver DriverEnd::Protocol("hello sent twice".into()),
-                Ok(None) => break,
-                Err(e) => break 'driver DriverEnd::Protocol(e.to_string()),
-            }
-        }
-        tokio::select! {
-            chunk = recv.read_chunk(READ_CHUNK, true) => match chunk {
-                Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
                 Ok(None) => break DriverEnd::Protocol("control stream ended without goodbye".into()),
                 Err(ReadError::ConnectionLost(e)) => break DriverEnd::Closed(e),
                 Err(e) => break DriverEnd::Protocol(format!("control stream: {e}")),
@@ -560,8 +568,10 @@ pub(crate) async fn drive(
             datagram = conn.read_datagram() => match datagram {
                 Ok(data) => {
                     let message = Message { from: peer, data, reliability: Reliability::Unreliable };
-                    if let Err(mpsc::error::TrySendError::Full(_)) = events.try_send(Event::Message(message)) {
-                        tracing::trace!(peer = %peer.short(), "event queue full; datagram dropped");
+                    match events.try_send(Event::Message(message)) {
+                        Ok(true) => {}
+                        Ok(false) => tracing::trace!(peer = %peer.short(), "event queue full; datagram dropped"),
+                        Err(_) => break 'driver DriverEnd::SessionGone,
                     }
                 }
                 Err(e) => break DriverEnd::Closed(e),
@@ -619,11 +629,7 @@ pub(crate) async fn drive(
 /// How long a peer may take to send a stream's name.
 const STREAM_NAME_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn read_stream_name(
-    peer: PeerId,
-    mut recv: quinn::RecvStream,
-    events: mpsc::Sender<Event>,
-) -> Result<(), String> {
+async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, events: EventSender) -> Result<(), String> {
     let mut buf = BytesMut::new();
     let read = async {
         loop {

@@ -14,12 +14,14 @@ mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod stream;
+mod writer;
 
 use self::actor::{Actor, Command};
 use self::conn::{Admission, ConnCtx};
 use self::error::{ControlError, SendError, StartError, StreamError};
-use self::events::{Event, Events, Invitation, Peer, Reliability, SessionDelegate, EVENT_QUEUE};
+use self::events::{Events, Invitation, Peer, Reliability, SessionDelegate};
 use self::stream::OutgoingStream;
+use self::writer::ControlWriter;
 use crate::config::SessionConfig;
 use crate::diagnostics::Diagnostics;
 use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, MdnsDiscovery};
@@ -65,7 +67,7 @@ impl From<&[PeerId]> for To {
 pub(crate) struct Link {
     pub(crate) peer: Peer,
     pub(crate) conn: quinn::Connection,
-    pub(crate) control: tokio::sync::Mutex<quinn::SendStream>,
+    pub(crate) control: Arc<ControlWriter>,
 }
 
 /// State the actor writes and the handles read.
@@ -215,8 +217,7 @@ impl SessionBuilder {
 
     /// Starts the session and returns its events as a stream.
     pub async fn start_with_events(self) -> Result<(Session, Events), StartError> {
-        let (session, rx) = self.launch()?;
-        Ok((session, Events::new(rx)))
+        self.launch()
     }
 
     /// Starts the session and delivers its events to `delegate`, on a thread of the session's own.
@@ -230,9 +231,8 @@ impl SessionBuilder {
             let d = delegate.clone();
             self.resource_filter = Some(Arc::new(move |offer: &ResourceOffer| d.should_accept_resource(offer)));
         }
-        let (session, rx) = self.launch()?;
+        let (session, mut events) = self.launch()?;
         let runtime = tokio::runtime::Handle::current();
-        let mut events = Events::new(rx);
         std::thread::Builder::new()
             .name("multipeer-delegate".into())
             .spawn(move || {
@@ -249,7 +249,7 @@ impl SessionBuilder {
         Ok(session)
     }
 
-    fn launch(self) -> Result<(Session, mpsc::Receiver<Event>), StartError> {
+    fn launch(self) -> Result<(Session, Events), StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let config = self.config;
         let identity = config.identity();
@@ -289,7 +289,7 @@ impl SessionBuilder {
         };
         let discovery = self.discovery.unwrap_or_else(|| Arc::new(MdnsDiscovery::new()));
         let subscription = discovery.start(advertisement.clone())?;
-        let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let (event_tx, events) = events::queue();
         let (internal_tx, internal_rx) = mpsc::channel(256);
         let (command_tx, command_rx) = mpsc::channel(32);
         let hello = Hello {
@@ -352,7 +352,7 @@ impl SessionBuilder {
                 service_type: config.service_type.clone(),
             }),
         };
-        Ok((session, event_rx))
+        Ok((session, events))
     }
 }
 
@@ -416,9 +416,6 @@ impl Session {
     }
 
     fn targets(&self, to: To) -> Result<Vec<Arc<Link>>, SendError> {
-        if self.is_closed() {
-            return Err(SendError::SessionClosed);
-        }
         let links = self.inner.shared.links();
         match to {
             To::All => Ok(links.values().cloned().collect()),
@@ -432,8 +429,9 @@ impl Session {
 
     /// Sends `data` to `to`.
     ///
-    /// Reliable messages wait while the receiver is behind (back-pressure) and fail with
-    /// [`SendError::MessageTooLarge`] above 4 MiB. Unreliable messages never wait and fail with
+    /// A reliable send returns once the message is queued on the connection, in order; messages sent in quick
+    /// succession are written to QUIC together. Reliable messages wait while the receiver is behind
+    /// (back-pressure) and fail with [`SendError::MessageTooLarge`] above 4 MiB. Unreliable messages never wait and fail with
     /// [`SendError::DatagramTooLarge`] if they do not fit one packet. With [`To::All`], peers that leave
     /// while the message is sent are skipped; with explicit recipients, the first failure is returned after
     /// every recipient was tried.
@@ -445,8 +443,18 @@ impl Session {
     ) -> Result<(), SendError> {
         let data = data.into();
         let to = to.into();
+        if self.is_closed() {
+            return Err(SendError::SessionClosed);
+        }
         let lenient = to == To::All;
-        let targets = self.targets(to)?;
+        // One recipient (the common case) without collecting a list.
+        let (one, many) = match to {
+            To::Peer(id) => (
+                Some(self.inner.shared.link(&id).ok_or(SendError::NotConnected(id))?),
+                Vec::new(),
+            ),
+            to => (None, self.targets(to)?),
+        };
         let result = match reliability {
             Reliability::Reliable => {
                 if data.len() > MAX_MESSAGE_LEN {
@@ -460,14 +468,14 @@ impl Session {
                         size: data.len(),
                         max: MAX_MESSAGE_LEN,
                     })?;
-                match targets.as_slice() {
-                    [one] => send_reliable(one, &header, &data).await,
-                    many => first_error(
+                match (&one, many.as_slice()) {
+                    (Some(link), _) | (None, [link]) => send_reliable(link, &header, &data).await,
+                    (None, many) => first_error(
                         futures_util::future::join_all(many.iter().map(|l| send_reliable(l, &header, &data))).await,
                     ),
                 }
             }
-            Reliability::Unreliable => first_error(targets.iter().map(|l| send_datagram(l, &data)).collect()),
+            Reliability::Unreliable => first_error(one.iter().chain(&many).map(|l| send_datagram(l, &data)).collect()),
         };
         match result {
             Err(SendError::ConnectionLost(_)) if lenient => Ok(()),
@@ -654,23 +662,11 @@ fn if_index(name: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// Messages up to this size are framed on the stack and written in one piece.
-const SMALL_MESSAGE: usize = 1024;
-
 async fn send_reliable(link: &Link, header: &[u8], data: &Bytes) -> Result<(), SendError> {
-    let lost = || SendError::ConnectionLost(link.peer.id);
-    let mut control = link.control.lock().await;
-    if data.len() <= SMALL_MESSAGE {
-        // Small messages: one contiguous write from the stack, no allocation.
-        let mut frame = [0u8; frame::FRAME_HEADER_LEN + SMALL_MESSAGE];
-        let len = header.len() + data.len();
-        frame[..header.len()].copy_from_slice(header);
-        frame[header.len()..len].copy_from_slice(data);
-        control.write_all(&frame[..len]).await.map_err(|_| lost())
-    } else {
-        let mut chunks = [Bytes::copy_from_slice(header), data.clone()];
-        control.write_all_chunks(&mut chunks).await.map_err(|_| lost())
-    }
+    link.control
+        .send(header, data)
+        .await
+        .map_err(|_| SendError::ConnectionLost(link.peer.id))
 }
 
 fn send_datagram(link: &Link, data: &Bytes) -> Result<(), SendError> {
