@@ -1,6 +1,8 @@
 // JVM tests of the Kotlin bindings: real sessions over loopback in one JVM.
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.launch
@@ -8,6 +10,8 @@ import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import org.multipeer.MultipeerSession
 import org.multipeer.SessionEvent
+import org.multipeer.fraction
+import org.multipeer.progressFlow
 import org.multipeer.ffi.DiscoveredPeerRecord
 import org.multipeer.ffi.DiscoverySink
 import org.multipeer.ffi.ForeignDiscovery
@@ -15,12 +19,17 @@ import org.multipeer.ffi.InProcessNetwork
 import org.multipeer.ffi.LocalAdvertisement
 import org.multipeer.ffi.MultipeerException
 import org.multipeer.ffi.PeerInfo
+import org.multipeer.ffi.RefusalReason
+import org.multipeer.ffi.ResourceTransfer
 import org.multipeer.ffi.Session
 import org.multipeer.ffi.SessionConfig
 import org.multipeer.ffi.SessionDelegate
 import org.multipeer.ffi.CongestionControl
 import org.multipeer.ffi.generateIdentity
 import org.multipeer.ffi.identityPeerId
+import java.nio.file.Files
+import java.nio.file.Paths
+import java.security.MessageDigest
 import kotlin.system.exitProcess
 
 fun config(name: String, identity: ByteArray? = null) =
@@ -185,6 +194,9 @@ object NoopDelegate : SessionDelegate {
     override fun streamData(from: String, name: String, data: ByteArray) {}
     override fun streamFinished(from: String, name: String, error: String?) {}
     override fun connectionFailed(peer: String, reason: String) {}
+    override fun resourceStarted(transfer: ResourceTransfer) {}
+    override fun resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerException?) {}
+    override fun shouldAcceptResource(peer: String, name: String, size: ULong) = true
 }
 
 /** A delegate that throws on every message must not break the session: later events still arrive. */
@@ -210,12 +222,109 @@ suspend fun throwingCallbacksAreContained(scope: CoroutineScope) {
     a.close()
 }
 
+/** A 4 MiB file arrives intact with progress; a refused one fails with a typed error; a cancelled one too. */
+suspend fun resourcesAreDeliveredVerifiedOrRefused(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val inbox = Files.createTempDirectory("multipeer-received")
+    val a = MultipeerSession.start(config("sender"), network)
+    val b = MultipeerSession.start(
+        config("receiver").copy(resourceDirectory = inbox.toString()),
+        network,
+        acceptResource = { _, name, _ ->
+            if (name.endsWith(".boom")) throw IllegalStateException("app bug")
+            !name.endsWith(".exe")
+        },
+    )
+    val aIn = Inbox(a.events, scope)
+    val bIn = Inbox(b.events, scope)
+    val receiver = aIn.expect("receiver added") { (it as? SessionEvent.PeerAdded)?.peer }
+    bIn.expect("sender added") { it as? SessionEvent.PeerAdded }
+
+    val bytes = ByteArray(4 shl 20).also { java.security.SecureRandom().nextBytes(it) }
+    val sha256 = MessageDigest.getInstance("SHA-256").digest(bytes).joinToString("") { "%02x".format(it) }
+    val source = Files.createTempFile("multipeer-source", ".bin")
+    Files.write(source, bytes)
+    val size = bytes.size.toULong()
+    try {
+        val sending = a.sendResource(source.toString(), "holiday photo.raw", receiver.id)
+        check(!sending.isIncoming() && sending.size() == size && sending.name() == "holiday photo.raw") { "$sending" }
+        check(sending.peer() == receiver.id) { "sender's transfer goes to ${sending.peer()}" }
+        val samples = scope.async { sending.progressFlow(intervalMs = 5).toList() }
+
+        val started = bIn.expect("resource started") { (it as? SessionEvent.ResourceStarted)?.transfer }
+        check(started.isIncoming() && started.id() == sending.id() && started.size() == size) { "started $started" }
+        check(started.name() == "holiday photo.raw" && started.peer() == a.localPeer.id) { "started $started" }
+        val done = bIn.expect("resource finished") { it as? SessionEvent.ResourceFinished }
+        check(done.error == null) { "receiver error ${done.error}" }
+        check(done.transfer == started) { "the same transfer starts and finishes" }
+        val path = done.path ?: throw AssertionError("no path")
+        check(Paths.get(path).toAbsolutePath().startsWith(inbox.toAbsolutePath())) { "saved at $path, not in $inbox" }
+        check(Files.readAllBytes(Paths.get(path)).contentEquals(bytes)) { "saved bytes differ" }
+
+        val sent = sending.finished()
+        check(sent.sha256 == sha256 && sent.size == size && sent.path == null) { "sender's result $sent" }
+        val received = started.finished()
+        check(received.sha256 == sha256 && received.path == path) { "receiver's result $received" }
+        val progress = samples.await()
+        check(progress.isNotEmpty() && progress.last().transferred == size && progress.last().total == size) {
+            "sender's progress ended at ${progress.lastOrNull()}"
+        }
+        check(progress.zipWithNext().all { (x, y) -> x.transferred <= y.transferred }) { "progress goes forward" }
+        check(started.progress().fraction == 1.0 && sending.isFinished()) { "receiver's progress ${started.progress()}" }
+
+        // Refused by the receiver's filter (or a filter that throws): the sender gets a typed error, the
+        // receiver no event.
+        for (name in listOf("setup.exe", "crash.boom")) {
+            val refused = a.sendResource(source.toString(), name, receiver.id)
+            try {
+                refused.finished()
+                throw AssertionError("$name was delivered")
+            } catch (e: MultipeerException.ResourceRefused) {
+                check(e.reason == RefusalReason.DECLINED) { "$name refused as ${e.reason}" }
+            }
+        }
+
+        // Cancelled by the sender at once.
+        val cancelled = a.sendResource(source.toString(), "later.bin", receiver.id)
+        cancelled.cancel()
+        try {
+            cancelled.finished()
+            throw AssertionError("a cancelled resource was delivered")
+        } catch (e: MultipeerException.ResourceCancelled) {
+        }
+
+        // The next accepted resource is the next the receiver hears of (nothing for the refused one).
+        val small = a.sendResource(source.toString(), "notes.bin", receiver.id)
+        val next = bIn.expect("next resource") {
+            when (it) {
+                is SessionEvent.ResourceStarted -> if (it.transfer.name() == "later.bin") null else it.transfer
+                is SessionEvent.ResourceFinished -> if (it.transfer.name() == "later.bin") null else it.transfer
+                else -> null
+            }
+        }
+        check(next.name() == "notes.bin") { "the receiver heard of ${next.name()}" }
+        check(small.finished().sha256 == sha256) { "second delivery" }
+
+        try {
+            a.sendResource(source.toString(), "", receiver.id)
+            throw AssertionError("an empty name was accepted")
+        } catch (e: MultipeerException.InvalidResourceName) {
+        }
+    } finally {
+        a.shutdown()
+        b.shutdown()
+        Files.deleteIfExists(source)
+        inbox.toFile().deleteRecursively()
+    }
+}
+
 fun main() {
     val tests = listOf<Pair<String, suspend (CoroutineScope) -> Unit>>(
         "two peers exchange messages and a stream" to ::twoPeersExchangeMessagesAndAStream,
         "a discovery written in Kotlin finds peers" to ::kotlinDiscoveryFindsPeersAndBadRecordsAreRefused,
         "invalid config and identities" to { _ -> invalidConfigAndIdentities() },
         "throwing callbacks are contained" to ::throwingCallbacksAreContained,
+        "resources are delivered, verified, refused and cancelled" to ::resourcesAreDeliveredVerifiedOrRefused,
     )
     var failed = 0
     for ((name, test) in tests) {

@@ -44,6 +44,16 @@ fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Cargo's build directory: `CARGO_TARGET_DIR` (relative to the workspace) if set, else `target/`. Generated
+/// bindings and tools stay under the workspace's `target/`, where the Gradle build and the XCFramework script
+/// look for them.
+fn cargo_target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => root().join("target"),
+    }
+}
+
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
@@ -161,7 +171,7 @@ fn bindings(release: bool) -> Result<PathBuf> {
         build.arg("--release");
     }
     run(&mut build)?;
-    let lib_dir = root().join("target").join(profile);
+    let lib_dir = cargo_target_dir().join(profile);
     let lib = lib_dir.join(if cfg!(target_os = "macos") {
         "libmultipeer_ffi.dylib"
     } else {
@@ -250,6 +260,25 @@ fn swift_check() -> Result {
         "public struct SessionConfig",
         "public struct PeerInfo",
         "public func generateIdentity() -> Data",
+        "func sendResource(path: String, name: String, peer: String) async throws -> ResourceTransfer",
+        "open class ResourceTransfer",
+        "func finished() async throws -> ResourceResult",
+        "func progress() -> ResourceProgress",
+        "func isFinished() -> Bool",
+        "func isIncoming() -> Bool",
+        "func cancel()",
+        "func resourceStarted(transfer: ResourceTransfer) throws",
+        "func resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerError?) throws",
+        "func shouldAcceptResource(peer: String, name: String, size: UInt64) throws -> Bool",
+        "public struct ResourceProgress",
+        "public var bytesPerSecond: Double",
+        "public struct ResourceResult",
+        "public enum RefusalReason",
+        "case ResourceRefused(",
+        "public var resourceDirectory: String?",
+        "public var maxResourceSize: UInt64?",
+        "public var resumeWindowMs: UInt64?",
+        "public var overwriteResources: Bool",
     ];
     // The generator's spacing varies: compare without whitespace.
     let squeeze = |s: &str| s.split_whitespace().collect::<String>();

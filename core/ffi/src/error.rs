@@ -83,6 +83,31 @@ pub enum MultipeerError {
         /// What happened.
         detail: String,
     },
+    /// The receiver refused the resource.
+    #[error("the receiver refused the resource: {reason}")]
+    ResourceRefused {
+        /// Why.
+        reason: crate::RefusalReason,
+    },
+    /// The resource transfer was cancelled on this side.
+    #[error("the resource transfer was cancelled")]
+    ResourceCancelled,
+    /// The peer cancelled the resource transfer.
+    #[error("the peer cancelled the resource transfer")]
+    ResourceCancelledByPeer,
+    /// The connection was lost and the peer did not come back within the resume window.
+    #[error("the resource transfer was interrupted: the peer did not come back in time")]
+    ResourceInterrupted,
+    /// The resource name is empty or longer than 255 bytes.
+    #[error("invalid resource name: must be 1-255 bytes")]
+    InvalidResourceName,
+    /// The resource transfer failed otherwise: reading or writing the file, the integrity check (the received
+    /// data did not match the sender's SHA-256 and was discarded) or a protocol violation.
+    #[error("resource transfer failed: {detail}")]
+    ResourceFailed {
+        /// What happened.
+        detail: String,
+    },
     /// A foreign callback failed unexpectedly.
     #[error("callback failed: {detail}")]
     Callback {
@@ -173,6 +198,24 @@ impl From<multipeer::StreamError> for MultipeerError {
             S::NotConnected(p) => Self::NotConnected { peer: p.to_string() },
             S::ConnectionLost(p) => Self::ConnectionLost { peer: p.to_string() },
             other => Self::Other {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<multipeer::ResourceError> for MultipeerError {
+    fn from(e: multipeer::ResourceError) -> Self {
+        use multipeer::ResourceError as R;
+        match e {
+            R::SessionClosed => Self::SessionClosed,
+            R::NotConnected(p) => Self::NotConnected { peer: p.to_string() },
+            R::InvalidName => Self::InvalidResourceName,
+            R::Refused(reason) => Self::ResourceRefused { reason: reason.into() },
+            R::Cancelled => Self::ResourceCancelled,
+            R::CancelledByPeer => Self::ResourceCancelledByPeer,
+            R::Interrupted => Self::ResourceInterrupted,
+            other => Self::ResourceFailed {
                 detail: other.to_string(),
             },
         }

@@ -5,7 +5,8 @@
 //! thread per session (never the caller's, never the UI thread: hop to your main thread yourself). Events wait
 //! in a bounded queue ([`multipeer::EVENT_QUEUE`]); a slow callback holds back further events (and, through
 //! QUIC flow control, the senders) but never blocks the session's network work. A callback that throws is
-//! logged and ignored.
+//! logged and ignored. The one exception is [`SessionDelegate::should_accept_resource`], a decision the session
+//! needs at once: it is called on the session's network thread, must return quickly, and declines if it throws.
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
@@ -18,9 +19,11 @@ use tokio::sync::mpsc;
 
 mod discovery;
 mod error;
+mod resource;
 
 pub use discovery::{DiscoveredPeerRecord, DiscoverySink, ForeignDiscovery, InProcessNetwork, LocalAdvertisement};
 pub use error::MultipeerError;
+pub use resource::{RefusalReason, ResourceProgress, ResourceResult, ResourceTransfer};
 
 uniffi::setup_scaffolding!();
 
@@ -51,6 +54,22 @@ pub struct SessionConfig {
     /// Congestion controller: Cubic (default) is fastest on clean links; BBR keeps lossy Wi-Fi fast.
     #[uniffi(default = None)]
     pub congestion_control: Option<CongestionControl>,
+    /// Directory received resources (files) are saved in, created when needed. Default: `multipeer-resources` in
+    /// the system's temporary directory; apps should choose a directory of their own container.
+    #[uniffi(default = None)]
+    pub resource_directory: Option<String>,
+    /// Largest resource accepted from a peer, in bytes (default 4 GiB); larger offers are refused as too large
+    /// before `should_accept_resource` is asked.
+    #[uniffi(default = None)]
+    pub max_resource_size: Option<u64>,
+    /// How long an interrupted transfer waits for its peer to come back and resume, in milliseconds; after that
+    /// both ends report it failed.
+    #[uniffi(default = None)]
+    pub resume_window_ms: Option<u64>,
+    /// Whether a received resource replaces an existing file of the same name (default `false`: it is saved as
+    /// `name (1).ext`, `name (2).ext`, ...).
+    #[uniffi(default = false)]
+    pub overwrite_resources: bool,
 }
 
 /// QUIC congestion controller of a session's connections.
@@ -113,6 +132,20 @@ pub trait SessionDelegate: Send + Sync {
     fn stream_finished(&self, from: String, name: String, error: Option<String>) -> Result<(), MultipeerError>;
     /// A connection failed before the peer joined.
     fn connection_failed(&self, peer: String, reason: String) -> Result<(), MultipeerError>;
+    /// A peer started sending us a resource (a file); `transfer` reports progress and can cancel it. It ends with
+    /// `resource_finished` (not repeated when an interrupted transfer resumes).
+    fn resource_started(&self, transfer: Arc<ResourceTransfer>) -> Result<(), MultipeerError>;
+    /// A resource from a peer finished: saved complete and verified at `path` (then `error` is `None`), or failed
+    /// with `error` (then `path` is `None`, and a partial file has been deleted).
+    fn resource_finished(
+        &self,
+        transfer: Arc<ResourceTransfer>,
+        path: Option<String>,
+        error: Option<MultipeerError>,
+    ) -> Result<(), MultipeerError>;
+    /// Decides whether to accept a resource the peer `peer` offers (offers above `max_resource_size` are refused
+    /// before this is asked). Called on the session's network thread: return quickly. Throwing declines.
+    fn should_accept_resource(&self, peer: String, name: String, size: u64) -> Result<bool, MultipeerError>;
 }
 
 /// Generates a new identity to save; pass it back in [`SessionConfig::identity`] to keep the same id.
@@ -151,6 +184,16 @@ fn build_config(config: SessionConfig) -> Result<multipeer::SessionConfig, Multi
     if let Some(congestion_control) = config.congestion_control {
         builder = builder.congestion_control(congestion_control.into());
     }
+    if let Some(directory) = config.resource_directory {
+        builder = builder.resource_directory(directory);
+    }
+    if let Some(bytes) = config.max_resource_size {
+        builder = builder.max_resource_size(bytes);
+    }
+    if let Some(ms) = config.resume_window_ms {
+        builder = builder.resume_window(Duration::from_millis(ms));
+    }
+    builder = builder.overwrite_resources(config.overwrite_resources);
     Ok(builder.build()?)
 }
 
@@ -188,7 +231,15 @@ impl Session {
                 .build()
                 .map_err(|e| MultipeerError::Start { detail: e.to_string() })?,
         );
-        let builder = multipeer::Session::builder(config);
+        let filter = delegate.clone();
+        let builder = multipeer::Session::builder(config).resource_filter(move |offer: &multipeer::ResourceOffer| {
+            filter
+                .should_accept_resource(offer.peer.to_string(), offer.name.clone(), offer.size)
+                .unwrap_or_else(|e| {
+                    tracing::warn!("should_accept_resource failed, declining: {e}");
+                    false
+                })
+        });
         let builder = match discovery {
             DiscoveryChoice::Mdns => builder,
             DiscoveryChoice::InProcess(network) => builder.discovery(network.network.discovery()),
@@ -265,6 +316,16 @@ fn spawn_delegate(
                     ),
                     Call::Event(Event::ConnectionFailed { peer, reason }) => {
                         delegate.connection_failed(peer.to_string(), reason.to_string())
+                    }
+                    Call::Event(Event::ResourceStarted(transfer)) => {
+                        delegate.resource_started(Arc::new(ResourceTransfer::new(transfer)))
+                    }
+                    Call::Event(Event::ResourceFinished { transfer, result }) => {
+                        let (path, error) = match result {
+                            Ok(path) => (Some(path.to_string_lossy().into_owned()), None),
+                            Err(e) => (None, Some(MultipeerError::from(e))),
+                        };
+                        delegate.resource_finished(Arc::new(ResourceTransfer::new(transfer)), path, error)
                     }
                     Call::Event(_) => Ok(()),
                     Call::StreamData(from, name, data) => delegate.stream_data(from, name, data),
@@ -353,6 +414,24 @@ impl Session {
             runtime: self.runtime.clone(),
             stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
         }))
+    }
+
+    /// Sends the file at `path` to `peer` as a resource called `name` (1-255 bytes; the receiver saves it under
+    /// a sanitized form of it). Returns once the transfer has started, with a handle for progress, cancellation
+    /// and the outcome ([`ResourceTransfer::finished`]); several transfers may run at once. A transfer cut off by
+    /// a lost connection resumes where it stopped when the peer is back within the resume window.
+    pub async fn send_resource(
+        &self,
+        path: String,
+        name: String,
+        peer: String,
+    ) -> Result<Arc<ResourceTransfer>, MultipeerError> {
+        let session = self.session.clone();
+        let peer = parse_peer(&peer)?;
+        let transfer = self
+            .on_runtime(async move { Ok(session.send_resource(path, &name, peer).await?) })
+            .await?;
+        Ok(Arc::new(ResourceTransfer::new(transfer)))
     }
 
     /// Stops advertising, browsing and admitting new peers; connected peers stay.

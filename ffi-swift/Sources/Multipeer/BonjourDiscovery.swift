@@ -4,7 +4,8 @@ import Network
 import dnssd
 import os
 
-/// Peer discovery on Apple's own Bonjour (mDNSResponder), for ``MultipeerSession/init(config:discovery:bufferSize:)``.
+/// Peer discovery on Apple's own Bonjour (mDNSResponder), for
+/// ``MultipeerSession/init(config:discovery:bufferSize:acceptResource:)``.
 ///
 /// The library's built-in mDNS opens its own multicast socket, which on iOS needs the restricted entitlement
 /// `com.apple.developer.networking.multicast`. Apple's Bonjour APIs need no entitlement, so on Apple platforms

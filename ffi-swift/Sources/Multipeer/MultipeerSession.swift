@@ -1,7 +1,8 @@
 import Foundation
 
 // `import Multipeer` is enough to use the generated types too (`SessionConfig`, `PeerInfo`, `MultipeerError`,
-// `InProcessNetwork`, `OutgoingStream`, `ForeignDiscovery`, `generateIdentity()`, ...).
+// `InProcessNetwork`, `OutgoingStream`, `ResourceTransfer`, `ResourceProgress`, `ForeignDiscovery`,
+// `generateIdentity()`, ...).
 @_exported import MultipeerFFI
 
 /// Everything that happens in a session, in order.
@@ -18,11 +19,64 @@ public enum SessionEvent: Equatable {
     case streamFinished(from: String, name: String, error: String?)
     /// A connection to `peer` failed before it joined.
     case connectionFailed(peer: String, reason: String)
+    /// A peer started sending us a resource (a file). Follow the transfer with
+    /// ``ResourceTransfer/progressUpdates(every:)`` or `progress()`, or stop it with `cancel()`;
+    /// ``resourceFinished(_:url:error:)`` follows.
+    case resourceStarted(ResourceTransfer)
+    /// A resource from a peer finished: saved complete and verified at `url` (`error` is `nil`), or failed with
+    /// `error` (`url` is `nil`), for example `MultipeerError.ResourceCancelledByPeer`.
+    case resourceFinished(ResourceTransfer, url: URL?, error: MultipeerError?)
 }
 
 #if compiler(>=6)
 extension SessionEvent: Sendable {}
 #endif
+
+/// Decides whether to accept a resource a peer offers: the offering peer's id, the resource's name and its size in
+/// bytes. Called on the library's network thread: return quickly and do not touch the UI.
+public typealias ResourceFilter = @Sendable (_ peer: String, _ name: String, _ size: UInt64) -> Bool
+
+extension ResourceProgress {
+    /// `transferred` as a fraction of `total`, from 0 to 1 (1 for an empty resource).
+    public var fraction: Double {
+        total == 0 ? 1 : Double(transferred) / Double(total)
+    }
+}
+
+extension ResourceTransfer {
+    /// The transfer's progress, sampled every `interval` seconds while it runs (unchanged values are skipped). The
+    /// stream finishes after the final progress once the transfer has finished; `try await finished()` then gives
+    /// the outcome.
+    ///
+    /// ```swift
+    /// for await progress in transfer.progressUpdates() {
+    ///     await MainActor.run { bar.progress = Float(progress.fraction) }
+    /// }
+    /// ```
+    public func progressUpdates(every interval: TimeInterval = 0.1) -> AsyncStream<ResourceProgress> {
+        let nanoseconds = UInt64(max(interval, 0.001) * 1_000_000_000)
+        return AsyncStream { continuation in
+            let task = Task {
+                var last: ResourceProgress?
+                while !Task.isCancelled {
+                    // Read "finished" first, so that the last progress yielded is the final one.
+                    let done = self.isFinished()
+                    let now = self.progress()
+                    if now != last {
+                        continuation.yield(now)
+                        last = now
+                    }
+                    if done {
+                        break
+                    }
+                    try? await Task.sleep(nanoseconds: nanoseconds)
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
 
 /// A multipeer session: peers on the local network find each other and join one encrypted session of up to
 /// eight peers.
@@ -57,6 +111,13 @@ extension SessionEvent: Sendable {}
 /// If the iterating task is cancelled, the stream ends and later events are discarded (the session keeps
 /// running). ``events`` supports a single iteration at a time.
 ///
+/// ## Sending files
+///
+/// ``sendResource(at:name:to:)`` sends a file with progress, cancellation and an integrity check; the receiver
+/// decides with the `acceptResource` closure given when starting the session, saves accepted files in
+/// `SessionConfig.resourceDirectory` and reports ``SessionEvent/resourceStarted(_:)`` and
+/// ``SessionEvent/resourceFinished(_:url:error:)``.
+///
 /// ## Ending a session
 ///
 /// Call ``shutdown()`` when done: the other peers see this peer leave at once, and ``events`` finishes. Releasing
@@ -76,45 +137,60 @@ public final class MultipeerSession: @unchecked Sendable {
     ///
     /// The built-in mDNS opens its own multicast socket, which on iOS needs the restricted entitlement
     /// `com.apple.developer.networking.multicast`. Apps that do not have it use ``BonjourDiscovery`` with
-    /// ``init(config:discovery:bufferSize:)``.
+    /// ``init(config:discovery:bufferSize:acceptResource:)``.
+    ///
+    /// `acceptResource` decides whether to accept each resource a peer offers (by default every one; offers
+    /// above `SessionConfig.maxResourceSize` are refused before it is asked).
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity`, `.Start` or `.Discovery`.
-    public convenience init(config: SessionConfig, bufferSize: Int = MultipeerSession.defaultBufferSize) throws {
-        try self.init(bufferSize: bufferSize) { delegate in
+    public convenience init(
+        config: SessionConfig,
+        bufferSize: Int = MultipeerSession.defaultBufferSize,
+        acceptResource: @escaping ResourceFilter = { _, _, _ in true }
+    ) throws {
+        try self.init(bufferSize: bufferSize, acceptResource: acceptResource) { delegate in
             try Session(config: config, delegate: delegate)
         }
     }
 
     /// Starts a session whose discovery is implemented by the app, for example ``BonjourDiscovery`` (Apple's
-    /// Bonjour, no multicast entitlement needed).
+    /// Bonjour, no multicast entitlement needed). `acceptResource` decides whether to accept each resource a
+    /// peer offers (by default every one).
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity`, `.Start` or `.Discovery`.
     public convenience init(
         config: SessionConfig,
         discovery: ForeignDiscovery,
-        bufferSize: Int = MultipeerSession.defaultBufferSize
+        bufferSize: Int = MultipeerSession.defaultBufferSize,
+        acceptResource: @escaping ResourceFilter = { _, _, _ in true }
     ) throws {
-        try self.init(bufferSize: bufferSize) { delegate in
+        try self.init(bufferSize: bufferSize, acceptResource: acceptResource) { delegate in
             try Session.withDiscovery(config: config, delegate: delegate, discovery: discovery)
         }
     }
 
     /// Starts a session that only sees sessions created with the same in-process `network` (tests, demos).
+    /// `acceptResource` decides whether to accept each resource a peer offers (by default every one).
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity` or `.Start`.
     public convenience init(
         config: SessionConfig,
         network: InProcessNetwork,
-        bufferSize: Int = MultipeerSession.defaultBufferSize
+        bufferSize: Int = MultipeerSession.defaultBufferSize,
+        acceptResource: @escaping ResourceFilter = { _, _, _ in true }
     ) throws {
-        try self.init(bufferSize: bufferSize) { delegate in
+        try self.init(bufferSize: bufferSize, acceptResource: acceptResource) { delegate in
             try Session.inProcess(config: config, delegate: delegate, network: network)
         }
     }
 
-    private init(bufferSize: Int, start: (SessionDelegate) throws -> Session) throws {
+    private init(
+        bufferSize: Int,
+        acceptResource: @escaping ResourceFilter,
+        start: (SessionDelegate) throws -> Session
+    ) throws {
         precondition(bufferSize > 0, "bufferSize must be at least 1")
-        let delegate = EventDelegate(capacity: bufferSize)
+        let delegate = EventDelegate(capacity: bufferSize, acceptResource: acceptResource)
         let reader = EventReader(delegate: delegate)
         self.delegate = delegate
         self.events = AsyncStream(unfolding: { await reader.next() })
@@ -166,6 +242,21 @@ public final class MultipeerSession: @unchecked Sendable {
     /// `try await stream.finish()`, or abandon it with `stream.cancel()`.
     public func openStream(to peer: String, name: String) async throws -> OutgoingStream {
         try await session.openStream(peer: peer, name: name)
+    }
+
+    /// Sends the file at `fileURL` to the peer with id `peer` as a resource called `name` (by default the file's
+    /// name; the receiver saves it under a sanitized form of it). Returns once the transfer has started.
+    ///
+    /// Follow the transfer with ``ResourceTransfer/progressUpdates(every:)``, stop it with `cancel()`, and
+    /// `try await transfer.finished()` for the outcome: a `ResourceResult` (size, SHA-256) once the receiver has
+    /// saved and verified it, or `MultipeerError.ResourceRefused`, `.ResourceCancelled`,
+    /// `.ResourceCancelledByPeer`, `.ResourceInterrupted` or `.ResourceFailed`. A transfer cut off by a lost
+    /// connection resumes where it stopped when the peer is back within `SessionConfig.resumeWindowMs`.
+    ///
+    /// - Throws: `MultipeerError.SessionClosed`, `.NotConnected`, `.InvalidPeerId`, `.InvalidResourceName` or
+    ///   `.ResourceFailed` (the file cannot be read).
+    public func sendResource(at fileURL: URL, name: String? = nil, to peer: String) async throws -> ResourceTransfer {
+        try await session.sendResource(path: fileURL.path, name: name ?? fileURL.lastPathComponent, peer: peer)
     }
 
     /// A 6-digit code both ends of the connection to `peer` compute alike; show it so users can compare it
@@ -224,10 +315,12 @@ private final class EventDelegate: SessionDelegate, @unchecked Sendable {
     /// The stream the events are yielded into; taken apart by ``EventReader``.
     let stream: AsyncStream<SessionEvent>
     private let slots: DispatchSemaphore
+    private let acceptResource: ResourceFilter
     private let lock = NSLock()
     private var closed = false
 
-    init(capacity: Int) {
+    init(capacity: Int, acceptResource: @escaping ResourceFilter) {
+        self.acceptResource = acceptResource
         var captured: AsyncStream<SessionEvent>.Continuation?
         // Unbounded here because the semaphore bounds it; a buffering policy would drop events instead.
         stream = AsyncStream(bufferingPolicy: .unbounded) { captured = $0 }
@@ -293,6 +386,19 @@ private final class EventDelegate: SessionDelegate, @unchecked Sendable {
 
     func connectionFailed(peer: String, reason: String) throws {
         emit(.connectionFailed(peer: peer, reason: reason))
+    }
+
+    func resourceStarted(transfer: ResourceTransfer) throws {
+        emit(.resourceStarted(transfer))
+    }
+
+    func resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerError?) throws {
+        emit(.resourceFinished(transfer, url: path.map { URL(fileURLWithPath: $0) }, error: error))
+    }
+
+    /// Called on the library's network thread, not the delegate thread: it does not wait for room in the stream.
+    func shouldAcceptResource(peer: String, name: String, size: UInt64) throws -> Bool {
+        acceptResource(peer, name, size)
     }
 }
 

@@ -1,4 +1,5 @@
 // Tests of the Swift package: real sessions in one process, over loopback, on an in-process network.
+import CryptoKit
 import Foundation
 import Multipeer
 import XCTest
@@ -92,6 +93,73 @@ final class MultipeerTests: XCTestCase {
         }
     }
 
+    func testAResourceIsDeliveredVerifiedOrRefused() async throws {
+        let files = FileManager.default
+        let directory = files.temporaryDirectory.appendingPathComponent(UUID().uuidString, isDirectory: true)
+        let source = files.temporaryDirectory.appendingPathComponent("\(UUID().uuidString).bin")
+        defer {
+            try? files.removeItem(at: directory)
+            try? files.removeItem(at: source)
+        }
+        let network = InProcessNetwork()
+        let a = try MultipeerSession(config: config("sender"), network: network)
+        var receiverConfig = config("receiver")
+        receiverConfig.resourceDirectory = directory.path
+        let b = try MultipeerSession(config: receiverConfig, network: network) { _, name, _ in
+            !name.hasSuffix(".exe")
+        }
+        let aIn = Inbox(a.events)
+        let bIn = Inbox(b.events)
+        let receiver = try await aIn.expect("receiver added") { $0.addedPeer }
+        _ = try await bIn.expect("sender added") { $0.addedPeer }
+
+        var generator = SystemRandomNumberGenerator()
+        let words = (0 ..< (1 << 19)).map { _ in generator.next() as UInt64 }
+        let bytes = words.withUnsafeBytes { Data($0) }
+        XCTAssertEqual(bytes.count, 4 << 20)
+        let sha256 = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        try bytes.write(to: source)
+
+        let sending = try await a.sendResource(at: source, name: "photo.raw", to: receiver.id)
+        XCTAssertFalse(sending.isIncoming())
+        XCTAssertEqual(sending.size(), UInt64(bytes.count))
+        let progressTask = Task { () -> [ResourceProgress] in
+            var all: [ResourceProgress] = []
+            for await progress in sending.progressUpdates(every: 0.005) {
+                all.append(progress)
+            }
+            return all
+        }
+
+        let started = try await bIn.expect("resource started") { $0.startedTransfer }
+        XCTAssertTrue(started.isIncoming())
+        XCTAssertEqual(started.id(), sending.id())
+        XCTAssertEqual(started.name(), "photo.raw")
+        XCTAssertEqual(started.peer(), a.localPeer.id)
+        let finished = try await bIn.expect("resource finished") { $0.finishedTransfer }
+        XCTAssertEqual(finished.transfer, started)
+        XCTAssertNil(finished.error)
+        let url = try XCTUnwrap(finished.url)
+        XCTAssertEqual(try Data(contentsOf: url), bytes)
+
+        let sent = try await sending.finished()
+        XCTAssertEqual(sent.sha256, sha256)
+        XCTAssertNil(sent.path)
+        let progress = await progressTask.value
+        XCTAssertEqual(progress.last?.transferred, UInt64(bytes.count))
+        XCTAssertEqual(progress.last?.fraction, 1)
+
+        let refused = try await a.sendResource(at: source, name: "setup.exe", to: receiver.id)
+        do {
+            _ = try await refused.finished()
+            XCTFail("a refused resource must not be delivered")
+        } catch let MultipeerError.ResourceRefused(reason) {
+            XCTAssertEqual(reason, .declined)
+        }
+        try await a.shutdown()
+        try await b.shutdown()
+    }
+
     func testSavedIdentityKeepsThePeerId() async throws {
         let identity = generateIdentity()
         let id = try identityPeerId(identity: identity)
@@ -133,6 +201,16 @@ private extension SessionEvent {
 
     var message: (from: String, data: Data, reliable: Bool)? {
         if case let .received(from, data, reliable) = self { return (from, data, reliable) }
+        return nil
+    }
+
+    var startedTransfer: ResourceTransfer? {
+        if case let .resourceStarted(transfer) = self { return transfer }
+        return nil
+    }
+
+    var finishedTransfer: (transfer: ResourceTransfer, url: URL?, error: MultipeerError?)? {
+        if case let .resourceFinished(transfer, url, error) = self { return (transfer, url, error) }
         return nil
     }
 }
