@@ -64,7 +64,7 @@ pub use session::events::{
     ConnectionFailure, Event, Events, Invitation, Message, Peer, Reliability, RemovalReason, SessionDelegate,
     EVENT_QUEUE,
 };
-pub use session::stream::{IncomingStream, OutgoingStream};
+pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};
 pub use ticket::{Ticket, TicketError, MAX_TICKET_ADDRS};
 pub use tls::TlsError;

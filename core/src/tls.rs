@@ -55,7 +55,7 @@ pub(crate) fn transport_config(
     // The idle timeout is at most 600 s (validated), well within QUIC's varint range.
     transport.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
     transport.keep_alive_interval(Some(keep_alive));
-    // Bidirectional streams carry resources (files); each peer may send us this many at once.
+    // Bidirectional streams carry resources (files) and duplex streams; each peer may open this many at once.
     transport.max_concurrent_bidi_streams(crate::resource::MAX_INCOMING_PER_PEER.into());
     // The control stream plus named streams; more wait for flow control credit.
     transport.max_concurrent_uni_streams(64u32.into());

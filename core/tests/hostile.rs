@@ -85,19 +85,22 @@ async fn hostile_resource_streams_are_refused_and_others_carry_on() {
     expect_peers_added(&mut b_events, 1, T).await;
     let hello = [vec![0u8], raw::frame(1, &raw::hello("mallory"))].concat();
 
-    // An unknown kind of bidirectional stream: protocol error, connection closed.
-    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
-    // Kept open: a finished control stream would itself be a protocol error.
-    let mut control = conn.open_uni().await.unwrap();
-    control.write_all(&hello).await.unwrap();
-    expect_peers_added(&mut a_events, 1, T).await;
-    let (mut send, _recv) = conn.open_bi().await.unwrap();
-    send.write_all(&[0x09, 1, 2, 3]).await.unwrap();
-    let closed = tokio::time::timeout(T, conn.closed()).await.unwrap();
-    assert!(
-        matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if c.error_code.into_inner() == u64::from(codes::PROTOCOL_ERROR)),
-        "{closed:?}"
-    );
+    // An unknown kind of bidirectional stream, and a duplex stream with an empty name: protocol error,
+    // connection closed.
+    for bytes in [&[0x09u8, 1, 2, 3][..], &[0x03, 0, 0][..]] {
+        let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
+        // Kept open: a finished control stream would itself be a protocol error.
+        let mut control = conn.open_uni().await.unwrap();
+        control.write_all(&hello).await.unwrap();
+        expect_peers_added(&mut a_events, 1, T).await;
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(bytes).await.unwrap();
+        let closed = tokio::time::timeout(T, conn.closed()).await.unwrap();
+        assert!(
+            matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if c.error_code.into_inner() == u64::from(codes::PROTOCOL_ERROR)),
+            "{bytes:?}: {closed:?}"
+        );
+    }
 
     // An offer followed by more data than announced: the transfer fails, nothing is saved.
     let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();

@@ -327,6 +327,68 @@ async fn named_streams_carry_bytes_concurrently() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplex_streams_carry_bytes_both_ways_concurrently() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    init_tracing();
+    let (a, _a_events, b, mut b_events) = connected_pair().await;
+    let (a_id, b_id) = (a.local_peer().id, b.local_peer().id);
+    // Both see the same roster: everyone, themselves included, ordered by id.
+    let ids = |s: &multipeer::Session| s.roster().iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(
+        ids(&a),
+        if a_id < b_id {
+            vec![a_id, b_id]
+        } else {
+            vec![b_id, a_id]
+        }
+    );
+    // b echoes every duplex stream back, uppercased, until the opener shuts its half.
+    let echo = tokio::spawn(async move {
+        for _ in 0..20 {
+            let stream = expect(&mut b_events, T, "duplex stream", |e| match e {
+                Event::DuplexStream(s) => Some(s),
+                _ => None,
+            })
+            .await;
+            assert_eq!(stream.peer(), a_id);
+            tokio::spawn(async move {
+                let name = stream.name().to_owned();
+                let (mut from, mut to) = stream.into_split();
+                let mut data = Vec::new();
+                from.read_to_end(&mut data).await.unwrap();
+                to.write_all(name.as_bytes()).await.unwrap();
+                to.write_all(&data.to_ascii_uppercase()).await.unwrap();
+                to.finish().await.unwrap();
+            });
+        }
+        b_events
+    });
+    let mut clients = Vec::new();
+    for i in 0..20u32 {
+        let a = a.clone();
+        clients.push(tokio::spawn(async move {
+            let name = format!("conn-{i}");
+            let mut s = a.duplex_stream(b_id, &name).await.unwrap();
+            let body = format!("request {i} ").repeat(5_000);
+            s.write_all(body.as_bytes()).await.unwrap();
+            s.shutdown().await.unwrap();
+            let mut answer = Vec::new();
+            s.read_to_end(&mut answer).await.unwrap();
+            assert_eq!(answer, [name.as_bytes(), body.to_ascii_uppercase().as_bytes()].concat());
+        }));
+    }
+    for c in clients {
+        within(T, "duplex client", c).await.unwrap();
+    }
+    within(T, "echo server", echo).await.unwrap();
+    assert!(matches!(
+        a.duplex_stream(b_id, "").await,
+        Err(StreamError::InvalidName(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_peers_are_expelled_and_kept_out_until_allowed() {
     init_tracing();
     let (a, mut a_events, b, mut b_events) = connected_pair().await;

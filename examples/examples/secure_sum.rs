@@ -9,8 +9,8 @@
 //! random shares that add up to it, keeps one and sends one to each other peer. Each peer adds up the shares it
 //! holds and publishes only that partial sum; the partial sums add up to the total. Any n - 1 shares of a value
 //! are uniformly random, so one peer alone learns nothing about another's input (all the others together could
-//! subtract theirs from the total, as with any sum). The roster is the session's peers plus the local one,
-//! ordered by id: the same list on every peer, and each partial sum carries it so all can check they agree.
+//! subtract theirs from the total, as with any sum). The roster is `Session::roster()`: everyone, ordered by id,
+//! the same list on every peer; each partial sum carries it so all can check they agree.
 //! `--log-wire` prints every payload sent; `--service NAME` picks another service type (default `secure-sum`).
 #![allow(clippy::print_stdout)]
 
@@ -50,13 +50,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut shares: BTreeMap<PeerId, u64> = BTreeMap::new(); // shares of the others' values
     let mut partials: BTreeMap<PeerId, (u64, Vec<PeerId>)> = BTreeMap::new();
     loop {
-        if roster.is_none() && session.peers().len() + 1 == n {
+        let everyone = session.roster();
+        if roster.is_none() && everyone.len() == n {
             // Everyone is here: fix the roster and deal our shares.
             session.stop_looking_for_peers().await?;
-            let mut ids: Vec<PeerId> = session.peers().iter().map(|p| p.id).collect();
-            ids.push(me);
-            ids.sort();
-            let names: Vec<String> = ids.iter().map(|id| name_of(&session, id)).collect();
+            let ids: Vec<PeerId> = everyone.iter().map(|p| p.id).collect();
+            let names: Vec<&str> = everyone.iter().map(|p| p.display_name.as_str()).collect();
             println!("roster: {}", names.join(" "));
             kept = value;
             for peer in ids.iter().filter(|id| **id != me) {
@@ -127,8 +126,6 @@ async fn send(session: &Session, message: Wire, to: To, log: bool) -> Result<(),
 }
 
 fn name_of(session: &Session, id: &PeerId) -> String {
-    if *id == session.local_peer().id {
-        return session.local_peer().display_name.clone();
-    }
-    session.peer(id).map_or_else(|| id.short(), |p| p.display_name)
+    let peer = session.roster().into_iter().find(|p| p.id == *id);
+    peer.map_or_else(|| id.short(), |p| p.display_name)
 }

@@ -8,26 +8,15 @@
 //! cargo run -p multipeer-examples --example tunnel -- --listen 127.0.0.1:9000 [--to NAME] [--service tunnel]
 //! ```
 //!
-//! Every TCP connection travels on streams of its own, so a slow or large transfer never holds up the others.
-//! Session streams are one-way, so a connection uses two with the same name (`tcp/N`): one out, one back. The
-//! exposing peer connects only to the address it was given.
+//! Every TCP connection travels on a two-way stream of its own (`Session::duplex_stream`), so a slow or large
+//! transfer never holds up the others. The exposing peer connects only to the address it was given.
 #![allow(clippy::print_stdout)]
 
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use multipeer::{Event, IncomingStream, OutgoingStream, Peer, PeerId, Session, SessionConfig};
+use multipeer::{DuplexStream, Event, Peer, PeerId, Session, SessionConfig};
 use multipeer_examples::{init_logging, Args};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-
-/// How long the listening side waits for the device to answer a new connection.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections waiting for their stream back, by stream name.
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<IncomingStream>>>>;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,7 +38,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("listening on {}", listener.local_addr()?);
     }
     let to = args.get("--to");
-    let pending = Pending::default();
     let mut next_id = 0u64;
     loop {
         tokio::select! {
@@ -62,27 +50,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 next_id += 1;
                 let name = format!("tcp/{next_id}");
-                let (back_tx, back) = oneshot::channel();
-                pending.lock().unwrap_or_else(PoisonError::into_inner).insert(name.clone(), back_tx);
-                tokio::spawn(report(name.clone(), forward(session.clone(), peer.id, name, tcp, back, pending.clone())));
+                tokio::spawn(report(name.clone(), forward(session.clone(), peer.id, name, tcp)));
             }
             event = events.next() => match event {
                 Some(Event::PeerAdded(peer)) => println!("peer: {}", peer.display_name),
                 Some(Event::PeerRemoved { peer, reason }) => println!("left: {} ({reason})", peer.display_name),
-                Some(Event::Stream(stream)) => match (&expose, &listener) {
-                    // The device: a new connection to make.
-                    (Some(target), _) => {
+                // The device: a new connection to make.
+                Some(Event::DuplexStream(stream)) => match &expose {
+                    Some(target) => {
                         let name = stream.name().to_owned();
-                        tokio::spawn(report(name, serve(session.clone(), stream, target.clone())));
+                        tokio::spawn(report(name, serve(stream, target.clone())));
                     }
-                    // The listening side: the way back for a connection it opened.
-                    (None, Some(_)) => {
-                        let back = pending.lock().unwrap_or_else(PoisonError::into_inner).remove(stream.name());
-                        if let Some(back) = back {
-                            let _ = back.send(stream);
-                        }
-                    }
-                    (None, None) => {}
+                    None => drop(stream), // not exposing anything: refuse
                 },
                 Some(_) => {}
                 None => break,
@@ -92,43 +71,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The listening side of one connection: a stream out to the device, then its stream back.
-async fn forward(
-    session: Session,
-    peer: PeerId,
-    name: String,
-    tcp: TcpStream,
-    back: oneshot::Receiver<IncomingStream>,
-    pending: Pending,
-) -> io::Result<(u64, u64)> {
-    let out = session.stream(peer, &name).await.map_err(io::Error::other)?;
-    let back = tokio::time::timeout(OPEN_TIMEOUT, back).await;
-    pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&name);
-    let back = back
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the device did not answer"))?
-        .map_err(|_| io::Error::other("the session ended"))?;
-    pipe(tcp, back, out).await
+/// The listening side of one connection: a two-way stream to the device.
+async fn forward(session: Session, peer: PeerId, name: String, mut tcp: TcpStream) -> io::Result<(u64, u64)> {
+    let mut stream = session.duplex_stream(peer, &name).await.map_err(io::Error::other)?;
+    tokio::io::copy_bidirectional(&mut tcp, &mut stream).await
 }
 
-/// The device's side of one connection: connect to the exposed service, then open the stream back.
-async fn serve(session: Session, from_peer: IncomingStream, target: String) -> io::Result<(u64, u64)> {
-    let back = session
-        .stream(from_peer.peer(), from_peer.name())
-        .await
-        .map_err(io::Error::other)?;
-    match TcpStream::connect(&target).await {
-        Ok(tcp) => pipe(tcp, from_peer, back).await,
-        Err(e) => {
-            back.cancel(); // the other side closes its connection
-            Err(e)
-        }
-    }
-}
-
-/// Copies both ways until both directions have ended; returns the bytes sent to and received from the peer.
-async fn pipe(mut tcp: TcpStream, from_peer: IncomingStream, to_peer: OutgoingStream) -> io::Result<(u64, u64)> {
-    let mut peer = tokio::io::join(from_peer, to_peer);
-    tokio::io::copy_bidirectional(&mut tcp, &mut peer).await
+/// The device's side of one connection: connect to the exposed service and copy both ways.
+async fn serve(mut stream: DuplexStream, target: String) -> io::Result<(u64, u64)> {
+    // On failure the stream is dropped unfinished: the other side sees a reset and closes its connection.
+    let mut tcp = TcpStream::connect(&target).await?;
+    tokio::io::copy_bidirectional(&mut tcp, &mut stream).await
 }
 
 async fn report(name: String, connection: impl std::future::Future<Output = io::Result<(u64, u64)>>) {

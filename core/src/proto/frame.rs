@@ -14,6 +14,9 @@ use crate::config;
 pub const STREAM_CONTROL: u8 = 0x00;
 /// Kind byte of a named byte stream.
 pub const STREAM_NAMED: u8 = 0x01;
+/// Kind byte of a two-way named stream (on a bidirectional QUIC stream; see also
+/// [`crate::proto::resource::STREAM_RESOURCE`]).
+pub const STREAM_DUPLEX: u8 = 0x03;
 
 /// Frame type: the hello, first frame of a control stream.
 pub const FRAME_HELLO: u8 = 0x01;
@@ -137,9 +140,28 @@ pub fn encode_frame(frame: &Frame) -> Result<Bytes, FrameError> {
 
 /// The preamble of a named stream: kind byte, name length (u16 big-endian), name.
 pub fn encode_named_stream_preamble(name: &str) -> Result<Bytes, FrameError> {
+    encode_preamble(STREAM_NAMED, name)
+}
+
+/// The preamble of a two-way named stream: [`STREAM_DUPLEX`], then the name as for a named stream.
+pub fn encode_duplex_stream_preamble(name: &str) -> Result<Bytes, FrameError> {
+    encode_preamble(STREAM_DUPLEX, name)
+}
+
+/// Decodes the preamble of a two-way named stream from the front of `buf`, consuming it; `Ok(None)` if more
+/// bytes are needed.
+pub fn decode_duplex_stream_preamble(buf: &mut BytesMut) -> Result<Option<String>, FrameError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(&STREAM_DUPLEX) => decode_name(buf),
+        Some(&other) => Err(FrameError::UnknownStreamKind(other)),
+    }
+}
+
+fn encode_preamble(kind: u8, name: &str) -> Result<Bytes, FrameError> {
     validate_stream_name(name)?;
     let mut out = BytesMut::with_capacity(3 + name.len());
-    out.put_u8(STREAM_NAMED);
+    out.put_u8(kind);
     out.put_u16(name.len() as u16);
     out.put_slice(name.as_bytes());
     Ok(out.freeze())
@@ -175,28 +197,31 @@ pub fn decode_stream_preamble(buf: &mut BytesMut) -> Result<Option<StreamPreambl
             buf.advance(1);
             Ok(Some(StreamPreamble::Control))
         }
-        STREAM_NAMED => {
-            if buf.len() < 3 {
-                return Ok(None);
-            }
-            let len = u16::from_be_bytes([buf[1], buf[2]]) as usize;
-            if len == 0 {
-                return Err(FrameError::InvalidStreamName("empty"));
-            }
-            if len > MAX_STREAM_NAME_LEN {
-                return Err(FrameError::InvalidStreamName("longer than 255 bytes"));
-            }
-            if buf.len() < 3 + len {
-                return Ok(None);
-            }
-            let name = std::str::from_utf8(&buf[3..3 + len])
-                .map_err(|_| FrameError::InvalidStreamName("not UTF-8"))?
-                .to_owned();
-            buf.advance(3 + len);
-            Ok(Some(StreamPreamble::Named(name)))
-        }
+        STREAM_NAMED => Ok(decode_name(buf)?.map(StreamPreamble::Named)),
         other => Err(FrameError::UnknownStreamKind(other)),
     }
+}
+
+/// Decodes `[kind][name length: u16][name]`, the kind already checked.
+fn decode_name(buf: &mut BytesMut) -> Result<Option<String>, FrameError> {
+    if buf.len() < 3 {
+        return Ok(None);
+    }
+    let len = u16::from_be_bytes([buf[1], buf[2]]) as usize;
+    if len == 0 {
+        return Err(FrameError::InvalidStreamName("empty"));
+    }
+    if len > MAX_STREAM_NAME_LEN {
+        return Err(FrameError::InvalidStreamName("longer than 255 bytes"));
+    }
+    if buf.len() < 3 + len {
+        return Ok(None);
+    }
+    let name = std::str::from_utf8(&buf[3..3 + len])
+        .map_err(|_| FrameError::InvalidStreamName("not UTF-8"))?
+        .to_owned();
+    buf.advance(3 + len);
+    Ok(Some(name))
 }
 
 /// The hello each side sends first on its control stream.

@@ -22,8 +22,9 @@ pub(crate) mod send;
 
 pub(crate) use recv::Hub;
 
-/// Most resources one peer may be sending us at once (QUIC stream credit; more wait).
-pub const MAX_INCOMING_PER_PEER: u32 = 16;
+/// Most bidirectional streams (resources and duplex streams) one peer may have open to us at once (QUIC stream
+/// credit; more wait).
+pub const MAX_INCOMING_PER_PEER: u32 = 64;
 /// Most incoming transfers tracked at once (running or waiting to resume); more are refused as busy.
 pub const MAX_INCOMING_TRANSFERS: usize = 64;
 /// Bytes read or written per step.

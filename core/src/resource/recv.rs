@@ -146,21 +146,24 @@ impl Hub {
         }
     }
 
-    /// Reads the offer on a new bidirectional stream and starts (or resumes) receiving. An error is a
+    /// Reads the offer on a new bidirectional stream (`buf`: what was read of it already) and starts (or resumes) receiving. An error is a
     /// protocol violation that closes the connection.
     pub(crate) async fn accept(
         self: Arc<Self>,
         peer: PeerId,
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
+        mut buf: BytesMut,
     ) -> Result<(), String> {
-        let mut buf = BytesMut::new();
         let read = async {
             loop {
                 if let Some(offer) = decode_offer(&mut buf).map_err(|e| e.to_string())? {
                     return Ok(Some(offer));
                 }
-                match recv.read_chunk(MAX_OFFER_LEN - buf.len(), true).await {
+                match recv
+                    .read_chunk(MAX_OFFER_LEN.saturating_sub(buf.len()).max(1), true)
+                    .await
+                {
                     Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
                     Ok(None) | Err(_) => return Ok(None),
                 }

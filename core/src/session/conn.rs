@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
 use super::events::{ConnectionFailure, Event, EventSender, Invitation, Message, Peer, Reliability, RemovalReason};
-use super::stream::IncomingStream;
+use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
 use crate::proto::codes::{self, CloseCode};
 use crate::proto::frame::{self, Frame, FrameError, Hello, StreamPreamble};
@@ -525,7 +525,7 @@ pub(crate) async fn drive(
     mut buf: BytesMut,
     ctx: Arc<ConnCtx>,
 ) {
-    let (events, internal, resources) = (&ctx.events, &ctx.internal, &ctx.resources);
+    let (events, internal) = (&ctx.events, &ctx.internal);
     let mut names: JoinSet<Result<(), String>> = JoinSet::new();
     let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
     let mut batch = Vec::new();
@@ -582,7 +582,7 @@ pub(crate) async fn drive(
                         let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
                         continue;
                     }
-                    names.spawn(resources.clone().accept(peer, send, recv));
+                    names.spawn(accept_bidi(ctx.clone(), peer, send, recv));
                 }
                 Err(e) => break DriverEnd::Closed(e),
             },
@@ -624,6 +624,57 @@ pub(crate) async fn drive(
             retry,
         })
         .await;
+}
+
+/// Reads the kind byte of a bidirectional stream and hands the stream on: a resource transfer or a two-way
+/// named stream. An error is a protocol violation.
+async fn accept_bidi(
+    ctx: Arc<ConnCtx>,
+    peer: PeerId,
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), String> {
+    let mut buf = BytesMut::new();
+    match tokio::time::timeout(STREAM_NAME_TIMEOUT, recv.read_chunk(1, true)).await {
+        Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk.bytes),
+        Ok(_) => return Ok(()),
+        Err(_) => {
+            let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
+            return Ok(());
+        }
+    }
+    match buf.first().copied() {
+        Some(crate::proto::resource::STREAM_RESOURCE) => ctx.resources.clone().accept(peer, send, recv, buf).await,
+        Some(frame::STREAM_DUPLEX) => {
+            let read = async {
+                loop {
+                    if let Some(name) = frame::decode_duplex_stream_preamble(&mut buf).map_err(|e| e.to_string())? {
+                        return Ok(Some(name));
+                    }
+                    let want = (frame::MAX_STREAM_NAME_LEN + 3).saturating_sub(buf.len()).max(1);
+                    match recv.read_chunk(want, true).await {
+                        Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+                        Ok(None) | Err(_) => return Ok(None),
+                    }
+                }
+            };
+            match tokio::time::timeout(STREAM_NAME_TIMEOUT, read).await {
+                Ok(Ok(Some(name))) => {
+                    let stream = DuplexStream::new(peer, name, send, buf, recv);
+                    let _ = ctx.events.send(Event::DuplexStream(stream)).await;
+                    Ok(())
+                }
+                Ok(Ok(None)) => Ok(()),
+                Ok(Err(problem)) => Err(problem),
+                Err(_) => {
+                    let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
+                    Ok(())
+                }
+            }
+        }
+        Some(other) => Err(format!("unknown bidirectional stream kind {other:#04x}")),
+        None => Ok(()),
+    }
 }
 
 /// How long a peer may take to send a stream's name.

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 
-use super::stream::IncomingStream;
+use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
 use crate::resource::{ResourceError, ResourceOffer, ResourceTransfer};
 
@@ -183,6 +183,8 @@ pub enum Event {
     Message(Message),
     /// A peer opened a named stream to us.
     Stream(IncomingStream),
+    /// A peer opened a two-way named stream with us.
+    DuplexStream(DuplexStream),
     /// A peer started sending us a resource (a file). Follow it with the handle; it ends with
     /// [`Event::ResourceFinished`]. Not repeated when an interrupted transfer resumes.
     ResourceStarted(ResourceTransfer),
@@ -244,6 +246,11 @@ pub trait SessionDelegate: Send + Sync + 'static {
         let _ = stream;
     }
 
+    /// A peer opened a two-way named stream. Use it on your own task; dropping it resets it.
+    fn duplex_stream_receive(&self, stream: DuplexStream) {
+        let _ = stream;
+    }
+
     /// A connection failed before the peer joined.
     fn connection_failed(&self, peer: &PeerId, reason: &ConnectionFailure) {
         let _ = (peer, reason);
@@ -280,6 +287,7 @@ pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
         Event::PeerRemoved { peer, reason } => delegate.peer_removed(&peer, &reason),
         Event::Message(message) => delegate.receive(message),
         Event::Stream(stream) => delegate.stream_receive(stream),
+        Event::DuplexStream(stream) => delegate.duplex_stream_receive(stream),
         Event::ConnectionFailed { peer, reason } => delegate.connection_failed(&peer, &reason),
         Event::ResourceStarted(transfer) => delegate.resource_started(transfer),
         Event::ResourceFinished { transfer, result } => delegate.resource_finished(&transfer, &result),

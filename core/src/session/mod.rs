@@ -20,7 +20,7 @@ use self::actor::{Actor, Command};
 use self::conn::{Admission, ConnCtx};
 use self::error::{ControlError, SendError, StartError, StreamError};
 use self::events::{Events, Invitation, Peer, Reliability, SessionDelegate};
-use self::stream::OutgoingStream;
+use self::stream::{DuplexStream, OutgoingStream};
 use self::writer::ControlWriter;
 use crate::config::SessionConfig;
 use crate::diagnostics::Diagnostics;
@@ -396,6 +396,16 @@ impl Session {
         peers
     }
 
+    /// Everyone in the session, this peer included, ordered by id: once the mesh is complete, the same list on
+    /// every peer (for turn order, choosing a leader, or dealing secret shares).
+    pub fn roster(&self) -> Vec<Peer> {
+        let mut roster = self.peers();
+        let local = self.local_peer().clone();
+        let at = roster.partition_point(|p| p.id < local.id);
+        roster.insert(at, local);
+        roster
+    }
+
     /// A connected peer.
     pub fn peer(&self, id: &PeerId) -> Option<Peer> {
         self.inner.shared.link(id).map(|l| l.peer.clone())
@@ -554,6 +564,31 @@ impl Session {
             path,
         ));
         Ok(ResourceTransfer::new(state))
+    }
+
+    /// Opens a two-way named stream with `peer` (for example for one forwarded TCP connection): the peer gets
+    /// [`Event::DuplexStream`](crate::Event::DuplexStream). Waits while the peer has too many open.
+    pub async fn duplex_stream(&self, peer: PeerId, name: &str) -> Result<DuplexStream, StreamError> {
+        let preamble = frame::encode_duplex_stream_preamble(name)?;
+        if self.is_closed() {
+            return Err(StreamError::SessionClosed);
+        }
+        let link = self.inner.shared.link(&peer).ok_or(StreamError::NotConnected(peer))?;
+        let (mut send, recv) = link
+            .conn
+            .open_bi()
+            .await
+            .map_err(|_| StreamError::ConnectionLost(peer))?;
+        send.write_all(&preamble)
+            .await
+            .map_err(|_| StreamError::ConnectionLost(peer))?;
+        Ok(DuplexStream::new(
+            peer,
+            name.to_owned(),
+            send,
+            bytes::BytesMut::new(),
+            recv,
+        ))
     }
 
     async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ControlError> {

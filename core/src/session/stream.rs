@@ -148,3 +148,73 @@ impl fmt::Debug for IncomingStream {
             .finish_non_exhaustive()
     }
 }
+
+/// A two-way named stream with one peer: read what the peer writes, write what it reads (for example one
+/// forwarded TCP connection). Both halves have back-pressure. Shut down the writing half with
+/// [`tokio::io::AsyncWriteExt::shutdown`] (the peer then reads EOF) or split it with
+/// [`DuplexStream::into_split`]; dropping it unfinished resets it.
+///
+/// Opened with [`crate::Session::duplex_stream`]; the peer receives it as [`crate::Event::DuplexStream`].
+pub struct DuplexStream {
+    incoming: IncomingStream,
+    outgoing: OutgoingStream,
+}
+
+impl DuplexStream {
+    pub(crate) fn new(
+        peer: PeerId,
+        name: String,
+        send: quinn::SendStream,
+        buffered: BytesMut,
+        recv: quinn::RecvStream,
+    ) -> Self {
+        Self {
+            incoming: IncomingStream::new(peer, name.clone(), buffered, recv),
+            outgoing: OutgoingStream::new(peer, name, send),
+        }
+    }
+
+    /// The peer at the other end.
+    pub fn peer(&self) -> PeerId {
+        self.incoming.peer()
+    }
+
+    /// The stream's name, as its opener gave it.
+    pub fn name(&self) -> &str {
+        self.incoming.name()
+    }
+
+    /// The reading and the writing half, to use on different tasks.
+    pub fn into_split(self) -> (IncomingStream, OutgoingStream) {
+        (self.incoming, self.outgoing)
+    }
+}
+
+impl AsyncRead for DuplexStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.incoming).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for DuplexStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.outgoing).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.outgoing).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.outgoing).poll_shutdown(cx)
+    }
+}
+
+impl fmt::Debug for DuplexStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DuplexStream")
+            .field("peer", &self.peer())
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
