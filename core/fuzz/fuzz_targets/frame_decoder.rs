@@ -1,10 +1,12 @@
-//! The control-stream decoder, the stream preamble and the hello parser never panic, and never hand out a
-//! frame larger than its limit, whatever bytes arrive and however they are split.
+//! The control-stream decoder, the stream preambles, the hello parser and the resource offer / reply decoders
+//! never panic, and never hand out a frame larger than its limit, whatever bytes arrive and however they are
+//! split.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use multipeer::proto::frame::{self, Frame, Hello};
+use multipeer::proto::resource;
 
 fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(1, |b| usize::from(*b).max(1));
@@ -25,5 +27,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut preamble = BytesMut::from(data);
     let _ = frame::decode_stream_preamble(&mut preamble);
+    let mut duplex = BytesMut::from(data);
+    if let Ok(Some(name)) = frame::decode_duplex_stream_preamble(&mut duplex) {
+        assert!(!name.is_empty() && name.len() <= frame::MAX_STREAM_NAME_LEN);
+    }
+    let mut offer = BytesMut::from(data);
+    if let Ok(Some(offer)) = resource::decode_offer(&mut offer) {
+        assert!(!offer.name.is_empty() && offer.name.len() <= resource::MAX_RESOURCE_NAME_LEN);
+    }
+    let _ = resource::decode_reply(&mut BytesMut::from(data));
     let _ = Hello::decode(data);
 });

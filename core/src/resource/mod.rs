@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::identity::PeerId;
-use crate::proto::resource::{Refusal, RESOURCE_ID_LEN};
+use crate::proto::resource::{Refusal, RESOURCE_CANCELLED, RESOURCE_ID_LEN};
 
 mod names;
 pub(crate) mod recv;
@@ -373,6 +373,48 @@ impl fmt::Debug for ResourceTransfer {
             .field("direction", &self.state.direction)
             .field("progress", &self.progress())
             .finish()
+    }
+}
+
+/// How one side's part of a transfer ended without delivering.
+pub(crate) enum Stop {
+    /// For good.
+    Failed(ResourceError),
+    /// The connection went away: keep what we have and wait for the peer to resume.
+    Interrupted,
+}
+
+impl From<ResourceError> for Stop {
+    fn from(e: ResourceError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+/// What a failed write on a resource stream means.
+pub(crate) fn write_stop(e: quinn::WriteError) -> Stop {
+    match e {
+        quinn::WriteError::Stopped(code) if code == quinn::VarInt::from_u32(RESOURCE_CANCELLED) => {
+            Stop::Failed(ResourceError::CancelledByPeer)
+        }
+        quinn::WriteError::Stopped(_) => Stop::Failed(ResourceError::Protocol("the peer stopped the stream")),
+        _ => Stop::Interrupted,
+    }
+}
+
+/// What a failed read on a resource stream means.
+pub(crate) fn read_stop(e: quinn::ReadError) -> Stop {
+    match e {
+        quinn::ReadError::Reset(code) if code == quinn::VarInt::from_u32(RESOURCE_CANCELLED) => {
+            Stop::Failed(ResourceError::CancelledByPeer)
+        }
+        quinn::ReadError::Reset(_) => Stop::Failed(ResourceError::Protocol("the peer reset the stream")),
+        _ => Stop::Interrupted,
     }
 }
 

@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use quinn::{ReadError, VarInt};
+use quinn::VarInt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::names::{place, sanitize};
 use super::{
-    hash_prefix, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer, ResourceTransfer, TransferState,
-    CHUNK, MAX_INCOMING_TRANSFERS,
+    hash_prefix, read_stop, write_stop, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer,
+    ResourceTransfer, Stop, TransferState, CHUNK, MAX_INCOMING_TRANSFERS,
 };
 use crate::config::ResourceSettings;
 use crate::identity::PeerId;
@@ -418,33 +418,6 @@ async fn confirm_completed(
     }
 }
 
-enum Stop {
-    Failed(ResourceError),
-    Interrupted,
-}
-
-impl From<ResourceError> for Stop {
-    fn from(e: ResourceError) -> Self {
-        Stop::Failed(e)
-    }
-}
-
-impl From<std::io::Error> for Stop {
-    fn from(e: std::io::Error) -> Self {
-        Stop::Failed(e.into())
-    }
-}
-
-fn read_stop(e: ReadError) -> Stop {
-    match e {
-        ReadError::Reset(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
-            Stop::Failed(ResourceError::CancelledByPeer)
-        }
-        ReadError::Reset(_) => Stop::Failed(ResourceError::Protocol("the sender reset the stream")),
-        _ => Stop::Interrupted,
-    }
-}
-
 /// Receives the data into the part file from `*received` on, checks the digest and saves the file.
 async fn receive_data(
     state: &TransferState,
@@ -468,12 +441,7 @@ async fn receive_data(
     file.seek(std::io::SeekFrom::Start(*received)).await?;
     let mut file = tokio::io::BufWriter::with_capacity(CHUNK, file);
     if let Err(e) = send.write_all(&encode_reply(Reply::Accept { offset: *received })).await {
-        return Err(match e {
-            quinn::WriteError::Stopped(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
-                Stop::Failed(ResourceError::CancelledByPeer)
-            }
-            _ => Stop::Interrupted,
-        });
+        return Err(write_stop(e));
     }
     let rate = Rate::new(*received);
     state.report(*received, 0.0);

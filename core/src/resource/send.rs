@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use quinn::{ReadError, VarInt, WriteError};
+use quinn::VarInt;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-use super::{hash_prefix, Delivered, Hub, Rate, RefusalReason, ResourceError, TransferState, CHUNK, REPLY_TIMEOUT};
+use super::{
+    hash_prefix, read_stop, write_stop, Delivered, Hub, Rate, RefusalReason, ResourceError, Stop, TransferState, CHUNK,
+    REPLY_TIMEOUT,
+};
 use crate::proto::resource::{
     decode_reply, encode_offer, Offer, Reply, Verdict, DIGEST_LEN, RESOURCE_CANCELLED, RESOURCE_PROTOCOL_ERROR,
 };
@@ -19,40 +22,6 @@ const MAX_ATTEMPTS: u32 = 64;
 /// How often a transfer the receiver reports busy is tried again, and how long apart.
 const MAX_BUSY_RETRIES: u32 = 10;
 const BUSY_RETRY_DELAY: Duration = Duration::from_millis(500);
-
-/// How an attempt ended without delivering.
-enum Stop {
-    /// For good.
-    Failed(ResourceError),
-    /// The connection went away: wait for the peer and resume.
-    Interrupted,
-}
-
-impl From<ResourceError> for Stop {
-    fn from(e: ResourceError) -> Self {
-        Stop::Failed(e)
-    }
-}
-
-fn write_stop(e: WriteError) -> Stop {
-    match e {
-        WriteError::Stopped(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
-            Stop::Failed(ResourceError::CancelledByPeer)
-        }
-        WriteError::Stopped(_) => Stop::Failed(ResourceError::Protocol("the receiver stopped the stream")),
-        _ => Stop::Interrupted,
-    }
-}
-
-fn read_stop(e: ReadError) -> Stop {
-    match e {
-        ReadError::Reset(code) if code == VarInt::from_u32(RESOURCE_CANCELLED) => {
-            Stop::Failed(ResourceError::CancelledByPeer)
-        }
-        ReadError::Reset(_) => Stop::Failed(ResourceError::Protocol("the receiver reset the stream")),
-        _ => Stop::Interrupted,
-    }
-}
 
 /// Runs a transfer to its end and records the outcome.
 pub(crate) async fn run(hub: Arc<Hub>, state: Arc<TransferState>, path: PathBuf) {
