@@ -195,7 +195,7 @@ impl ControlWriter {
             &mut batch,
             &mut written,
         );
-        queue.len -= written;
+        queue.len = queue.len.saturating_sub(written);
         match result {
             Poll::Ready(Ok(())) => Ok(()),
             Poll::Pending => {
@@ -255,7 +255,10 @@ impl ControlWriter {
                         self.progress.notify_waiters();
                         return;
                     }
-                    self.queue().len -= written;
+                    {
+                        let mut queue = self.queue();
+                        queue.len = queue.len.saturating_sub(written);
+                    }
                     self.progress.notify_waiters();
                 }
             }
