@@ -1,13 +1,26 @@
 //! Benchmarks of multipeer against raw quinn on loopback, in the same process run.
 //!
 //! ```text
-//! cargo run --release -p multipeer-bench -- [--quick] [--out DIR]
+//! cargo run --release -p multipeer-bench -- [--quick] [--only GROUP] [--out DIR]
+//! cargo run --release -p multipeer-bench --no-default-features --features aws-lc-rs -- ...
 //! ```
 //!
 //! Writes `bench.md` (a Markdown table) and `bench.json` into DIR (default `target/bench`). `--quick` runs
-//! every measurement briefly, only to check the suite still works.
+//! every measurement briefly, only to check the suite still works. `--only mesh|rtt|throughput|bulk|idle|lan`
+//! runs one group. The crypto provider (ring by default, aws-lc-rs with the feature and without `ring`) is the
+//! same for the library and the raw quinn baseline.
+//!
+//! The library and the baseline run the same traffic with the same task layout (which side runs on a spawned
+//! task and which on the thread that blocks on `main`). The raw baseline writes one frame per stream write;
+//! the library queues messages and writes a burst at once, which is part of what is measured.
+//!
+//! The `lan` group forms meshes over real mDNS between `multipeer-test-peer` processes on a virtual LAN of
+//! network namespaces (root and iproute2 needed; otherwise it is skipped with one line). Build the peer first:
+//! `cargo build --release -p multipeer --features test-peer --bin multipeer-test-peer` (`cargo xtask bench`
+//! does).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod lan;
 mod raw;
 
 use std::time::{Duration, Instant};
@@ -17,13 +30,27 @@ use multipeer::{Event, Events, MemoryNetwork, Reliability, Session, SessionConfi
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The rustls crypto provider of this build, for the library and the baseline.
+pub(crate) const PROVIDER: &str = if cfg!(all(feature = "aws-lc-rs", not(feature = "ring"))) {
+    "aws-lc-rs"
+} else {
+    "ring"
+};
+
 struct Scale {
     reps: usize,
     round_trips: usize,
+    rtt_blocks: usize,
     messages: usize,
     bulk: usize,
     idle: Duration,
+    lan_sizes: &'static [usize],
+    lan_reps: usize,
 }
+
+/// What mesh formation over mDNS should stay under, and what mDNS probing alone would cost.
+const LAN_AIM_MS: f64 = 400.0;
+const PROBE_FLOOR_MS: f64 = 750.0;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -121,7 +148,8 @@ async fn echo_pair(reliability: Reliability) -> (Session, Events, Session, tokio
     (a, a_events, b, echo)
 }
 
-async fn multipeer_rtt(size: usize, reliability: Reliability, n: usize) -> (f64, f64) {
+/// Round-trip times in µs.
+async fn multipeer_rtt(size: usize, reliability: Reliability, n: usize) -> Vec<f64> {
     let (a, mut events, b, echo) = echo_pair(reliability).await;
     let b_id = b.local_peer().id;
     let payload = Bytes::from(vec![7u8; size]);
@@ -140,7 +168,7 @@ async fn multipeer_rtt(size: usize, reliability: Reliability, n: usize) -> (f64,
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     echo.abort();
-    stats(samples)
+    samples
 }
 
 async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
@@ -184,6 +212,8 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
     n as f64 / secs
 }
 
+/// MB/s of one named stream carrying `total` bytes in 64 KiB writes: read on a spawned task, written from this
+/// one, as the baseline does.
 async fn multipeer_bulk(total: usize) -> f64 {
     let net = MemoryNetwork::new();
     let (a, mut a_events) = start(&net, "a").await;
@@ -192,35 +222,35 @@ async fn multipeer_bulk(total: usize) -> f64 {
     added(&mut b_events, 1).await;
     let started = Instant::now();
     let b_id = b.local_peer().id;
-    let sender = tokio::spawn(async move {
-        let mut s = a.stream(b_id, "bulk").await.unwrap();
-        let chunk = vec![3u8; 64 * 1024];
-        let mut left = total;
-        while left > 0 {
-            let n = left.min(chunk.len());
-            s.write_all(&chunk[..n]).await.unwrap();
-            left -= n;
+    let reader = tokio::spawn(async move {
+        let mut stream = loop {
+            if let Some(Event::Stream(s)) = b_events.next().await {
+                break s;
+            }
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0;
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
         }
-        s.finish().await.unwrap();
-        a
+        (got, b)
     });
-    let mut stream = loop {
-        if let Some(Event::Stream(s)) = b_events.next().await {
-            break s;
-        }
-    };
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut got = 0;
-    loop {
-        let n = stream.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        got += n;
+    let mut s = a.stream(b_id, "bulk").await.unwrap();
+    let chunk = vec![3u8; 64 * 1024];
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        s.write_all(&chunk[..n]).await.unwrap();
+        left -= n;
     }
+    s.finish().await.unwrap();
+    let (got, b) = reader.await.unwrap();
     assert_eq!(got, total);
     let secs = started.elapsed().as_secs_f64();
-    let a = sender.await.unwrap();
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     total as f64 / secs / 1e6
@@ -291,17 +321,23 @@ async fn main() {
         Scale {
             reps: 2,
             round_trips: 200,
+            rtt_blocks: 1,
             messages: 2_000,
             bulk: 16 << 20,
             idle: Duration::from_secs(2),
+            lan_sizes: &[2],
+            lan_reps: 1,
         }
     } else {
         Scale {
             reps: 10,
             round_trips: 20_000,
+            rtt_blocks: 10,
             messages: 200_000,
             bulk: 1 << 30,
             idle: Duration::from_secs(60),
+            lan_sizes: &[2, 4, 8],
+            lan_reps: 10,
         }
     };
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
@@ -343,8 +379,15 @@ async fn main() {
     .into_iter()
     .filter(|_| run("rtt"))
     {
-        let ours = multipeer_rtt(size, reliability, scale.round_trips).await;
-        let base = raw::rtt(size, reliability == Reliability::Reliable, scale.round_trips).await;
+        // Alternating blocks, each on fresh connections: where the runtime happens to place the tasks moves
+        // round trips between two levels on a busy 2-core machine, so both sides get the same mix.
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..scale.rtt_blocks {
+            let n = scale.round_trips / scale.rtt_blocks;
+            ours.extend(multipeer_rtt(size, reliability, n).await);
+            base.extend(raw::rtt(size, reliability == Reliability::Reliable, n).await);
+        }
+        let (ours, base) = (stats(ours), stats(base));
         rows.push((
             label.into(),
             format!("{:.0} / {:.0} µs", ours.0, ours.1),
@@ -383,6 +426,52 @@ async fn main() {
         ));
         put("bulk_mb_per_s", json!({"multipeer": ours, "quinn": base}));
     }
+    if run("lan") {
+        let (sizes, reps) = (scale.lan_sizes, scale.lan_reps);
+        match tokio::task::spawn_blocking(move || lan::formation(sizes, reps))
+            .await
+            .unwrap()
+        {
+            Ok(results) => {
+                for f in results {
+                    let mut samples = f.samples.clone();
+                    samples.sort_by(|a, b| a.total_cmp(b));
+                    let p50 = percentile(&samples, 0.5);
+                    let max = samples.last().copied().unwrap_or(f64::NAN);
+                    let failed = if f.failures > 0 {
+                        format!(", {} of {} did not form", f.failures, reps)
+                    } else {
+                        String::new()
+                    };
+                    rows.push((
+                        format!(
+                            "mesh formation, {} peers, mDNS on a virtual LAN (process start to full mesh)",
+                            f.peers
+                        ),
+                        format!("{p50:.0} / {max:.0} ms (p50 / max of {}{failed})", samples.len()),
+                        "—".into(),
+                        format!("{:.2}× of the 400 ms aim (probing alone: 750 ms)", p50 / LAN_AIM_MS),
+                    ));
+                    put(
+                        &format!("lan_mesh_{}_ms", f.peers),
+                        json!({"p50": p50, "max": max, "samples": samples, "failures": f.failures,
+                               "aim_ms": LAN_AIM_MS, "probe_floor_ms": PROBE_FLOOR_MS}),
+                    );
+                }
+            }
+            Err(why) => {
+                if !why.is_empty() {
+                    eprintln!("skipping the lan group: {why}");
+                }
+                let why = if why.is_empty() {
+                    "needs root and iproute2".to_owned()
+                } else {
+                    why
+                };
+                put("lan_skipped", json!(why));
+            }
+        }
+    }
     let machine = format!(
         "{} cores, {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -397,7 +486,8 @@ async fn main() {
             .unwrap_or_else(|| "unknown CPU".into())
     );
     let mut md = format!(
-        "Machine: {machine}; loopback; ring crypto provider; {}.\n\n",
+        "Machine: {machine}; loopback (the mDNS rows: a virtual LAN of network namespaces); {PROVIDER} crypto \
+         provider; system allocator; {}.\n\n",
         if quick {
             "quick mode (smoke test only)"
         } else {
@@ -410,7 +500,7 @@ async fn main() {
     }
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(format!("{out}/bench.md"), &md).unwrap();
-    let json = json!({"machine": machine, "quick": quick, "figures": figures});
+    let json = json!({"machine": machine, "provider": PROVIDER, "quick": quick, "figures": figures});
     std::fs::write(
         format!("{out}/bench.json"),
         serde_json::to_string_pretty(&json).unwrap(),

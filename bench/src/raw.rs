@@ -1,4 +1,4 @@
-//! The baseline: the same traffic over raw quinn (ring provider), in the same process.
+//! The baseline: the same traffic over raw quinn (the library's crypto provider), in the same process.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,10 @@ async fn pair() -> (quinn::Endpoint, quinn::Connection, quinn::Endpoint, quinn::
         .self_signed(&key)
         .unwrap();
     let der: CertificateDer<'static> = cert.der().clone();
+    #[cfg(any(feature = "ring", not(feature = "aws-lc-rs")))]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
@@ -55,8 +58,8 @@ async fn pair() -> (quinn::Endpoint, quinn::Connection, quinn::Endpoint, quinn::
     (client, c, server, s)
 }
 
-/// Echo round trips: length-prefixed frames on one stream each way, or datagrams.
-pub(crate) async fn rtt(size: usize, reliable: bool, n: usize) -> (f64, f64) {
+/// Echo round trips (µs): length-prefixed frames on one stream each way, or datagrams.
+pub(crate) async fn rtt(size: usize, reliable: bool, n: usize) -> Vec<f64> {
     let (_ce, c, _se, s) = pair().await;
     let payload = vec![7u8; size];
     let mut samples = Vec::with_capacity(n);
@@ -112,7 +115,7 @@ pub(crate) async fn rtt(size: usize, reliable: bool, n: usize) -> (f64, f64) {
         }
         echo.abort();
     }
-    super::stats(samples)
+    samples
 }
 
 /// Messages per second of `size`-byte length-prefixed frames on one stream.

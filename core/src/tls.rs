@@ -33,12 +33,24 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The crypto provider of TLS and QUIC packet protection: ring, or aws-lc-rs with the `aws-lc-rs` feature and
+/// without the (default) `ring` feature.
+#[cfg(any(feature = "ring", not(feature = "aws-lc-rs")))]
+fn default_provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+#[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
+fn default_provider() -> CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(default_provider())
 }
 
 fn algorithms() -> WebPkiSupportedAlgorithms {
-    rustls::crypto::ring::default_provider().signature_verification_algorithms
+    default_provider().signature_verification_algorithms
 }
 
 fn peer_id_of(cert: &CertificateDer<'_>) -> Result<PeerId, rustls::Error> {

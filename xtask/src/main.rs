@@ -120,6 +120,17 @@ fn fuzz(seconds: u32) -> Result {
 
 /// Runs the benchmark suite; writes `target/bench/bench.md` and `bench.json`.
 fn bench(quick: bool) -> Result {
+    // The peer process of the mDNS mesh measurement (the `lan` group, on a virtual LAN when run as root).
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "multipeer",
+        "--features",
+        "test-peer",
+        "--bin",
+        "multipeer-test-peer",
+    ]))?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "-p", "multipeer-bench", "--"]);
     if quick {

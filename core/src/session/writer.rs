@@ -1,11 +1,12 @@
 //! The sending half of a control stream: reliable messages are framed into a bounded queue and reach QUIC in
 //! as few writes as possible.
 //!
-//! A message sent while the link is idle is written by the sender itself, at once. Until a flusher task has
-//! seen that write, the link counts as busy: later messages are appended to the queue's buffer, and the flusher
-//! hands everything queued to QUIC in one write. Many small messages then cost one stream write instead of one
-//! each (QUIC keeps every write as a separate segment until it is acknowledged, and finds data by walking
-//! them, so thousands of tiny segments make every packet dearer). A lone message never waits for the flusher.
+//! A message sent on its own (nothing queued, and no other message sent on the link within [`BURST`]) is
+//! written by the sender itself, at once: a lone message never waits for another task. A message that follows
+//! another closely is appended to the queue's buffer instead, and a flusher task hands everything queued to
+//! QUIC in one write. Many small messages then cost one stream write instead of one each (QUIC keeps every
+//! write as a separate segment until it is acknowledged, and finds data by walking them, so thousands of tiny
+//! segments make every packet dearer).
 //!
 //! The queue is bounded ([`QUEUE_LIMIT`] bytes, counting what the flusher is still writing): senders wait for
 //! room while it is full, which carries QUIC's flow control back to them.
@@ -15,12 +16,16 @@ use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::Notify;
 
 /// Most bytes queued on one link (a message larger than the room left is still taken whole).
 pub(crate) const QUEUE_LIMIT: usize = 256 * 1024;
+/// A message sent within this time of the previous one on the same link is queued for the flusher (a burst)
+/// rather than written at once. Far shorter than any network round trip, far longer than a send.
+const BURST: Duration = Duration::from_micros(20);
 /// Payloads up to this size are copied into the queue's buffer; larger ones are queued as they are.
 const COPY_LIMIT: usize = 4 * 1024;
 /// The queue's buffer grows by at least this much at a time.
@@ -37,9 +42,10 @@ struct Queue {
     tail: BytesMut,
     /// Bytes queued plus bytes the flusher took and has not written yet.
     len: usize,
-    /// Someone else writes: a sender's write that the flusher has not seen yet, or the flusher itself. While
-    /// set, senders only append. Cleared by the flusher once nothing is queued.
+    /// The flusher has work: while set, senders only append. Cleared by the flusher once nothing is queued.
     busy: bool,
+    /// When the last frame was queued.
+    last: Option<Instant>,
     /// Writing failed (connection lost, stream stopped) or the goodbye was queued: later frames are refused.
     closed: bool,
     /// Writing failed: whatever is queued is dropped.
@@ -150,12 +156,13 @@ impl ControlWriter {
             let room = self.progress.notified();
             let mut room = pin!(room);
             {
+                let now = Instant::now();
                 let mut queue = self.queue();
                 if queue.closed {
                     return Err(Closed);
                 }
                 if queue.len < QUEUE_LIMIT {
-                    return self.push(&mut queue, header, payload);
+                    return self.push(&mut queue, header, payload, now);
                 }
                 // Registered before the lock is released, so the flusher's next wake-up cannot be missed.
                 room.as_mut().enable();
@@ -164,15 +171,21 @@ impl ControlWriter {
         }
     }
 
-    fn push(&self, queue: &mut Queue, header: &[u8], payload: &Bytes) -> Result<(), Closed> {
+    fn push(&self, queue: &mut Queue, header: &[u8], payload: &Bytes, now: Instant) -> Result<(), Closed> {
+        let burst = queue
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < BURST);
+        queue.last = Some(now);
         queue.push(header, payload);
         if queue.busy {
             return Ok(());
         }
-        // Idle: write now without waiting; the flusher takes over whatever QUIC cannot take yet. It is woken
-        // before the write so that the connection task, woken by the write, runs first.
-        queue.busy = true;
-        self.work.notify_one();
+        if burst {
+            queue.busy = true;
+            self.work.notify_one();
+            return Ok(());
+        }
+        // On its own: write now without waiting; the flusher takes over whatever QUIC cannot take yet.
         let mut batch = Vec::with_capacity(2);
         queue.take(&mut batch);
         let mut written = 0;
@@ -182,12 +195,14 @@ impl ControlWriter {
             &mut batch,
             &mut written,
         );
-        queue.len -= written;
+        queue.len = queue.len.saturating_sub(written);
         match result {
             Poll::Ready(Ok(())) => Ok(()),
             Poll::Pending => {
                 // The queue was empty, and it stays locked: what is left goes first.
                 queue.chunks.extend(batch);
+                queue.busy = true;
+                self.work.notify_one();
                 Ok(())
             }
             Poll::Ready(Err(e)) => {
@@ -240,7 +255,10 @@ impl ControlWriter {
                         self.progress.notify_waiters();
                         return;
                     }
-                    self.queue().len -= written;
+                    {
+                        let mut queue = self.queue();
+                        queue.len = queue.len.saturating_sub(written);
+                    }
                     self.progress.notify_waiters();
                 }
             }
