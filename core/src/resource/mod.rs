@@ -28,7 +28,7 @@ pub const MAX_INCOMING_PER_PEER: u32 = 64;
 /// Most incoming transfers tracked at once (running or waiting to resume); more are refused as busy.
 pub const MAX_INCOMING_TRANSFERS: usize = 64;
 /// Bytes read or written per step.
-pub(crate) const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 1024 * 1024;
 
 /// Identifies one transfer; the same across resumptions.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use quinn::VarInt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -446,12 +446,17 @@ async fn receive_data(
     let rate = Rate::new(*received);
     state.report(*received, 0.0);
     let mut digest = Vec::with_capacity(DIGEST_LEN);
+    let mut block = vec![0u8; CHUNK];
     loop {
-        let chunk = if !buffered.is_empty() {
-            buffered.split().freeze()
+        // Read as much as has arrived, up to one block: few, large writes and hash updates.
+        let n = if !buffered.is_empty() {
+            let n = buffered.len().min(block.len());
+            block[..n].copy_from_slice(&buffered[..n]);
+            buffered.advance(n);
+            n
         } else {
             let next = tokio::select! {
-                next = recv.read_chunk(CHUNK, true) => next,
+                next = recv.read(&mut block) => next,
                 _ = cancel.wait_for(|c| *c) => {
                     let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
                     let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
@@ -459,7 +464,7 @@ async fn receive_data(
                 }
             };
             match next {
-                Ok(Some(chunk)) => chunk.bytes,
+                Ok(Some(n)) => n,
                 Ok(None) => break,
                 Err(e) => {
                     let stop = read_stop(e);
@@ -471,6 +476,7 @@ async fn receive_data(
                 }
             }
         };
+        let chunk = &block[..n];
         let data_left = state.size - *received;
         let data_len = usize::try_from(data_left).unwrap_or(usize::MAX).min(chunk.len());
         if data_len > 0 {
