@@ -52,6 +52,8 @@ pub enum Refusal {
     Busy,
     /// The receiver cannot store it.
     Unavailable,
+    /// The receiver cancelled this transfer earlier; do not send it again.
+    Cancelled,
 }
 
 impl Refusal {
@@ -61,6 +63,7 @@ impl Refusal {
             Refusal::TooLarge => 2,
             Refusal::Busy => 3,
             Refusal::Unavailable => 4,
+            Refusal::Cancelled => 5,
         }
     }
 
@@ -70,6 +73,7 @@ impl Refusal {
             2 => Refusal::TooLarge,
             3 => Refusal::Busy,
             4 => Refusal::Unavailable,
+            5 => Refusal::Cancelled,
             _ => return None,
         })
     }
@@ -280,6 +284,7 @@ mod tests {
             Reply::Refuse(Refusal::TooLarge),
             Reply::Refuse(Refusal::Busy),
             Reply::Refuse(Refusal::Unavailable),
+            Reply::Refuse(Refusal::Cancelled),
         ] {
             let bytes = encode_reply(reply);
             let mut partial = BytesMut::from(&bytes[..bytes.len() - 1]);

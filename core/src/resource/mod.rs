@@ -125,7 +125,9 @@ impl From<Refusal> for RefusalReason {
             Refusal::Declined => Self::Declined,
             Refusal::TooLarge => Self::TooLarge,
             Refusal::Busy => Self::Busy,
-            _ => Self::Unavailable,
+            Refusal::Unavailable => Self::Unavailable,
+            // Senders report this one as `ResourceError::CancelledByPeer`.
+            Refusal::Cancelled => Self::Declined,
         }
     }
 }

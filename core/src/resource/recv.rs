@@ -62,12 +62,15 @@ pub(crate) struct Hub {
 struct Completed {
     key: (PeerId, ResourceId),
     size: u64,
-    sha256: [u8; DIGEST_LEN],
+    /// The digest of a saved transfer; `None` for one we cancelled.
+    sha256: Option<[u8; DIGEST_LEN]>,
     at: Instant,
 }
 
-/// Most completed transfers remembered for re-offers.
+/// Most completed or cancelled transfers remembered for re-offers.
 const MAX_REMEMBERED: usize = 128;
+/// Most incoming transfers from one peer tracked at once, so one peer cannot take every slot.
+const MAX_INCOMING_TRANSFERS_PER_PEER: usize = 16;
 
 impl Hub {
     pub(crate) fn new(
@@ -151,7 +154,7 @@ impl Hub {
     pub(crate) async fn accept(
         self: Arc<Self>,
         peer: PeerId,
-        mut send: quinn::SendStream,
+        send: quinn::SendStream,
         mut recv: quinn::RecvStream,
         mut buf: BytesMut,
     ) -> Result<(), String> {
@@ -178,10 +181,30 @@ impl Hub {
                 return Ok(());
             }
         };
+        // From here on the work outlives the connection's reader, which may be aborted at any time.
+        tokio::spawn(self.answer(peer, offer, send, recv, buf));
+        Ok(())
+    }
+
+    /// Answers a decoded offer: the verdict of an earlier completed copy, a refusal, or the transfer itself.
+    async fn answer(
+        self: Arc<Self>,
+        peer: PeerId,
+        offer: crate::proto::resource::Offer,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        buf: BytesMut,
+    ) {
         let id = ResourceId(offer.id);
-        if let Some(sha256) = self.completed_digest(peer, id, offer.size) {
-            tokio::spawn(confirm_completed(send, recv, offer.size, sha256));
-            return Ok(());
+        match self.remembered(peer, id, offer.size) {
+            Some(Some(sha256)) => return confirm_completed(send, recv, offer.size, sha256).await,
+            Some(None) => {
+                let _ = send.write_all(&encode_reply(Reply::Refuse(Refusal::Cancelled))).await;
+                let _ = send.finish();
+                let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+                return;
+            }
+            None => {}
         }
         let decision = self.admit(peer, id, offer.name, offer.size).await;
         let (state, offset) = match decision {
@@ -191,23 +214,23 @@ impl Hub {
                 let _ = send.write_all(&encode_reply(Reply::Refuse(refusal))).await;
                 let _ = send.finish();
                 let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
-                return Ok(());
+                return;
             }
         };
-        tokio::spawn(self.receive(state, send, recv, buf, offset));
-        Ok(())
+        self.receive(state, send, recv, buf, offset).await;
     }
 
-    fn completed_digest(&self, peer: PeerId, id: ResourceId, size: u64) -> Option<[u8; DIGEST_LEN]> {
+    /// How a transfer ended here lately: `Some(Some(digest))` saved, `Some(None)` cancelled by us.
+    fn remembered(&self, peer: PeerId, id: ResourceId, size: u64) -> Option<Option<[u8; DIGEST_LEN]>> {
         let mut done = self.completed.lock().unwrap_or_else(PoisonError::into_inner);
         let window = self.settings.resume_window;
         done.retain(|c| c.at.elapsed() < window);
         done.iter()
-            .find(|c| c.key == (peer, id) && c.size == size)
+            .find(|c| c.key == (peer, id) && (c.size == size || c.sha256.is_none()))
             .map(|c| c.sha256)
     }
 
-    fn remember_completed(&self, key: (PeerId, ResourceId), size: u64, sha256: [u8; DIGEST_LEN]) {
+    fn remember(&self, key: (PeerId, ResourceId), size: u64, sha256: Option<[u8; DIGEST_LEN]>) {
         let mut done = self.completed.lock().unwrap_or_else(PoisonError::into_inner);
         if done.len() >= MAX_REMEMBERED {
             done.pop_front();
@@ -234,21 +257,22 @@ impl Hub {
         // Resuming?
         let resumed = {
             let mut map = self.incoming();
-            let full = map.len() >= MAX_INCOMING_TRANSFERS;
+            let full = map.len() >= MAX_INCOMING_TRANSFERS
+                || map.keys().filter(|(p, _)| *p == peer).count() >= MAX_INCOMING_TRANSFERS_PER_PEER;
             match map.get_mut(&(peer, id)) {
                 Some(entry) if entry.active => return Err(Refusal::Busy),
                 Some(entry) if entry.state.size == size => {
                     entry.active = true;
-                    let on_disk = std::fs::metadata(&entry.part).map(|m| m.len()).unwrap_or(0);
-                    Some((entry.state.clone(), entry.received.min(on_disk)))
+                    Some((entry.state.clone(), entry.received, entry.part.clone()))
                 }
                 Some(_) => return Err(Refusal::Busy),
                 None if full => return Err(Refusal::Busy),
                 None => None,
             }
         };
-        if let Some(resumed) = resumed {
-            return Ok(resumed);
+        if let Some((state, received, part)) = resumed {
+            let on_disk = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+            return Ok((state, received.min(on_disk)));
         }
         if size > self.settings.max_size {
             return Err(Refusal::TooLarge);
@@ -261,36 +285,38 @@ impl Hub {
         if !(self.filter)(&offer) {
             return Err(Refusal::Declined);
         }
-        let part = self.settings.directory.join(format!(".{}-{id}.part", peer.short()));
+        // Every transfer its own part file, so a late clean-up of an old one can never hit a new one.
+        let nonce = ResourceId::random().to_string();
+        let part = self
+            .settings
+            .directory
+            .join(format!(".{peer}-{id}-{}.part", &nonce[..8]));
+        let state = TransferState::new(id, peer, name, size, Direction::Incoming);
+        {
+            // Reserve the slot before touching the disk.
+            let mut map = self.incoming();
+            if map.len() >= MAX_INCOMING_TRANSFERS || map.contains_key(&(peer, id)) {
+                return Err(Refusal::Busy);
+            }
+            map.insert(
+                (peer, id),
+                Incoming {
+                    state: state.clone(),
+                    part: part.clone(),
+                    received: 0,
+                    active: true,
+                    interruptions: 0,
+                },
+            );
+        }
         let created = async {
             tokio::fs::create_dir_all(&self.settings.directory).await?;
             tokio::fs::File::create(&part).await
         };
         if let Err(e) = created.await {
             tracing::warn!(dir = %self.settings.directory.display(), "cannot store resources: {e}");
+            self.incoming().remove(&(peer, id));
             return Err(Refusal::Unavailable);
-        }
-        let state = TransferState::new(id, peer, name, size, Direction::Incoming);
-        let inserted = {
-            let mut map = self.incoming();
-            let room = map.len() < MAX_INCOMING_TRANSFERS && !map.contains_key(&(peer, id));
-            if room {
-                map.insert(
-                    (peer, id),
-                    Incoming {
-                        state: state.clone(),
-                        part: part.clone(),
-                        received: 0,
-                        active: true,
-                        interruptions: 0,
-                    },
-                );
-            }
-            room
-        };
-        if !inserted {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(Refusal::Busy);
         }
         self.emit(Event::ResourceStarted(ResourceTransfer::new(state.clone())))
             .await;
@@ -318,13 +344,16 @@ impl Hub {
                     Stop::Failed(e) => e,
                     Stop::Interrupted => ResourceError::SessionClosed,
                 };
+                if matches!(error, ResourceError::Cancelled) {
+                    self.remember(key, state.size, None);
+                }
                 self.incoming().remove(&key);
                 let _ = tokio::fs::remove_file(&part).await;
                 self.finished(&state, Err(error)).await;
             }
             Ok(mut delivered) => {
                 delivered.resumed_from = offset;
-                self.remember_completed(key, delivered.size, delivered.sha256);
+                self.remember(key, delivered.size, Some(delivered.sha256));
                 self.incoming().remove(&key);
                 self.finished(&state, Ok(delivered)).await;
             }
@@ -375,6 +404,9 @@ impl Hub {
                 }
             };
             if let Some(entry) = expired {
+                if cancelled {
+                    self.remember(key, state.size, None);
+                }
                 let _ = tokio::fs::remove_file(&entry.part).await;
                 let error = if cancelled {
                     ResourceError::Cancelled
@@ -436,13 +468,15 @@ async fn receive_data(
     };
     let mut file = tokio::fs::OpenOptions::new().read(true).write(true).open(part).await?;
     file.set_len(*received).await?;
+    // Answer first: hashing a large prefix from a slow disk may take a while, and QUIC flow control holds the
+    // sender's data meanwhile.
+    if let Err(e) = send.write_all(&encode_reply(Reply::Accept { offset: *received })).await {
+        return Err(write_stop(e));
+    }
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     hash_prefix(&mut file, *received, &mut hasher).await?;
     file.seek(std::io::SeekFrom::Start(*received)).await?;
     let mut file = tokio::io::BufWriter::with_capacity(CHUNK, file);
-    if let Err(e) = send.write_all(&encode_reply(Reply::Accept { offset: *received })).await {
-        return Err(write_stop(e));
-    }
     let rate = Rate::new(*received);
     state.report(*received, 0.0);
     let mut digest = Vec::with_capacity(DIGEST_LEN);

@@ -14,7 +14,7 @@ use super::{
     REPLY_TIMEOUT,
 };
 use crate::proto::resource::{
-    decode_reply, encode_offer, Offer, Reply, Verdict, DIGEST_LEN, RESOURCE_CANCELLED, RESOURCE_PROTOCOL_ERROR,
+    decode_reply, encode_offer, Offer, Refusal, Reply, Verdict, DIGEST_LEN, RESOURCE_CANCELLED, RESOURCE_PROTOCOL_ERROR,
 };
 
 /// Most attempts of one transfer (each interruption costs one).
@@ -81,8 +81,16 @@ async fn attempt(
         name: state.name.clone(),
     })
     .map_err(|_| ResourceError::InvalidName)?;
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|_| Stop::Interrupted)?;
-    send.write_all(&offer).await.map_err(write_stop)?;
+    // Opening may wait for stream credit (the peer's other streams): cancelling must not.
+    let opened = tokio::select! {
+        opened = async {
+            let (mut send, recv) = conn.open_bi().await.map_err(|_| Stop::Interrupted)?;
+            send.write_all(&offer).await.map_err(write_stop)?;
+            Ok::<_, Stop>((send, recv))
+        } => opened,
+        _ = cancel.wait_for(|c| *c) => return Err(ResourceError::Cancelled.into()),
+    };
+    let (mut send, mut recv) = opened?;
 
     // The reply.
     let mut buf = BytesMut::new();
@@ -103,6 +111,7 @@ async fn attempt(
     .await
     .map_err(|_| ResourceError::Protocol("no reply to the offer"))??;
     let offset = match reply {
+        Reply::Refuse(Refusal::Cancelled) => return Err(ResourceError::CancelledByPeer.into()),
         Reply::Refuse(refusal) => return Err(ResourceError::Refused(refusal.into()).into()),
         Reply::Accept { offset } if offset <= state.size => offset,
         Reply::Accept { .. } => {
@@ -130,7 +139,7 @@ async fn attempt(
                 .await
                 .map_err(ResourceError::from)?;
             if n == 0 {
-                let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+                let _ = send.reset(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
                 return Err(ResourceError::Io(Arc::new(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "the file shrank while it was being sent",
@@ -158,19 +167,19 @@ async fn attempt(
     let _ = send.finish();
     tracing::debug!(name = %state.name, size = state.size, "resource sent; waiting for the verdict");
 
-    // The verdict, once the receiver has checked and saved the file.
+    // The verdict, once the receiver has checked, synced and saved the file: no time limit (syncing gigabytes
+    // to a slow card takes long; a vanished receiver is noticed by the connection's idle timeout).
     let verdict = tokio::select! {
-        v = tokio::time::timeout(REPLY_TIMEOUT, recv.read_chunk(1, true)) => v,
+        v = recv.read_chunk(1, true) => v,
         _ = cancel.wait_for(|c| *c) => {
             let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
             return Err(ResourceError::Cancelled.into());
         }
     };
     let byte = match verdict {
-        Ok(Ok(Some(chunk))) if !chunk.bytes.is_empty() => chunk.bytes[0],
-        Ok(Ok(_)) => return Err(ResourceError::Protocol("stream ended without a verdict").into()),
-        Ok(Err(e)) => return Err(read_stop(e)),
-        Err(_) => return Err(ResourceError::Protocol("no verdict from the receiver").into()),
+        Ok(Some(chunk)) if !chunk.bytes.is_empty() => chunk.bytes[0],
+        Ok(_) => return Err(ResourceError::Protocol("stream ended without a verdict").into()),
+        Err(e) => return Err(read_stop(e)),
     };
     tracing::debug!(name = %state.name, byte, "verdict");
     match Verdict::from_byte(byte) {

@@ -19,7 +19,6 @@ use crate::proto::mesh::{AttemptId, Dial, Refusal, Retry};
 use crate::proto::PROTOCOL_VERSION;
 use crate::tls::{self, ClientIdentity};
 
-/// How long the QUIC handshake and then the hello exchange may take, each.
 /// The close code and reason that tell a peer why it was refused.
 pub(crate) fn refusal_code(refusal: Refusal) -> (u32, &'static str) {
     match refusal {
@@ -30,6 +29,7 @@ pub(crate) fn refusal_code(refusal: Refusal) -> (u32, &'static str) {
     }
 }
 
+/// How long the QUIC handshake and then the hello exchange may take, each.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Delay before trying a peer's next address while earlier ones are still pending.
 pub(crate) const NEXT_ADDRESS_DELAY: Duration = Duration::from_millis(250);

@@ -217,6 +217,15 @@ impl ControlWriter {
 
     /// Writes what senders queue until the connection closes or writing fails. Run it on a task of its own.
     pub(crate) async fn flush(&self, conn: quinn::Connection) {
+        // However the flusher ends (returning, or aborted at shutdown), waiting senders must learn it.
+        struct FailOnExit<'a>(&'a ControlWriter);
+        impl Drop for FailOnExit<'_> {
+            fn drop(&mut self) {
+                self.0.queue().fail();
+                self.0.progress.notify_waiters();
+            }
+        }
+        let _fail_on_exit = FailOnExit(self);
         let mut closed = pin!(conn.closed());
         let mut batch = Vec::new();
         loop {
