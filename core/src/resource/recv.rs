@@ -23,6 +23,7 @@ use crate::proto::resource::{
     decode_offer, encode_reply, Refusal, Reply, Verdict, DIGEST_LEN, MAX_OFFER_LEN, RESOURCE_CANCELLED,
     RESOURCE_PROTOCOL_ERROR,
 };
+use crate::session::conn::read_preamble;
 use crate::session::events::{Event, EventSender};
 use crate::session::Shared;
 
@@ -158,29 +159,8 @@ impl Hub {
         mut recv: quinn::RecvStream,
         mut buf: BytesMut,
     ) -> Result<(), String> {
-        let read = async {
-            loop {
-                if let Some(offer) = decode_offer(&mut buf).map_err(|e| e.to_string())? {
-                    return Ok(Some(offer));
-                }
-                match recv
-                    .read_chunk(MAX_OFFER_LEN.saturating_sub(buf.len()).max(1), true)
-                    .await
-                {
-                    Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-                    Ok(None) | Err(_) => return Ok(None),
-                }
-            }
-        };
-        let offer = match tokio::time::timeout(OFFER_TIMEOUT, read).await {
-            Ok(Ok(Some(offer))) => offer,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Err(problem)) => return Err(problem),
-            Err(_) => {
-                let _ = recv.stop(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
-                return Ok(());
-            }
-        };
+        let read = read_preamble(&mut recv, &mut buf, MAX_OFFER_LEN, OFFER_TIMEOUT, decode_offer);
+        let Some(offer) = read.await? else { return Ok(()) };
         // From here on the work outlives the connection's reader, which may be aborted at any time.
         tokio::spawn(self.answer(peer, offer, send, recv, buf));
         Ok(())

@@ -646,31 +646,13 @@ async fn accept_bidi(
     match buf.first().copied() {
         Some(crate::proto::resource::STREAM_RESOURCE) => ctx.resources.clone().accept(peer, send, recv, buf).await,
         Some(frame::STREAM_DUPLEX) => {
-            let read = async {
-                loop {
-                    if let Some(name) = frame::decode_duplex_stream_preamble(&mut buf).map_err(|e| e.to_string())? {
-                        return Ok(Some(name));
-                    }
-                    let want = (frame::MAX_STREAM_NAME_LEN + 3).saturating_sub(buf.len()).max(1);
-                    match recv.read_chunk(want, true).await {
-                        Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-                        Ok(None) | Err(_) => return Ok(None),
-                    }
-                }
-            };
-            match tokio::time::timeout(STREAM_NAME_TIMEOUT, read).await {
-                Ok(Ok(Some(name))) => {
-                    let stream = DuplexStream::new(peer, name, send, buf, recv);
-                    let _ = ctx.events.send(Event::DuplexStream(stream)).await;
-                    Ok(())
-                }
-                Ok(Ok(None)) => Ok(()),
-                Ok(Err(problem)) => Err(problem),
-                Err(_) => {
-                    let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
-                    Ok(())
-                }
+            let max = frame::MAX_STREAM_NAME_LEN + 3;
+            let decode = frame::decode_duplex_stream_preamble;
+            if let Some(name) = read_preamble(&mut recv, &mut buf, max, STREAM_NAME_TIMEOUT, decode).await? {
+                let stream = DuplexStream::new(peer, name, send, buf, recv);
+                let _ = ctx.events.send(Event::DuplexStream(stream)).await;
             }
+            Ok(())
         }
         Some(other) => Err(format!("unknown bidirectional stream kind {other:#04x}")),
         None => Ok(()),
@@ -680,33 +662,49 @@ async fn accept_bidi(
 /// How long a peer may take to send a stream's name.
 const STREAM_NAME_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, events: EventSender) -> Result<(), String> {
-    let mut buf = BytesMut::new();
+/// Reads the start of a stream into `buf` until `decode` recognises it (reading at most `max` bytes) or
+/// `limit` passes. `Ok(None)`: the stream ended, was reset or took too long (then it is stopped) — not worth a
+/// protocol error. `Err`: malformed, a protocol violation.
+pub(crate) async fn read_preamble<T, E: std::fmt::Display>(
+    recv: &mut quinn::RecvStream,
+    buf: &mut BytesMut,
+    max: usize,
+    limit: Duration,
+    mut decode: impl FnMut(&mut BytesMut) -> Result<Option<T>, E>,
+) -> Result<Option<T>, String> {
     let read = async {
         loop {
-            match frame::decode_stream_preamble(&mut buf).map_err(|e| e.to_string())? {
-                Some(StreamPreamble::Named(name)) => return Ok(Some(name)),
-                Some(StreamPreamble::Control) => return Err("second control stream".to_owned()),
-                None => match recv.read_chunk(frame::MAX_STREAM_NAME_LEN + 3 - buf.len(), true).await {
-                    Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-                    // A stream reset or ended before its name is not worth a protocol error.
-                    Ok(None) | Err(_) => return Ok(None),
-                },
+            if let Some(value) = decode(buf).map_err(|e| e.to_string())? {
+                return Ok(Some(value));
+            }
+            match recv.read_chunk(max.saturating_sub(buf.len()).max(1), true).await {
+                Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+                Ok(None) | Err(_) => return Ok(None),
             }
         }
     };
-    match tokio::time::timeout(STREAM_NAME_TIMEOUT, read).await {
-        Ok(Ok(Some(name))) => {
-            let _ = events
-                .send(Event::Stream(IncomingStream::new(peer, name, buf, recv)))
-                .await;
-            Ok(())
-        }
-        Ok(Ok(None)) => Ok(()),
-        Ok(Err(problem)) => Err(problem),
+    match tokio::time::timeout(limit, read).await {
+        Ok(result) => result,
         Err(_) => {
             let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
-            Ok(())
+            Ok(None)
         }
     }
+}
+
+async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, events: EventSender) -> Result<(), String> {
+    let mut buf = BytesMut::new();
+    let max = frame::MAX_STREAM_NAME_LEN + 3;
+    let decode = |buf: &mut BytesMut| match frame::decode_stream_preamble(buf) {
+        Ok(Some(StreamPreamble::Named(name))) => Ok(Some(name)),
+        Ok(Some(StreamPreamble::Control)) => Err("second control stream".to_owned()),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Some(name) = read_preamble(&mut recv, &mut buf, max, STREAM_NAME_TIMEOUT, decode).await? {
+        let _ = events
+            .send(Event::Stream(IncomingStream::new(peer, name, buf, recv)))
+            .await;
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 mod actor;
-mod conn;
+pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod stream;
