@@ -42,8 +42,11 @@ enum GameEvent {
     Start { round: u32, coin: Cell },
     /// The score keeper saw `player` take the coin; the next one is at `coin`.
     Score { player: PeerId, coin: Cell },
-    /// Someone reached the target: the final scores.
-    GameOver { round: u32, scores: BTreeMap<PeerId, u32> },
+    /// Someone reached the target: the final scores (id, name, score), as the scorekeeper has them.
+    GameOver {
+        round: u32,
+        scores: Vec<(PeerId, String, u32)>,
+    },
 }
 
 /// Where a player is: sent as a datagram on every tick.
@@ -227,7 +230,11 @@ impl Game {
             let coin = self.random_cell();
             self.broadcast(GameEvent::Score { player, coin }).await?;
             if self.players.get(&player).is_some_and(|p| p.score >= self.target) {
-                let scores = self.players.iter().map(|(id, p)| (*id, p.score)).collect();
+                let scores = self
+                    .players
+                    .iter()
+                    .map(|(id, p)| (*id, p.name.clone(), p.score))
+                    .collect();
                 let round = self.round;
                 self.broadcast(GameEvent::GameOver { round, scores }).await?;
             }
@@ -284,22 +291,22 @@ impl Game {
                 }
             }
             GameEvent::GameOver { round, scores } => {
-                for (id, score) in scores {
-                    if let Some(player) = self.players.get_mut(&id) {
-                        player.score = score;
+                for (id, _, score) in &scores {
+                    if let Some(player) = self.players.get_mut(id) {
+                        player.score = *score;
                     }
                 }
                 (self.playing, self.lobby_since) = (false, Instant::now());
                 self.rounds_over += 1;
                 self.session.start_looking_for_peers().await?;
                 self.say(format!("datagrams: round={round} received={}", self.datagrams));
-                let mut scores: Vec<String> = self
-                    .players
-                    .values()
-                    .map(|p| format!("{}={}", p.name, p.score))
+                // The scorekeeper's list, so every player prints the same result even if someone left meanwhile.
+                let mut finals: Vec<String> = scores
+                    .iter()
+                    .map(|(_, name, score)| format!("{name}={score}"))
                     .collect();
-                scores.sort();
-                self.say(format!("final: round={round} {}", scores.join(" ")));
+                finals.sort();
+                self.say(format!("final: round={round} {}", finals.join(" ")));
                 self.say(format!("round {round} over; looking for peers again"));
             }
         }

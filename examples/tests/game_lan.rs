@@ -57,7 +57,10 @@ fn three_headless_players_agree_on_the_final_score() {
             finals.push(line(player, T, &format!("final: round={round} ")));
             line(player, T, &format!("round {round} over; looking for peers again"));
         }
-        assert!(finals.iter().all(|f| *f == finals[0]), "round {round}: {finals:?}");
+        if !finals.iter().all(|f| *f == finals[0]) {
+            let outputs: Vec<String> = players.iter().map(|p| p.describe()).collect();
+            panic!("round {round}: {finals:?}\n{}", outputs.join("\n"));
+        }
         // Every player is in the result, and someone reached the target.
         let scores: Vec<u32> = finals[0]
             .split(' ')
