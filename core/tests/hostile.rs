@@ -83,15 +83,10 @@ async fn hostile_resource_streams_are_refused_and_others_carry_on() {
     let (b, mut b_events) = start(&net, config("b")).await;
     expect_peers_added(&mut a_events, 1, T).await;
     expect_peers_added(&mut b_events, 1, T).await;
-    let hello = [vec![0u8], raw::frame(1, &raw::hello("mallory"))].concat();
-
     // An unknown kind of bidirectional stream, and a duplex stream with an empty name: protocol error,
     // connection closed.
     for bytes in [&[0x09u8, 1, 2, 3][..], &[0x03, 0, 0][..]] {
-        let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
-        // Kept open: a finished control stream would itself be a protocol error.
-        let mut control = conn.open_uni().await.unwrap();
-        control.write_all(&hello).await.unwrap();
+        let (conn, _control) = raw::join(a.local_addr(), "mallory").await;
         expect_peers_added(&mut a_events, 1, T).await;
         let (mut send, _recv) = conn.open_bi().await.unwrap();
         send.write_all(bytes).await.unwrap();
@@ -103,10 +98,7 @@ async fn hostile_resource_streams_are_refused_and_others_carry_on() {
     }
 
     // An offer followed by more data than announced: the transfer fails, nothing is saved.
-    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
-    // Kept open: a finished control stream would itself be a protocol error.
-    let mut control = conn.open_uni().await.unwrap();
-    control.write_all(&hello).await.unwrap();
+    let (conn, _control) = raw::join(a.local_addr(), "mallory").await;
     expect_peers_added(&mut a_events, 1, T).await;
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     let offer = encode_offer(&Offer {

@@ -368,21 +368,15 @@ async fn several_transfers_to_several_peers_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_transfer_offered_again_gets_its_verdict_not_a_second_copy() {
-    use bytes::BytesMut;
-    use common::raw::{self, RawOptions};
-    use multipeer::proto::resource::{decode_reply, encode_offer, Offer, Reply};
+    use common::raw;
+    use multipeer::proto::resource::{encode_offer, Offer, Reply};
     init_tracing();
     let inbox = TempDir::new("reoffer");
     let net = MemoryNetwork::new();
     let (a, mut a_events) = start(&net, config("a").resource_directory(&inbox.0)).await;
     // A hand-driven peer that sends the same resource twice, as a sender does that lost the connection
     // before the verdict reached it.
-    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
-    let mut control = conn.open_uni().await.unwrap();
-    control
-        .write_all(&[vec![0u8], raw::frame(1, &raw::hello("raw"))].concat())
-        .await
-        .unwrap();
+    let (conn, control) = raw::join(a.local_addr(), "raw").await;
     expect_peers_added(&mut a_events, 1, T).await;
     let content = b"the same twice".to_vec();
     let sha256 = ring::digest::digest(&ring::digest::SHA256, &content);
@@ -396,14 +390,7 @@ async fn a_completed_transfer_offered_again_gets_its_verdict_not_a_second_copy()
     for _ in 0..2 {
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         send.write_all(&offer).await.unwrap();
-        let mut buf = BytesMut::new();
-        let reply = loop {
-            if let Some(reply) = decode_reply(&mut buf).unwrap() {
-                break reply;
-            }
-            let chunk = within(T, "reply", recv.read_chunk(64, true)).await.unwrap().unwrap();
-            buf.extend_from_slice(&chunk.bytes);
-        };
+        let reply = raw::read_reply(&mut recv).await;
         let Reply::Accept { offset } = reply else {
             panic!("refused: {reply:?}")
         };
@@ -434,19 +421,13 @@ async fn a_completed_transfer_offered_again_gets_its_verdict_not_a_second_copy()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_the_receiver_cancelled_is_not_accepted_again() {
-    use bytes::BytesMut;
-    use common::raw::{self, RawOptions};
-    use multipeer::proto::resource::{decode_reply, encode_offer, Offer, Refusal, Reply};
+    use common::raw;
+    use multipeer::proto::resource::{encode_offer, Offer, Refusal, Reply};
     init_tracing();
     let inbox = TempDir::new("recancel");
     let net = MemoryNetwork::new();
     let (a, mut a_events) = start(&net, config("a").resource_directory(&inbox.0)).await;
-    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
-    let mut control = conn.open_uni().await.unwrap();
-    control
-        .write_all(&[vec![0u8], raw::frame(1, &raw::hello("raw"))].concat())
-        .await
-        .unwrap();
+    let (conn, control) = raw::join(a.local_addr(), "raw").await;
     expect_peers_added(&mut a_events, 1, T).await;
     let offer = encode_offer(&Offer {
         id: [6; 16],
@@ -454,28 +435,18 @@ async fn a_transfer_the_receiver_cancelled_is_not_accepted_again() {
         name: "unwanted.bin".into(),
     })
     .unwrap();
-    let reply = |mut recv: quinn::RecvStream| async move {
-        let mut buf = BytesMut::new();
-        loop {
-            if let Some(reply) = decode_reply(&mut buf).unwrap() {
-                return reply;
-            }
-            let chunk = within(T, "reply", recv.read_chunk(64, true)).await.unwrap().unwrap();
-            buf.extend_from_slice(&chunk.bytes);
-        }
-    };
     // First offer: accepted, then the app cancels it.
-    let (mut send, recv) = conn.open_bi().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(&offer).await.unwrap();
-    assert_eq!(reply(recv).await, Reply::Accept { offset: 0 });
+    assert_eq!(raw::read_reply(&mut recv).await, Reply::Accept { offset: 0 });
     let started = expect_started(&mut a_events).await;
     started.cancel();
     let (_, result) = expect_finished(&mut a_events, T).await;
     assert!(matches!(result, Err(ResourceError::Cancelled)), "{result:?}");
     // The same transfer offered again is refused as cancelled, and the app is not asked again.
-    let (mut send, recv) = conn.open_bi().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(&offer).await.unwrap();
-    assert_eq!(reply(recv).await, Reply::Refuse(Refusal::Cancelled));
+    assert_eq!(raw::read_reply(&mut recv).await, Reply::Refuse(Refusal::Cancelled));
     let more = collect_for(&mut a_events, Duration::from_millis(300)).await;
     assert!(!more.iter().any(|e| matches!(e, Event::ResourceStarted(_))), "{more:?}");
     assert!(files(&inbox.0).is_empty());

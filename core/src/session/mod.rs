@@ -509,13 +509,18 @@ impl Session {
         self.inner.shared.link(peer)?.conn.max_datagram_size()
     }
 
-    /// Opens a named byte stream to `peer`. Waits while the peer has too many streams open (back-pressure).
-    pub async fn stream(&self, peer: PeerId, name: &str) -> Result<OutgoingStream, StreamError> {
-        let preamble = frame::encode_named_stream_preamble(name)?;
+    /// The link a new stream to `peer` goes over.
+    fn stream_link(&self, peer: PeerId) -> Result<Arc<Link>, StreamError> {
         if self.is_closed() {
             return Err(StreamError::SessionClosed);
         }
-        let link = self.inner.shared.link(&peer).ok_or(StreamError::NotConnected(peer))?;
+        self.inner.shared.link(&peer).ok_or(StreamError::NotConnected(peer))
+    }
+
+    /// Opens a named byte stream to `peer`. Waits while the peer has too many streams open (back-pressure).
+    pub async fn stream(&self, peer: PeerId, name: &str) -> Result<OutgoingStream, StreamError> {
+        let preamble = frame::encode_named_stream_preamble(name)?;
+        let link = self.stream_link(peer)?;
         let mut send = link
             .conn
             .open_uni()
@@ -570,10 +575,7 @@ impl Session {
     /// [`Event::DuplexStream`](crate::Event::DuplexStream). Waits while the peer has too many open.
     pub async fn duplex_stream(&self, peer: PeerId, name: &str) -> Result<DuplexStream, StreamError> {
         let preamble = frame::encode_duplex_stream_preamble(name)?;
-        if self.is_closed() {
-            return Err(StreamError::SessionClosed);
-        }
-        let link = self.inner.shared.link(&peer).ok_or(StreamError::NotConnected(peer))?;
+        let link = self.stream_link(peer)?;
         let (mut send, recv) = link
             .conn
             .open_bi()

@@ -503,6 +503,34 @@ pub mod raw {
     }
 
     /// Sends `bytes` on a new unidirectional stream and returns the close code the session answers with.
+    /// Connects to `addr` and joins as a peer called `name`: opens the control stream and sends the hello.
+    /// Keep the returned control stream: a finished control stream is itself a protocol error.
+    pub async fn join(addr: SocketAddr, name: &str) -> (quinn::Connection, quinn::SendStream) {
+        let conn = connect(addr, RawOptions::default()).await.unwrap();
+        let mut control = conn.open_uni().await.unwrap();
+        control
+            .write_all(&[vec![0u8], frame(1, &hello(name))].concat())
+            .await
+            .unwrap();
+        (conn, control)
+    }
+
+    /// Reads a resource offer's reply from `recv` (at most 10 s).
+    pub async fn read_reply(recv: &mut quinn::RecvStream) -> multipeer::proto::resource::Reply {
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            if let Some(reply) = multipeer::proto::resource::decode_reply(&mut buf).unwrap() {
+                return reply;
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), recv.read_chunk(64, true))
+                .await
+                .expect("reply in time")
+                .unwrap()
+                .unwrap();
+            buf.extend_from_slice(&chunk.bytes);
+        }
+    }
+
     pub async fn send_and_get_close_code(conn: &quinn::Connection, bytes: &[u8]) -> Option<u64> {
         let mut send = conn.open_uni().await.ok()?;
         let _ = send.write_all(bytes).await;
