@@ -26,31 +26,49 @@ async fn malformed_input_closes_only_the_offending_connection() {
         bytes
     };
     let hello = raw::frame(1, &raw::hello("mallory"));
-    // Each case: what the hostile peer sends, and whether it got as far as joining first.
+    // Each case: what the hostile peer sends, and whether it passes admission and joins first.
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
-        ("message before hello", control(&[raw::frame(2, b"hi")]), false),
+        ("message before admission", control(&[raw::frame(2, b"hi")]), false),
+        ("hello before admission", control(&[hello.clone()]), false),
         ("unknown stream kind", vec![0x42, 1, 2, 3], false),
-        ("hello that is not JSON", control(&[raw::frame(1, b"{nope")]), false),
+        (
+            "admission message that is garbage",
+            control(&[raw::frame(4, b"\x01garbage")]),
+            false,
+        ),
+        ("hello that is not JSON", raw::frame(1, b"{nope"), false),
+        ("message before hello", raw::frame(2, b"hi"), false),
         (
             "oversized frame",
-            control(&[hello.clone(), vec![2, 0xff, 0xff, 0xff, 0xff]]),
+            [hello.clone(), vec![2, 0xff, 0xff, 0xff, 0xff]].concat(),
             true,
         ),
         (
             "unknown frame type",
-            control(&[hello.clone(), raw::frame(0x77, b"")]),
+            [hello.clone(), raw::frame(0x77, b"")].concat(),
             true,
         ),
-        ("hello sent twice", control(&[hello.clone(), hello.clone()]), true),
+        ("hello sent twice", [hello.clone(), hello.clone()].concat(), true),
         (
-            "truncated goodbye",
-            control(&[hello.clone(), vec![3, 0, 0, 0, 9]]),
+            "admission message after hello",
+            [hello.clone(), raw::frame(4, b"\x03")].concat(),
             true,
         ),
+        ("truncated goodbye", [hello.clone(), vec![3, 0, 0, 0, 9]].concat(), true),
     ];
-    for (what, bytes, joins) in cases {
-        let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
-        let code = raw::send_and_get_close_code(&conn, &bytes).await;
+    for (i, (what, bytes, joins)) in cases.into_iter().enumerate() {
+        let (conn, id) = raw::connect_as(a.local_addr(), RawOptions::default()).await.unwrap();
+        let code = if i < 4 {
+            raw::send_and_get_close_code(&conn, &bytes).await
+        } else {
+            // Passes admission, then misbehaves on its control stream.
+            let (mut control, _theirs, _code) = raw::admit(&conn, id, None).await.unwrap();
+            control.write_all(&bytes).await.unwrap();
+            match tokio::time::timeout(T, conn.closed()).await {
+                Ok(quinn::ConnectionError::ApplicationClosed(close)) => Some(close.error_code.into_inner()),
+                other => panic!("{what}: {other:?}"),
+            }
+        };
         assert_eq!(code, Some(u64::from(codes::PROTOCOL_ERROR)), "{what}");
         if joins {
             let name = expect(&mut a_events, T, "hostile peer added", |e| match e {
@@ -256,13 +274,7 @@ async fn thousands_of_streams_at_once_stay_bounded_and_others_carry_on() {
     init_tracing();
     let (a, _a_events, b, mut b_events) = connected_pair().await;
     // A hostile peer joins properly, then opens 2,000 streams at once and never finishes any.
-    let conn = raw::connect(a.local_addr(), RawOptions::default()).await.unwrap();
-    let mut control = conn.open_uni().await.unwrap();
-    control.write_all(&[0]).await.unwrap();
-    control
-        .write_all(&raw::frame(1, &raw::hello("stream-flood")))
-        .await
-        .unwrap();
+    let (conn, _control) = raw::join(a.local_addr(), "stream-flood").await;
     let opened = Arc::new(AtomicUsize::new(0));
     let mut openers = Vec::new();
     for i in 0..2_000 {

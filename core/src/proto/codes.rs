@@ -20,6 +20,8 @@ pub const HELLO_TIMEOUT: u32 = 0x07;
 pub const VERSION_MISMATCH: u32 = 0x08;
 /// A newer connection from the same peer replaced this one.
 pub const REPLACED: u32 = 0x09;
+/// Too many failed passphrase attempts from this peer or address: try again later.
+pub const RATE_LIMITED: u32 = 0x0a;
 
 /// Why a connection attempt or a connection was refused, as decoded from a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub enum CloseCode {
     VersionMismatch,
     /// See [`REPLACED`].
     Replaced,
+    /// See [`RATE_LIMITED`].
+    RateLimited,
     /// A code this version does not know.
     Unknown(u64),
 }
@@ -63,6 +67,7 @@ impl CloseCode {
             Ok(HELLO_TIMEOUT) => Self::HelloTimeout,
             Ok(VERSION_MISMATCH) => Self::VersionMismatch,
             Ok(REPLACED) => Self::Replaced,
+            Ok(RATE_LIMITED) => Self::RateLimited,
             _ => Self::Unknown(code),
         }
     }
@@ -80,6 +85,7 @@ impl CloseCode {
             Self::HelloTimeout => HELLO_TIMEOUT,
             Self::VersionMismatch => VERSION_MISMATCH,
             Self::Replaced => REPLACED,
+            Self::RateLimited => RATE_LIMITED,
             Self::Unknown(code) => return code,
         })
     }

@@ -24,6 +24,8 @@ pub const FRAME_HELLO: u8 = 0x01;
 pub const FRAME_MESSAGE: u8 = 0x02;
 /// Frame type: the sender leaves the session.
 pub const FRAME_GOODBYE: u8 = 0x03;
+/// Frame type: one message of the admission exchange (see [`crate::proto::auth`]), before the hello.
+pub const FRAME_AUTH: u8 = 0x04;
 
 /// Bytes of a frame header.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -74,6 +76,8 @@ pub enum Frame {
     Message(Bytes),
     /// The sender leaves.
     Goodbye,
+    /// An admission message (see [`crate::proto::auth`]).
+    Auth(Bytes),
 }
 
 fn max_len(frame_type: u8) -> Result<usize, FrameError> {
@@ -81,6 +85,7 @@ fn max_len(frame_type: u8) -> Result<usize, FrameError> {
         FRAME_HELLO => Ok(MAX_HELLO_LEN),
         FRAME_MESSAGE => Ok(MAX_MESSAGE_LEN),
         FRAME_GOODBYE => Ok(0),
+        FRAME_AUTH => Ok(crate::proto::auth::MAX_AUTH_LEN),
         other => Err(FrameError::UnknownFrameType(other)),
     }
 }
@@ -108,6 +113,7 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
     Ok(Some(match frame_type {
         FRAME_HELLO => Frame::Hello(payload),
         FRAME_MESSAGE => Frame::Message(payload),
+        FRAME_AUTH => Frame::Auth(payload),
         _ => Frame::Goodbye,
     }))
 }
@@ -131,6 +137,7 @@ pub fn encode_frame(frame: &Frame) -> Result<Bytes, FrameError> {
         Frame::Hello(p) => (FRAME_HELLO, p),
         Frame::Message(p) => (FRAME_MESSAGE, p),
         Frame::Goodbye => (FRAME_GOODBYE, &[]),
+        Frame::Auth(p) => (FRAME_AUTH, p),
     };
     let mut out = BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
     out.put_slice(&frame_header(frame_type, payload.len())?);
@@ -240,9 +247,6 @@ pub struct Hello {
     pub initial_data: serde_json::Value,
     /// The sender's `max_peers`.
     pub max_peers: usize,
-    /// HMAC proving knowledge of the admission passphrase, bound to this TLS session; absent without one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub passphrase_proof: Option<Vec<u8>>,
     /// The inviter's invitation context (only sent by the dialing side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitation_context: Option<Vec<u8>>,
@@ -275,9 +279,6 @@ impl Hello {
         if !(2..=config::MAX_PEERS_LIMIT).contains(&hello.max_peers) {
             return invalid("max_peers");
         }
-        if hello.passphrase_proof.as_ref().is_some_and(|p| p.len() != 32) {
-            return invalid("passphrase proof length");
-        }
         if hello
             .invitation_context
             .as_ref()
@@ -295,12 +296,11 @@ mod tests {
 
     fn hello() -> Hello {
         Hello {
-            version: 1,
+            version: crate::proto::PROTOCOL_VERSION,
             display_name: "Alice".into(),
             discovery_info: BTreeMap::from([("room".into(), "lobby".into())]),
             initial_data: serde_json::json!({"x": 1}),
             max_peers: 8,
-            passphrase_proof: Some(vec![7; 32]),
             invitation_context: None,
         }
     }
@@ -372,10 +372,6 @@ mod tests {
             },
             Hello {
                 max_peers: 99,
-                ..hello()
-            },
-            Hello {
-                passphrase_proof: Some(vec![1]),
                 ..hello()
             },
             Hello {

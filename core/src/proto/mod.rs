@@ -3,12 +3,14 @@
 //! Nothing here touches a socket or a clock: callers pass bytes and time in, which keeps the rules testable
 //! deterministically and the decoders fuzzable.
 
+pub mod auth;
 pub mod codes;
 pub mod frame;
+pub mod guard;
 pub mod mesh;
 pub mod resource;
 
 /// Version of the wire protocol, carried in ALPN and in the hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The ALPN protocol identifier: `multipeer/<version>`.
-pub const ALPN: &[u8] = b"multipeer/1";
+pub const ALPN: &[u8] = b"multipeer/2";

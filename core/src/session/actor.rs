@@ -317,6 +317,7 @@ impl Actor {
             control_send,
             control_recv,
             buffered,
+            pairing_code,
         } = handshaked;
         if let Err(refusal) = self.mesh.established(peer, attempt, std::time::Instant::now()) {
             let (code, reason) = conn::refusal_code(refusal);
@@ -329,6 +330,7 @@ impl Actor {
             peer: info.clone(),
             conn: conn.clone(),
             control: control.clone(),
+            pairing_code,
         });
         self.shared.insert_link(peer, link);
         // Ends by itself when the connection closes; a goodbye needs it to drain the queue first.

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -13,8 +13,10 @@ use tokio::task::JoinSet;
 use super::events::{ConnectionFailure, Event, EventSender, Invitation, Message, Peer, Reliability, RemovalReason};
 use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
+use crate::proto::auth::{self, AuthError, Binding, SystemEntropy};
 use crate::proto::codes::{self, CloseCode};
 use crate::proto::frame::{self, Frame, FrameError, Hello, StreamPreamble};
+use crate::proto::guard::GuessGuard;
 use crate::proto::mesh::{AttemptId, Dial, Refusal, Retry};
 use crate::proto::PROTOCOL_VERSION;
 use crate::tls::{self, ClientIdentity};
@@ -51,6 +53,8 @@ pub(crate) struct ConnCtx {
     pub(crate) client: ClientIdentity,
     pub(crate) hello: Hello,
     pub(crate) passphrase: Option<String>,
+    /// Back-off after failed passphrase attempts, shared by dials and accepts.
+    pub(crate) guard: std::sync::Mutex<GuessGuard>,
     pub(crate) admission: Admission,
     pub(crate) internal: mpsc::Sender<Internal>,
     pub(crate) events: EventSender,
@@ -63,6 +67,8 @@ pub(crate) struct Handshaked {
     pub(crate) control_send: quinn::SendStream,
     pub(crate) control_recv: quinn::RecvStream,
     pub(crate) buffered: BytesMut,
+    /// The committed pairing code of this connection.
+    pub(crate) pairing_code: String,
 }
 
 /// Messages from connection tasks to the session actor.
@@ -128,6 +134,7 @@ impl From<ConnectionError> for HandshakeError {
                 CloseCode::Declined => (Some(ConnectionFailure::Declined), Retry::UntilRediscovered),
                 CloseCode::Expelled => (Some(ConnectionFailure::Expelled), Retry::UntilRediscovered),
                 CloseCode::WrongPassphrase => (Some(ConnectionFailure::WrongPassphrase), Retry::UntilRediscovered),
+                CloseCode::RateLimited => (Some(ConnectionFailure::TooManyAttempts), Retry::Backoff),
                 CloseCode::VersionMismatch => (Some(ConnectionFailure::VersionMismatch), Retry::UntilRediscovered),
                 CloseCode::Duplicate => (None, Retry::Backoff),
                 CloseCode::ProtocolError => (
@@ -171,35 +178,28 @@ fn close(conn: &quinn::Connection, code: u32, reason: &str) {
     conn.close(VarInt::from_u32(code), reason.as_bytes());
 }
 
-/// Builds our hello for one connection (the passphrase proof is bound to its TLS session).
-fn our_hello(ctx: &ConnCtx, conn: &quinn::Connection, dialer: bool) -> Result<Bytes, HandshakeError> {
+/// Our hello, framed (sent only once the admission exchange succeeded).
+fn our_hello(ctx: &ConnCtx, dialer: bool) -> Result<Bytes, HandshakeError> {
     let mut hello = ctx.hello.clone();
-    hello.passphrase_proof = match &ctx.passphrase {
-        Some(pass) => Some(
-            tls::passphrase_proof(conn, pass, dialer)
-                .ok_or_else(|| HandshakeError::protocol("cannot export keying material"))?,
-        ),
-        None => None,
-    };
     if !dialer {
         hello.invitation_context = None;
     }
-    let payload = hello.encode()?;
-    let mut out = BytesMut::with_capacity(1 + frame::FRAME_HEADER_LEN + payload.len());
-    out.extend_from_slice(&[frame::STREAM_CONTROL]);
-    out.extend_from_slice(&frame::encode_frame(&Frame::Hello(payload))?);
-    Ok(out.freeze())
+    Ok(frame::encode_frame(&Frame::Hello(hello.encode()?))?)
 }
 
-async fn send_hello(
-    ctx: &ConnCtx,
-    conn: &quinn::Connection,
-    dialer: bool,
-) -> Result<quinn::SendStream, HandshakeError> {
-    let bytes = our_hello(ctx, conn, dialer)?;
+/// Opens our control stream with its first frame (an admission message).
+async fn open_control(conn: &quinn::Connection, first: Bytes) -> Result<quinn::SendStream, HandshakeError> {
     let mut send = conn.open_uni().await?;
-    send.write_all_chunks(&mut [bytes]).await.map_err(write_error)?;
+    let mut bytes = [
+        Bytes::from_static(&[frame::STREAM_CONTROL]),
+        frame::encode_frame(&Frame::Auth(first))?,
+    ];
+    send.write_all_chunks(&mut bytes).await.map_err(write_error)?;
     Ok(send)
+}
+
+async fn write_frames(send: &mut quinn::SendStream, frames: &mut [Bytes]) -> Result<(), HandshakeError> {
+    send.write_all_chunks(frames).await.map_err(write_error)
 }
 
 /// Reads more of `recv` into `buf`; `Err` at the end of the stream.
@@ -213,20 +213,47 @@ async fn fill(recv: &mut quinn::RecvStream, buf: &mut BytesMut) -> Result<(), Ha
     }
 }
 
-/// Accepts the peer's control stream and reads its hello.
-async fn read_hello(conn: &quinn::Connection) -> Result<(quinn::RecvStream, BytesMut, Hello), HandshakeError> {
-    let mut recv = conn.accept_uni().await?;
-    let mut buf = BytesMut::new();
-    loop {
-        match frame::decode_stream_preamble(&mut buf)? {
-            Some(StreamPreamble::Control) => break,
-            Some(StreamPreamble::Named(_)) => return Err(HandshakeError::protocol("named stream before hello")),
-            None => fill(&mut recv, &mut buf).await?,
+/// The peer's control stream during the handshake: admission messages, then the hello.
+struct ControlReader {
+    recv: quinn::RecvStream,
+    buf: BytesMut,
+}
+
+impl ControlReader {
+    /// Accepts the peer's control stream.
+    async fn accept(conn: &quinn::Connection) -> Result<Self, HandshakeError> {
+        let mut recv = conn.accept_uni().await?;
+        let mut buf = BytesMut::new();
+        loop {
+            match frame::decode_stream_preamble(&mut buf)? {
+                Some(StreamPreamble::Control) => return Ok(Self { recv, buf }),
+                Some(StreamPreamble::Named(_)) => return Err(HandshakeError::protocol("named stream before hello")),
+                None => fill(&mut recv, &mut buf).await?,
+            }
         }
     }
-    loop {
-        match frame::decode_frame(&mut buf)? {
-            Some(Frame::Hello(payload)) => {
+
+    async fn frame(&mut self) -> Result<Frame, HandshakeError> {
+        loop {
+            match frame::decode_frame(&mut self.buf)? {
+                Some(frame) => return Ok(frame),
+                None => fill(&mut self.recv, &mut self.buf).await?,
+            }
+        }
+    }
+
+    /// The next admission message.
+    async fn auth(&mut self) -> Result<Bytes, HandshakeError> {
+        match self.frame().await? {
+            Frame::Auth(payload) => Ok(payload),
+            _ => Err(HandshakeError::protocol("expected an admission message")),
+        }
+    }
+
+    /// The hello, which must come next.
+    async fn hello(&mut self) -> Result<Hello, HandshakeError> {
+        match self.frame().await? {
+            Frame::Hello(payload) => {
                 let hello = Hello::decode(&payload)?;
                 if hello.version != PROTOCOL_VERSION {
                     return Err(HandshakeError::ours(
@@ -235,12 +262,102 @@ async fn read_hello(conn: &quinn::Connection) -> Result<(quinn::RecvStream, Byte
                         Retry::UntilRediscovered,
                     ));
                 }
-                return Ok((recv, buf, hello));
+                Ok(hello)
             }
-            Some(_) => return Err(HandshakeError::protocol("frame before hello")),
-            None => fill(&mut recv, &mut buf).await?,
+            _ => Err(HandshakeError::protocol("frame before hello")),
         }
     }
+}
+
+impl From<AuthError> for HandshakeError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::WrongPassphrase => Self::ours(
+                codes::WRONG_PASSPHRASE,
+                ConnectionFailure::WrongPassphrase,
+                Retry::UntilRediscovered,
+            ),
+            AuthError::Random => Self::ours(
+                codes::PROTOCOL_ERROR,
+                ConnectionFailure::Other("no randomness".into()),
+                Retry::Backoff,
+            ),
+            other => Self::protocol(other.to_string()),
+        }
+    }
+}
+
+/// The TLS exporter value the admission exchange is bound to.
+fn exporter(conn: &quinn::Connection) -> Result<[u8; auth::EXPORTER_LEN], HandshakeError> {
+    let mut out = [0u8; auth::EXPORTER_LEN];
+    conn.export_keying_material(&mut out, auth::EXPORTER_LABEL, b"")
+        .map_err(|_| HandshakeError::protocol("cannot export keying material"))?;
+    Ok(out)
+}
+
+/// Passphrase attempts with this peer and address: `Err` while they are held back after failures.
+fn guard_check(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) -> Result<(), HandshakeError> {
+    if ctx.passphrase.is_none() {
+        return Ok(());
+    }
+    let mut guard = ctx.guard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match guard.check(Instant::now(), *peer.as_bytes(), conn.remote_address().ip()) {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            tracing::info!(peer = %peer.short(), ?wait, "holding back passphrase attempts after failures");
+            Err(HandshakeError::ours(
+                codes::RATE_LIMITED,
+                ConnectionFailure::TooManyAttempts,
+                Retry::Backoff,
+            ))
+        }
+    }
+}
+
+/// Records how a passphrase attempt ended (nothing without a passphrase).
+fn guard_record(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection, ok: bool) {
+    if ctx.passphrase.is_none() {
+        return;
+    }
+    let mut guard = ctx.guard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (now, id, addr) = (Instant::now(), *peer.as_bytes(), conn.remote_address().ip());
+    if ok {
+        guard.succeeded(now, id, addr);
+    } else {
+        guard.failed(now, id, addr);
+    }
+}
+
+/// The dialer's side after TLS: admission exchange, then hellos.
+async fn dial_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) -> Result<Handshaked, HandshakeError> {
+    let exporter = exporter(conn)?;
+    let binding = Binding {
+        exporter: &exporter,
+        dialer: ctx.local_id.as_bytes(),
+        acceptor: peer.as_bytes(),
+    };
+    guard_check(ctx, peer, conn)?;
+    let (state, commit) = auth::Dialer::start(&binding, ctx.passphrase.as_deref(), &mut SystemEntropy)?;
+    let mut control_send = open_control(conn, Bytes::from(commit)).await?;
+    let mut reader = ControlReader::accept(conn).await?;
+    let respond = reader.auth().await;
+    let finished = respond.and_then(|respond| Ok(state.finish(&binding, &respond)?));
+    guard_record(ctx, peer, conn, finished.is_ok());
+    let (reveal, admitted) = finished?;
+    let mut frames = [
+        frame::encode_frame(&Frame::Auth(Bytes::from(reveal)))?,
+        our_hello(ctx, true)?,
+    ];
+    write_frames(&mut control_send, &mut frames).await?;
+    let hello = reader.hello().await?;
+    Ok(Handshaked {
+        peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
+        conn: conn.clone(),
+        control_send,
+        control_recv: reader.recv,
+        buffered: reader.buf,
+        pairing_code: admitted.pairing_code,
+    })
 }
 
 /// Connects to the first address that answers; later addresses start after [`NEXT_ADDRESS_DELAY`] each, so an
@@ -330,29 +447,7 @@ async fn dial_inner(ctx: &ConnCtx, peer: PeerId, addrs: &[SocketAddr]) -> Result
             })
         }
     };
-    let exchange = async {
-        let control_send = send_hello(ctx, &conn, true).await?;
-        let (control_recv, buffered, hello) = read_hello(&conn).await?;
-        if !tls::check_passphrase(
-            &conn,
-            ctx.passphrase.as_deref(),
-            hello.passphrase_proof.as_deref(),
-            false,
-        ) {
-            return Err(HandshakeError::ours(
-                codes::WRONG_PASSPHRASE,
-                ConnectionFailure::WrongPassphrase,
-                Retry::UntilRediscovered,
-            ));
-        }
-        Ok(Handshaked {
-            peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
-            conn: conn.clone(),
-            control_send,
-            control_recv,
-            buffered,
-        })
-    };
+    let exchange = dial_exchange(ctx, peer, &conn);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => {
@@ -416,37 +511,27 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         close(&conn, codes::PROTOCOL_ERROR, "that is our own id");
         return;
     }
-    let (recv, buffered, hello) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_hello(&conn)).await {
-        Ok(Ok(read)) => read,
+    let admitted = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_exchange(ctx, peer, &conn)).await {
+        Ok(Ok(admitted)) => admitted,
         Ok(Err(e)) => {
-            tracing::debug!(%remote, peer = %peer.short(), "inbound hello failed: {:?}", e.failure);
+            tracing::debug!(%remote, peer = %peer.short(), "inbound admission failed: {:?}", e.failure);
             if let Some(code) = e.close {
-                close(&conn, code, "bad hello");
+                close(&conn, code, "admission failed");
+            }
+            if let Some(reason @ (ConnectionFailure::WrongPassphrase | ConnectionFailure::TooManyAttempts)) = e.failure
+            {
+                tracing::info!(peer = %peer.short(), "refused a peer: {reason}");
+                let _ = ctx.events.send(Event::ConnectionFailed { peer, reason }).await;
             }
             return;
         }
         Err(_) => {
+            guard_record(ctx, peer, &conn, false);
             close(&conn, codes::HELLO_TIMEOUT, "no hello");
             return;
         }
     };
-    if !tls::check_passphrase(
-        &conn,
-        ctx.passphrase.as_deref(),
-        hello.passphrase_proof.as_deref(),
-        true,
-    ) {
-        close(&conn, codes::WRONG_PASSPHRASE, "wrong passphrase");
-        tracing::info!(peer = %peer.short(), "refused a peer with the wrong passphrase");
-        let _ = ctx
-            .events
-            .send(Event::ConnectionFailed {
-                peer,
-                reason: ConnectionFailure::WrongPassphrase,
-            })
-            .await;
-        return;
-    }
+    let (reader, mut control_send, hello, pairing_code) = admitted;
     let invitation = Invitation {
         peer_id: peer,
         display_name: hello.display_name.clone(),
@@ -472,13 +557,18 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         }
         Err(_) => return,
     };
-    let result = match send_hello(ctx, &conn, false).await {
-        Ok(control_send) => Some(Box::new(Handshaked {
+    let sent = match our_hello(ctx, false) {
+        Ok(hello) => write_frames(&mut control_send, &mut [hello]).await,
+        Err(e) => Err(e),
+    };
+    let result = match sent {
+        Ok(()) => Some(Box::new(Handshaked {
             peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
             conn,
             control_send,
-            control_recv: recv,
-            buffered,
+            control_recv: reader.recv,
+            buffered: reader.buf,
+            pairing_code,
         })),
         Err(e) => {
             tracing::debug!(peer = %peer.short(), "sending hello failed: {:?}", e.failure);
@@ -486,6 +576,35 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         }
     };
     let _ = ctx.internal.send(Internal::InboundDone { peer, attempt, result }).await;
+}
+
+/// What the acceptor holds once the dialer passed admission: its control stream, ours, its hello, the code.
+type Admitted = (ControlReader, quinn::SendStream, Hello, String);
+
+/// The acceptor's side after TLS: admission exchange, then the dialer's hello. Nothing of ours but the
+/// admission messages crosses before the dialer proved the passphrase.
+async fn accept_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) -> Result<Admitted, HandshakeError> {
+    let exporter = exporter(conn)?;
+    let binding = Binding {
+        exporter: &exporter,
+        dialer: peer.as_bytes(),
+        acceptor: ctx.local_id.as_bytes(),
+    };
+    let mut reader = ControlReader::accept(conn).await?;
+    let commit = reader.auth().await?;
+    guard_check(ctx, peer, conn)?;
+    let responded = auth::Acceptor::respond(&binding, ctx.passphrase.as_deref(), &commit, &mut SystemEntropy);
+    let (state, respond) = responded.inspect_err(|_| guard_record(ctx, peer, conn, false))?;
+    let finished = async {
+        let control_send = open_control(conn, Bytes::from(respond)).await?;
+        let reveal = reader.auth().await?;
+        Ok::<_, HandshakeError>((control_send, state.finish(&binding, &reveal)?))
+    }
+    .await;
+    guard_record(ctx, peer, conn, finished.is_ok());
+    let (control_send, admitted) = finished?;
+    let hello = reader.hello().await?;
+    Ok((reader, control_send, hello, admitted.pairing_code))
 }
 
 /// Maps how a connection ended to the reason the app sees and whether to dial again.
@@ -542,6 +661,7 @@ pub(crate) async fn drive(
                 })),
                 Ok(Some(Frame::Goodbye)) => break Some(DriverEnd::Goodbye),
                 Ok(Some(Frame::Hello(_))) => break Some(DriverEnd::Protocol("hello sent twice".into())),
+                Ok(Some(Frame::Auth(_))) => break Some(DriverEnd::Protocol("admission message after hello".into())),
                 Ok(None) => break None,
                 Err(e) => break Some(DriverEnd::Protocol(e.to_string())),
             }

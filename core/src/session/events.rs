@@ -129,6 +129,9 @@ pub enum ConnectionFailure {
     Expelled,
     /// The admission passphrases differ.
     WrongPassphrase,
+    /// Too many failed passphrase attempts between us and this peer (or its address): one side waits before
+    /// trying again.
+    TooManyAttempts,
     /// The peer's certificate key does not match the id it announced: possible impersonation.
     IdentityMismatch {
         /// The id it presented.
@@ -151,6 +154,7 @@ impl fmt::Display for ConnectionFailure {
             Self::Declined => f.write_str("the peer declined"),
             Self::Expelled => f.write_str("the peer removed us"),
             Self::WrongPassphrase => f.write_str("wrong passphrase"),
+            Self::TooManyAttempts => f.write_str("too many failed passphrase attempts; waiting before trying again"),
             Self::IdentityMismatch { presented } => {
                 write!(
                     f,

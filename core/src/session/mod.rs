@@ -68,6 +68,8 @@ pub(crate) struct Link {
     pub(crate) peer: Peer,
     pub(crate) conn: quinn::Connection,
     pub(crate) control: Arc<ControlWriter>,
+    /// The committed pairing code of this connection.
+    pub(crate) pairing_code: String,
 }
 
 /// State the actor writes and the handles read.
@@ -298,7 +300,6 @@ impl SessionBuilder {
             discovery_info: config.discovery_info.clone(),
             initial_data: config.initial_data.clone(),
             max_peers: config.max_peers,
-            passphrase_proof: None,
             invitation_context: config.invitation_context.clone(),
         };
         let shared = Arc::new(Shared {
@@ -320,6 +321,7 @@ impl SessionBuilder {
             client,
             hello,
             passphrase: config.passphrase.clone(),
+            guard: std::sync::Mutex::new(crate::proto::guard::GuessGuard::new()),
             admission: self.admission.unwrap_or_else(|| Arc::new(|_: &Invitation| true)),
             internal: internal_tx,
             events: event_tx,
@@ -411,13 +413,16 @@ impl Session {
         self.inner.shared.link(id).map(|l| l.peer.clone())
     }
 
-    /// A short authentication string for the connection to `peer`, to compare out of band (read aloud or
-    /// shown as a pairing code): `"123 456"`. Both ends of the same TLS session compute the same code; a
-    /// machine in the middle would hold two different TLS sessions and show two different codes. `None` if the
-    /// peer is not connected.
+    /// The pairing code of the connection to `peer`, to compare out of band (read aloud or shown side by side):
+    /// six digits, `"123 456"`. `None` if the peer is not connected.
+    ///
+    /// Both ends of one connection show the same code. It is derived from the TLS session, both ids and a
+    /// random nonce from each side, where the dialer commits to its nonce before it sees the other's (see
+    /// `SECURITY.md`): a machine in the middle, which holds a separate connection to each of you, cannot steer
+    /// the two codes to match; they match by chance once in a million attempts. A new connection (after a
+    /// reconnect) has a new code.
     pub fn verification_code(&self, peer: &PeerId) -> Option<String> {
-        let link = self.inner.shared.link(peer)?;
-        tls::verification_code(&link.conn, &self.inner.local.id, peer)
+        Some(self.inner.shared.link(peer)?.pairing_code.clone())
     }
 
     /// Whether the session has shut down.

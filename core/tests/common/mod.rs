@@ -450,7 +450,7 @@ pub mod raw {
     impl Default for RawOptions {
         fn default() -> Self {
             Self {
-                alpn: b"multipeer/1".to_vec(),
+                alpn: multipeer::proto::ALPN.to_vec(),
                 client_cert: true,
             }
         }
@@ -458,11 +458,20 @@ pub mod raw {
 
     /// Connects to a session's endpoint with a fresh self-signed certificate.
     pub async fn connect(addr: SocketAddr, options: RawOptions) -> Result<quinn::Connection, quinn::ConnectionError> {
+        Ok(connect_as(addr, options).await?.0)
+    }
+
+    /// Like [`connect`], and also returns the id of the certificate we presented.
+    pub async fn connect_as(
+        addr: SocketAddr,
+        options: RawOptions,
+    ) -> Result<(quinn::Connection, multipeer::PeerId), quinn::ConnectionError> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         let cert = rcgen::CertificateParams::new(vec!["raw".into()])
             .unwrap()
             .self_signed(&key)
             .unwrap();
+        let id = multipeer::PeerId::from_certificate(cert.der()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -483,13 +492,108 @@ pub mod raw {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        endpoint.connect(addr, "multipeer").unwrap().await
+        let conn = endpoint.connect(addr, "multipeer").unwrap().await?;
+        Ok((conn, id))
+    }
+
+    /// The server's id on a raw connection.
+    pub fn server_id(conn: &quinn::Connection) -> multipeer::PeerId {
+        let certs = conn
+            .peer_identity()
+            .unwrap()
+            .downcast::<Vec<CertificateDer<'static>>>()
+            .unwrap();
+        multipeer::PeerId::from_certificate(&certs[0]).unwrap()
+    }
+
+    /// The peer's control stream as read so far.
+    pub struct PeerControl {
+        pub recv: quinn::RecvStream,
+        pub buf: bytes::BytesMut,
+    }
+
+    impl PeerControl {
+        /// Accepts the peer's control stream (at most 10 s).
+        pub async fn accept(conn: &quinn::Connection) -> Result<Self, String> {
+            let recv = tokio::time::timeout(std::time::Duration::from_secs(10), conn.accept_uni())
+                .await
+                .map_err(|_| "no control stream".to_owned())?
+                .map_err(|e| e.to_string())?;
+            let mut control = Self {
+                recv,
+                buf: bytes::BytesMut::new(),
+            };
+            control.fill().await?;
+            if control.buf.first() != Some(&0) {
+                return Err("not a control stream".into());
+            }
+            bytes::Buf::advance(&mut control.buf, 1);
+            Ok(control)
+        }
+
+        async fn fill(&mut self) -> Result<(), String> {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), self.recv.read_chunk(1 << 16, true))
+                .await
+                .map_err(|_| "nothing in time".to_owned())?
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "stream ended".to_owned())?;
+            self.buf.extend_from_slice(&chunk.bytes);
+            Ok(())
+        }
+
+        /// The next frame (at most 10 s per read).
+        pub async fn frame(&mut self) -> Result<multipeer::proto::frame::Frame, String> {
+            loop {
+                match multipeer::proto::frame::decode_frame(&mut self.buf).map_err(|e| e.to_string())? {
+                    Some(frame) => return Ok(frame),
+                    None => self.fill().await?,
+                }
+            }
+        }
+    }
+
+    /// The exporter value a raw connection's admission exchange is bound to.
+    pub fn exporter(conn: &quinn::Connection) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        conn.export_keying_material(&mut out, multipeer::proto::auth::EXPORTER_LABEL, b"")
+            .unwrap();
+        out
+    }
+
+    /// Runs the admission exchange as the dialer on a raw connection (`our` is the id we presented). Returns
+    /// our control stream (admission done, nothing else sent), the peer's, and the pairing code.
+    pub async fn admit(
+        conn: &quinn::Connection,
+        our: multipeer::PeerId,
+        passphrase: Option<&str>,
+    ) -> Result<(quinn::SendStream, PeerControl, String), String> {
+        use multipeer::proto::auth::{Binding, Dialer, SystemEntropy};
+        use multipeer::proto::frame::Frame;
+        let (exporter, server) = (exporter(conn), server_id(conn));
+        let binding = Binding {
+            exporter: &exporter,
+            dialer: our.as_bytes(),
+            acceptor: server.as_bytes(),
+        };
+        let (state, commit) = Dialer::start(&binding, passphrase, &mut SystemEntropy).map_err(|e| e.to_string())?;
+        let mut control = conn.open_uni().await.map_err(|e| e.to_string())?;
+        control
+            .write_all(&[vec![0u8], frame(4, &commit)].concat())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut theirs = PeerControl::accept(conn).await?;
+        let Frame::Auth(respond) = theirs.frame().await? else {
+            return Err("expected an admission message".into());
+        };
+        let (reveal, admitted) = state.finish(&binding, &respond).map_err(|e| e.to_string())?;
+        control.write_all(&frame(4, &reveal)).await.map_err(|e| e.to_string())?;
+        Ok((control, theirs, admitted.pairing_code))
     }
 
     /// A valid hello payload.
     pub fn hello(name: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
-            "version": 1, "display_name": name, "max_peers": 8, "initial_data": null
+            "version": multipeer::proto::PROTOCOL_VERSION, "display_name": name, "max_peers": 8, "initial_data": null
         }))
         .unwrap()
     }
@@ -502,16 +606,14 @@ pub mod raw {
         out
     }
 
-    /// Sends `bytes` on a new unidirectional stream and returns the close code the session answers with.
-    /// Connects to `addr` and joins as a peer called `name`: opens the control stream and sends the hello.
+    /// Connects to `addr` and joins as a peer called `name`: runs the admission exchange and sends the hello.
     /// Keep the returned control stream: a finished control stream is itself a protocol error.
     pub async fn join(addr: SocketAddr, name: &str) -> (quinn::Connection, quinn::SendStream) {
-        let conn = connect(addr, RawOptions::default()).await.unwrap();
-        let mut control = conn.open_uni().await.unwrap();
-        control
-            .write_all(&[vec![0u8], frame(1, &hello(name))].concat())
-            .await
-            .unwrap();
+        let (conn, id) = connect_as(addr, RawOptions::default()).await.unwrap();
+        let (mut control, mut theirs, _code) = admit(&conn, id, None).await.unwrap();
+        control.write_all(&frame(1, &hello(name))).await.unwrap();
+        // Read (and drop) what the session sends, as a peer would, until the connection ends.
+        tokio::spawn(async move { while let Ok(Some(_)) = theirs.recv.read_chunk(1 << 16, true).await {} });
         (conn, control)
     }
 
@@ -531,6 +633,7 @@ pub mod raw {
         }
     }
 
+    /// Sends `bytes` on a new unidirectional stream and returns the close code the session answers with.
     pub async fn send_and_get_close_code(conn: &quinn::Connection, bytes: &[u8]) -> Option<u64> {
         let mut send = conn.open_uni().await.ok()?;
         let _ = send.write_all(bytes).await;
