@@ -68,4 +68,7 @@ pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};
 pub use ticket::{Ticket, TicketError, MAX_TICKET_ADDRS};
 pub use tls::TlsError;
-pub use trust::{KnownPeers, Trust, TrustError, MAX_KNOWN_PEERS};
+pub use trust::{
+    KnownPeers, NameClash, PeerRecord, Trust, TrustError, Verdict, MAX_NAMES_PER_PEER, MAX_SEEN_PEERS,
+    MAX_VERIFIED_PEERS,
+};
