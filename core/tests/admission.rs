@@ -142,7 +142,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Whether the invitation context appears in `recorded`, raw or as the hello's JSON array of bytes.
 fn has_context(recorded: &[u8]) -> bool {
     let json = serde_json::to_string(&CONTEXT_MARKER.to_vec()).unwrap();
-    contains(recorded, CONTEXT_MARKER) || contains(recorded, json[1..json.len() - 1].as_bytes())
+    contains(recorded, CONTEXT_MARKER) || contains(recorded, &json.as_bytes()[1..json.len() - 1])
 }
 
 /// A host that the victim dials (here through a ticket; auto-invite does the same for any advert) learns
@@ -214,7 +214,7 @@ async fn repeated_wrong_guesses_are_held_back() {
             .await
             .unwrap();
         let admitted = raw::admit(&conn, id, Some(&format!("{guess:06}"))).await;
-        conn.close(u32::from(codes::WRONG_PASSPHRASE).into(), b"wrong passphrase");
+        conn.close(codes::WRONG_PASSPHRASE.into(), b"wrong passphrase");
         let closed = match admitted {
             Ok(_) => panic!("a wrong guess was admitted"),
             Err(e) => e,

@@ -29,7 +29,7 @@ async fn malformed_input_closes_only_the_offending_connection() {
     // Each case: what the hostile peer sends, and whether it passes admission and joins first.
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
         ("message before admission", control(&[raw::frame(2, b"hi")]), false),
-        ("hello before admission", control(&[hello.clone()]), false),
+        ("hello before admission", control(std::slice::from_ref(&hello)), false),
         ("unknown stream kind", vec![0x42, 1, 2, 3], false),
         (
             "admission message that is garbage",

@@ -109,6 +109,33 @@ suspend fun twoPeersExchangeMessagesAndAStream(scope: CoroutineScope) {
     b.shutdown()
 }
 
+/** The admission passphrase: the same one joins (and both ends show one pairing code), another is refused. */
+suspend fun passphrasesAdmitAndRefuse(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val a = MultipeerSession.start(config("alice").copy(passphrase = "482913"), network)
+    val b = MultipeerSession.start(config("bob").copy(passphrase = "482913"), network)
+    val aIn = Inbox(a.events, scope)
+    val bIn = Inbox(b.events, scope)
+    val bob = aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
+    bIn.expect("alice added") { (it as? SessionEvent.PeerAdded)?.peer }
+    val code = a.verificationCode(bob.id)
+    check(code != null && code == b.verificationCode(a.localPeer.id)) { "pairing codes $code" }
+    val c = MultipeerSession.start(config("carol").copy(passphrase = "000000"), network)
+    val cIn = Inbox(c.events, scope)
+    val refused = cIn.expect("carol refused") {
+        when (it) {
+            is SessionEvent.PeerAdded -> throw AssertionError("carol joined with a wrong passphrase")
+            is SessionEvent.ConnectionFailed -> it
+            else -> null
+        }
+    }
+    check(refused.reason == "wrong passphrase") { "reason ${refused.reason}" }
+    check(a.peers.size == 1 && b.peers.size == 1) { "the session still holds only alice and bob" }
+    a.shutdown()
+    b.shutdown()
+    c.shutdown()
+}
+
 /** A discovery written in Kotlin: sessions in this object see each other on loopback. */
 class KotlinLan {
     private val members = mutableMapOf<String, Pair<LocalAdvertisement, DiscoverySink>>()
@@ -325,6 +352,7 @@ fun main() {
         "invalid config and identities" to { _ -> invalidConfigAndIdentities() },
         "throwing callbacks are contained" to ::throwingCallbacksAreContained,
         "resources are delivered, verified, refused and cancelled" to ::resourcesAreDeliveredVerifiedOrRefused,
+        "passphrases admit and refuse; both ends show one pairing code" to ::passphrasesAdmitAndRefuse,
     )
     var failed = 0
     for ((name, test) in tests) {

@@ -64,6 +64,37 @@ final class MultipeerTests: XCTestCase {
         try await b.shutdown()
     }
 
+    func testPassphrasesAdmitAndRefuseAndBothEndsShowOnePairingCode() async throws {
+        let network = InProcessNetwork()
+        var alice = config("alice")
+        alice.passphrase = "482913"
+        var bob = config("bob")
+        bob.passphrase = "482913"
+        var carol = config("carol")
+        carol.passphrase = "000000"
+        let a = try MultipeerSession(config: alice, network: network)
+        let b = try MultipeerSession(config: bob, network: network)
+        let aIn = Inbox(a.events)
+        let bIn = Inbox(b.events)
+        let bobPeer = try await aIn.expect("bob added") { $0.addedPeer }
+        _ = try await bIn.expect("alice added") { $0.addedPeer }
+        let code = try a.verificationCode(for: bobPeer.id)
+        XCTAssertNotNil(code)
+        XCTAssertEqual(code, try b.verificationCode(for: a.localPeer.id))
+
+        let c = try MultipeerSession(config: carol, network: network)
+        let cIn = Inbox(c.events)
+        let reason = try await cIn.expect("carol refused") { (event: SessionEvent) -> String? in
+            if case .peerAdded = event { XCTFail("carol joined with a wrong passphrase") }
+            if case let .connectionFailed(_, reason) = event { return reason }
+            return nil
+        }
+        XCTAssertEqual(reason, "wrong passphrase")
+        try await a.shutdown()
+        try await b.shutdown()
+        try await c.shutdown()
+    }
+
     func testInvalidConfigThrowsInvalidConfig() {
         let invalid = SessionConfig(serviceType: "Not A Service!", displayName: "x", discoveryInfo: [:])
         XCTAssertThrowsError(try MultipeerSession(config: invalid, network: InProcessNetwork())) { error in
