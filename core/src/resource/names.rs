@@ -1,8 +1,5 @@
 //! Turning names from peers into safe file names.
 
-use std::io;
-use std::path::{Path, PathBuf};
-
 /// Longest file name we create, in bytes.
 pub(crate) const MAX_FILE_NAME: usize = 200;
 
@@ -80,46 +77,10 @@ fn truncate(s: &mut String, max: usize) {
     }
 }
 
-/// `name (n).ext` for the n-th alternative of `name`.
-fn numbered(name: &str, n: u32) -> String {
-    match name.rfind('.') {
-        Some(dot) if dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
-        _ => format!("{name} ({n})"),
-    }
-}
-
-/// Moves the complete file `part` to `dir/name`. Without `overwrite`, an existing file is never replaced:
-/// the first free `name (n).ext` is used instead.
-pub(crate) fn place(part: &Path, dir: &Path, name: &str, overwrite: bool) -> io::Result<PathBuf> {
-    if overwrite {
-        let target = dir.join(name);
-        std::fs::rename(part, &target)?;
-        return Ok(target);
-    }
-    for n in 0..10_000u32 {
-        let candidate = if n == 0 { name.to_owned() } else { numbered(name, n) };
-        let target = dir.join(candidate);
-        // A hard link fails if the target exists, so a file that appeared meanwhile is never replaced.
-        match std::fs::hard_link(part, &target) {
-            Ok(()) => {
-                std::fs::remove_file(part)?;
-                return Ok(target);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            // File systems without hard links: check, then rename.
-            Err(_) if !target.exists() => {
-                std::fs::rename(part, &target)?;
-                return Ok(target);
-            }
-            Err(_) => continue,
-        }
-    }
-    Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free file name"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn names_from_peers_are_never_paths() {
@@ -233,28 +194,5 @@ mod tests {
         let reserved_long = format!("con.{}", "x".repeat(400));
         let s = sanitize(&reserved_long);
         assert!(s.starts_with("_con.") && s.len() <= MAX_FILE_NAME, "{}", s.len());
-    }
-
-    #[test]
-    fn placing_never_overwrites_unless_asked() {
-        let dir = std::env::temp_dir().join(format!("multipeer-names-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let part = |content: &str| {
-            let p = dir.join(".part");
-            std::fs::write(&p, content).unwrap();
-            p
-        };
-        let a = place(&part("one"), &dir, "f.txt", false).unwrap();
-        let b = place(&part("two"), &dir, "f.txt", false).unwrap();
-        let c = place(&part("three"), &dir, "f.txt", false).unwrap();
-        assert_eq!(a, dir.join("f.txt"));
-        assert_eq!(b, dir.join("f (1).txt"));
-        assert_eq!(c, dir.join("f (2).txt"));
-        assert_eq!(std::fs::read_to_string(&a).unwrap(), "one");
-        let d = place(&part("four"), &dir, "f.txt", true).unwrap();
-        assert_eq!(d, a);
-        assert_eq!(std::fs::read_to_string(&a).unwrap(), "four");
-        assert_eq!(numbered("noext", 3), "noext (3)");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
