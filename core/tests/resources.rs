@@ -519,6 +519,10 @@ async fn a_part_file_swapped_for_a_symlink_before_a_resume_is_never_written_thro
         matches!(sent, Err(ResourceError::Refused(RefusalReason::Unavailable))),
         "the sender is told it was not saved: {sent:?}"
     );
+    assert!(
+        receiving.progress().transferred < size,
+        "refused when resuming, not after the rest arrived"
+    );
     assert_eq!(
         std::fs::read(&victim).unwrap(),
         b"the victim's own bytes",

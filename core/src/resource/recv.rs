@@ -299,7 +299,7 @@ impl Hub {
             return Err(Refusal::Unavailable);
         }
         if let Some(resumed) = self.resume(peer, id, size).await? {
-            return Ok(resumed);
+            return self.check_resumed(resumed).await;
         }
         if size > self.settings.max_size {
             return Err(Refusal::TooLarge);
@@ -357,6 +357,32 @@ impl Hub {
         };
         let on_disk = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         Ok(Some((state, received.min(on_disk), file)))
+    }
+
+    /// Before a resumption continues: if the part file's name no longer refers to the file we hold (someone
+    /// replaced it, for example with a symlink), the transfer fails now rather than after the rest arrived.
+    async fn check_resumed(
+        &self,
+        resumed: (Arc<TransferState>, u64, tokio::fs::File),
+    ) -> Result<(Arc<TransferState>, u64, tokio::fs::File), Refusal> {
+        let state = &resumed.0;
+        let key = (state.peer, state.id);
+        let part = self.incoming().get(&key).and_then(|e| e.part.clone());
+        let intact = match part {
+            Some(part) => tokio::task::spawn_blocking(move || part.named(&part.path))
+                .await
+                .unwrap_or(false),
+            None => false,
+        };
+        if intact {
+            return Ok(resumed);
+        }
+        tracing::warn!(name = %state.name, "the partial file was replaced on disk; abandoning the transfer");
+        let (state, _, file) = resumed;
+        drop(file);
+        self.discard(key, state.size).await;
+        self.finished(&state, Err(ResourceError::PartialFileReplaced)).await;
+        Err(Refusal::Unavailable)
     }
 
     /// Reserves the slot of a new transfer and creates its part file (every transfer its own, so a late
