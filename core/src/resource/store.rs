@@ -439,6 +439,22 @@ mod tests {
     }
 
     #[test]
+    fn the_default_directory_is_per_user() {
+        let dir = default_directory();
+        assert!(dir.is_absolute(), "{dir:?}");
+        assert_ne!(
+            dir,
+            std::env::temp_dir().join("multipeer-resources"),
+            "not shared by every user"
+        );
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert!(
+            name == "resources" || name.starts_with("multipeer-resources-"),
+            "{dir:?}"
+        );
+    }
+
+    #[test]
     fn free_space_keeps_a_reserve() {
         assert!(fits(None, u64::MAX));
         assert!(fits(Some(FREE_SPACE_RESERVE + 10), 10));
