@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::identity::Identity;
+pub use crate::resource::DirectoryError;
 
 /// Most peers a session can hold, including the local peer.
 pub const MAX_PEERS_LIMIT: usize = 8;
@@ -97,6 +98,17 @@ pub enum ConfigError {
     /// The passphrase is empty.
     #[error("the admission passphrase is empty; use no passphrase or a non-empty one")]
     EmptyPassphrase,
+    /// The resource directory exists but is not safe to store received files in: a symlink, not a directory,
+    /// owned by another user or writable by group or others (any of which would let someone else swap the
+    /// files a peer sends). See [`SessionConfigBuilder::resource_directory`].
+    #[error("unsafe resource directory {}: {reason}", path.display())]
+    UnsafeResourceDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        reason: DirectoryError,
+    },
     /// The idle or keep-alive timeout is out of range.
     #[error("invalid timeouts: {problem}; allowed: idle timeout 500 ms..=600 s, keep-alive interval shorter than it")]
     InvalidTimeouts {
@@ -144,10 +156,13 @@ pub(crate) struct ResourceSettings {
     pub(crate) max_size: u64,
     pub(crate) resume_window: Duration,
     pub(crate) overwrite: bool,
+    pub(crate) max_bytes_per_peer: u64,
 }
 
 /// Default [`SessionConfigBuilder::max_resource_size`]: 4 GiB.
 pub const DEFAULT_MAX_RESOURCE_SIZE: u64 = 4 << 30;
+/// Default [`SessionConfigBuilder::max_resource_bytes_per_peer`]: 16 GiB.
+pub const DEFAULT_MAX_RESOURCE_BYTES_PER_PEER: u64 = 16 << 30;
 /// Default [`SessionConfigBuilder::resume_window`]: 5 minutes.
 pub const DEFAULT_RESUME_WINDOW: Duration = Duration::from_secs(300);
 
@@ -180,6 +195,7 @@ impl SessionConfig {
             max_resource_size: DEFAULT_MAX_RESOURCE_SIZE,
             resume_window: DEFAULT_RESUME_WINDOW,
             overwrite_resources: false,
+            max_resource_bytes_per_peer: DEFAULT_MAX_RESOURCE_BYTES_PER_PEER,
         }
     }
 
@@ -249,6 +265,7 @@ pub struct SessionConfigBuilder {
     max_resource_size: u64,
     resume_window: Duration,
     overwrite_resources: bool,
+    max_resource_bytes_per_peer: u64,
 }
 
 impl SessionConfigBuilder {
@@ -315,10 +332,18 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// The directory received resources are saved in (created when needed). Default: `multipeer-resources`
-    /// in the system's temporary directory; apps should choose their own (on iOS and Android, a directory of
-    /// the app's container). Files arrive under a temporary name and get their final name only once complete
-    /// and verified.
+    /// The directory received resources are saved in. Default: a directory private to the user
+    /// (`$XDG_DATA_HOME/multipeer/resources`, else `~/.local/share/multipeer/resources` on Linux;
+    /// `~/Library/Application Support/multipeer/resources` on Apple systems; `%LOCALAPPDATA%\multipeer\resources`
+    /// on Windows); apps should choose their own (on iOS and Android, a directory of the app's container).
+    ///
+    /// The directory must be private: on Unix a real directory (not a symlink) owned by this process's user
+    /// and not writable by group or others. [`build`](Self::build) fails with
+    /// [`ConfigError::UnsafeResourceDirectory`] if it exists and is not; a missing one is created with mode
+    /// 0700 when the session starts (if it cannot be created then, or becomes unsafe later, every offer is
+    /// refused as "cannot store" and the reason is logged). Received files are created with mode 0600 under a
+    /// temporary name and get their final name only once complete and verified; part files of earlier
+    /// sessions older than the [`resume_window`](Self::resume_window) are removed when a session starts.
     pub fn resource_directory(mut self, directory: impl Into<PathBuf>) -> Self {
         self.resource_directory = Some(directory.into());
         self
@@ -335,6 +360,14 @@ impl SessionConfigBuilder {
     /// [`DEFAULT_RESUME_WINDOW`]); after that both ends report it failed and the partial file is deleted.
     pub fn resume_window(mut self, window: Duration) -> Self {
         self.resume_window = window;
+        self
+    }
+
+    /// The most bytes one peer may send us in resources during one session, counting every accepted offer
+    /// (default [`DEFAULT_MAX_RESOURCE_BYTES_PER_PEER`]); offers beyond it are refused as too large before the
+    /// app is asked. Transfers that fail or are cancelled give their share back.
+    pub fn max_resource_bytes_per_peer(mut self, bytes: u64) -> Self {
+        self.max_resource_bytes_per_peer = bytes;
         self
     }
 
@@ -376,13 +409,21 @@ impl SessionConfigBuilder {
                 problem: "keep-alive interval must be non-zero and shorter than the idle timeout",
             });
         }
+        let directory = self
+            .resource_directory
+            .unwrap_or_else(crate::resource::default_directory);
+        if let Err(reason) = crate::resource::check_directory(&directory) {
+            return Err(ConfigError::UnsafeResourceDirectory {
+                path: directory,
+                reason,
+            });
+        }
         let resources = ResourceSettings {
-            directory: self
-                .resource_directory
-                .unwrap_or_else(|| std::env::temp_dir().join("multipeer-resources")),
+            directory,
             max_size: self.max_resource_size,
             resume_window: self.resume_window,
             overwrite: self.overwrite_resources,
+            max_bytes_per_peer: self.max_resource_bytes_per_peer,
         };
         Ok(SessionConfig {
             resources,

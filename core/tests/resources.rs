@@ -1,5 +1,6 @@
 //! Resources (files) between sessions over real sockets: integrity, memory, cancellation, resumption,
-//! refusal, hostile names and several transfers at once.
+//! refusal, hostile names, several transfers at once, and a local attacker who swaps files in the resource
+//! directory.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -308,6 +309,9 @@ async fn names_from_peers_never_escape_the_directory_or_overwrite() {
         ("..\\..\\win.txt", "_.._win.txt"),
         (".hidden", "hidden"),
         ("CON", "_CON"),
+        ("con .txt", "_con .txt"),
+        ("photo\u{202E}gpj.exe", "photo_gpj.exe"),
+        ("notes\u{200B}.txt", "notes_.txt"),
     ];
     for (name, want) in hostile {
         a.send_resource(&source, name, b.local_peer().id)
@@ -451,4 +455,306 @@ async fn a_transfer_the_receiver_cancelled_is_not_accepted_again() {
     assert!(!more.iter().any(|e| matches!(e, Event::ResourceStarted(_))), "{more:?}");
     assert!(files(&inbox.0).is_empty());
     drop(control);
+}
+
+/// The only `.part` file in `dir`.
+fn the_part_file(dir: &std::path::Path) -> PathBuf {
+    let parts: Vec<String> = files(dir).into_iter().filter(|n| n.ends_with(".part")).collect();
+    assert_eq!(parts.len(), 1, "one part file: {parts:?}");
+    dir.join(&parts[0])
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_file_swapped_for_a_symlink_before_a_resume_is_never_written_through() {
+    init_tracing();
+    let dir = TempDir::new("swap");
+    let size = 64u64 << 20;
+    let source = dir.join("source.bin");
+    write_pattern_file(&source, size, 7);
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, b"the victim's own bytes").unwrap();
+    let inbox = dir.join("inbox");
+    let idle = Duration::from_secs(1);
+    let (a, mut a_events, b, mut b_events, relay) = relayed_pair(
+        config("a").idle_timeout(idle),
+        config("b")
+            .idle_timeout(idle)
+            .resource_directory(&inbox)
+            .resume_window(Duration::from_secs(60)),
+        Default::default(),
+    )
+    .await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let sending = a
+        .send_resource(&source, "swapped.bin", b.local_peer().id)
+        .await
+        .unwrap();
+    let mut receiving = expect_started(&mut b_events).await;
+    while let Some(p) = within(T, "progress", receiving.progress_changed()).await {
+        if p.transferred >= 8 << 20 {
+            break;
+        }
+    }
+    relay.set_cut(true);
+    expect_removal(&mut a_events, idle * 10, "a loses b").await;
+    expect_removal(&mut b_events, idle * 10, "b loses a").await;
+    assert!(sending.outcome().is_none(), "the sender waits to resume");
+
+    // The attacker replaces the part file with a symlink to the victim while the transfer waits.
+    let part = the_part_file(&inbox);
+    std::fs::remove_file(&part).unwrap();
+    std::os::unix::fs::symlink(&victim, &part).unwrap();
+    relay.set_cut(false);
+
+    let sent = within(Duration::from_secs(60), "resumed transfer", sending.finished()).await;
+    let (transfer, saved) = expect_finished(&mut b_events, T).await;
+    assert_eq!(transfer.id(), sending.id());
+    assert!(
+        matches!(saved, Err(ResourceError::PartialFileReplaced)),
+        "the receiver notices: {saved:?}"
+    );
+    assert!(
+        matches!(sent, Err(ResourceError::Refused(RefusalReason::Unavailable))),
+        "the sender is told it was not saved: {sent:?}"
+    );
+    assert!(
+        receiving.progress().transferred < size,
+        "refused when resuming, not after the rest arrived"
+    );
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"the victim's own bytes",
+        "victim untouched"
+    );
+    assert_eq!(
+        std::fs::read_link(&part).unwrap(),
+        victim,
+        "the attacker's symlink is left alone"
+    );
+    assert_eq!(files(&inbox).len(), 1, "nothing saved: {:?}", files(&inbox));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_at_the_final_name_is_never_followed() {
+    init_tracing();
+    let dir = TempDir::new("finalsym");
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "victim").unwrap();
+    let source = dir.join("payload");
+    std::fs::write(&source, "payload").unwrap();
+    let net = MemoryNetwork::new();
+    let keep = dir.join("keep");
+    let replace = dir.join("replace");
+    for inbox in [&keep, &replace] {
+        std::fs::create_dir_all(inbox).unwrap();
+        std::os::unix::fs::symlink(&victim, inbox.join("target.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.join("made-by-following"), inbox.join("dangling.txt")).unwrap();
+    }
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b").resource_directory(&keep)).await;
+    let (c, mut c_events) = start(&net, config("c").resource_directory(&replace).overwrite_resources(true)).await;
+    expect_peers_added(&mut a_events, 2, T).await;
+    for (to, events, inbox, want) in [
+        (&b, &mut b_events, &keep, ["target (1).txt", "dangling (1).txt"]),
+        (&c, &mut c_events, &replace, ["target.txt", "dangling.txt"]),
+    ] {
+        for (name, want) in ["target.txt", "dangling.txt"].into_iter().zip(want) {
+            let sent = a.send_resource(&source, name, to.local_peer().id).await.unwrap();
+            within(T, "transfer", sent.finished()).await.unwrap();
+            let (_, saved) = expect_finished(events, T).await;
+            let saved = saved.unwrap();
+            assert_eq!(saved, inbox.join(want));
+            let meta = std::fs::symlink_metadata(&saved).unwrap();
+            assert!(meta.file_type().is_file(), "{saved:?} is a regular file");
+            assert_eq!(std::fs::read_to_string(&saved).unwrap(), "payload");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim");
+    assert!(!dir.join("made-by-following").exists());
+    assert_eq!(
+        std::fs::read_link(keep.join("target.txt")).unwrap(),
+        victim,
+        "kept, not followed"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_resource_directories_are_refused_and_created_ones_are_private() {
+    use multipeer::config::DirectoryError;
+    use multipeer::ConfigError;
+    use std::os::unix::fs::PermissionsExt;
+    init_tracing();
+    let dir = TempDir::new("dirs");
+    let reason = |path: &std::path::Path| match config("b").resource_directory(path).build() {
+        Err(ConfigError::UnsafeResourceDirectory { path: p, reason }) => {
+            assert_eq!(p, path);
+            Some(reason)
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => None,
+    };
+    let open = dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(matches!(
+        reason(&open),
+        Some(DirectoryError::WritableByOthers { mode: 0o777 })
+    ));
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o775)).unwrap();
+    assert!(matches!(reason(&open), Some(DirectoryError::WritableByOthers { .. })));
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(dir.join("private"), &link).unwrap();
+    std::fs::create_dir(dir.join("private")).unwrap();
+    assert_eq!(reason(&link), Some(DirectoryError::Symlink));
+    std::fs::write(dir.join("file"), "").unwrap();
+    assert_eq!(reason(&dir.join("file")), Some(DirectoryError::NotADirectory));
+    assert_eq!(reason(&dir.join("private")), None);
+    let theirs = dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    match std::os::unix::fs::chown(&theirs, Some(65534), None) {
+        Ok(()) => assert!(
+            matches!(reason(&theirs), Some(DirectoryError::NotOwned { owner: 65534, .. })),
+            "{:?}",
+            reason(&theirs)
+        ),
+        Err(e) => eprintln!("owner check not exercised (chown needs root): {e}"),
+    }
+
+    // A missing directory is created 0700 when the session starts; received files are 0600.
+    let inbox = dir.join("new").join("inbox");
+    let (a, _a_events, b, mut b_events) = pair_with_inbox(&inbox).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&inbox), 0o700);
+    assert_eq!(mode(&dir.join("new")), 0o700);
+    let source = dir.join("payload");
+    std::fs::write(&source, "payload").unwrap();
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let sent = a.send_resource(&source, "p.txt", b.local_peer().id).await.unwrap();
+    within(T, "transfer", sent.finished()).await.unwrap();
+    let (_, saved) = expect_finished(&mut b_events, T).await;
+    assert_eq!(mode(&saved.unwrap()), 0o600);
+
+    // A directory that turns unsafe between building the configuration and starting: every offer is
+    // refused as "cannot store", and the directory is left as it is.
+    let late = dir.join("late");
+    let config_c = config("c").resource_directory(&late).build().unwrap();
+    std::fs::create_dir(&late).unwrap();
+    std::fs::set_permissions(&late, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let net = MemoryNetwork::new();
+    let (a2, mut a2_events) = start(&net, config("a")).await;
+    let (c, mut c_events) = multipeer::Session::builder(config_c)
+        .discovery(net.discovery())
+        .start_with_events()
+        .await
+        .unwrap();
+    expect_peers_added(&mut a2_events, 1, T).await;
+    expect_peers_added(&mut c_events, 1, T).await;
+    let refused = a2.send_resource(&source, "p.txt", c.local_peer().id).await.unwrap();
+    let refused = within(T, "refusal", refused.finished()).await;
+    assert!(
+        matches!(refused, Err(ResourceError::Refused(RefusalReason::Unavailable))),
+        "{refused:?}"
+    );
+    assert_eq!(mode(&late), 0o777);
+    assert!(files(&late).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_beyond_its_byte_quota_is_refused() {
+    init_tracing();
+    let dir = TempDir::new("quota");
+    let inbox = dir.join("inbox");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let config_b = config("b")
+        .resource_directory(&inbox)
+        .max_resource_bytes_per_peer(1 << 20);
+    let (b, mut b_events) = start(&net, config_b).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let b_id = b.local_peer().id;
+    let part = dir.join("600k");
+    write_pattern_file(&part, 600 << 10, 8);
+    let small = dir.join("300k");
+    write_pattern_file(&small, 300 << 10, 9);
+    let send = |path: PathBuf, name: &'static str| {
+        let a = &a;
+        async move { a.send_resource(&path, name, b_id).await.unwrap().finished().await }
+    };
+    assert!(send(part.clone(), "one.bin").await.is_ok());
+    let over = send(part.clone(), "two.bin").await;
+    assert!(
+        matches!(over, Err(ResourceError::Refused(RefusalReason::TooLarge))),
+        "{over:?}"
+    );
+    assert!(
+        send(small.clone(), "three.bin").await.is_ok(),
+        "what is left of the quota"
+    );
+    let over = send(small, "four.bin").await;
+    assert!(
+        matches!(over, Err(ResourceError::Refused(RefusalReason::TooLarge))),
+        "{over:?}"
+    );
+    assert_eq!(files(&inbox), vec!["one.bin".to_owned(), "three.bin".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_part_files_are_swept_at_start_and_nothing_else() {
+    init_tracing();
+    let dir = TempDir::new("sweep");
+    let inbox = dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let part_name = |seed: char| {
+        format!(
+            ".{}-{}-{}.part",
+            "ab".repeat(32),
+            "cd".repeat(16),
+            seed.to_string().repeat(8)
+        )
+    };
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let write_aged = |path: &std::path::Path, aged: bool| {
+        std::fs::write(path, "x").unwrap();
+        if aged {
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(hour_ago).unwrap();
+        }
+    };
+    let stale = inbox.join(part_name('1'));
+    let fresh = inbox.join(part_name('2'));
+    write_aged(&stale, true);
+    write_aged(&fresh, false);
+    let unrelated = ["notes.txt", ".other.part", "x.part", &part_name('3')[1..]];
+    for name in unrelated {
+        write_aged(&inbox.join(name), true);
+    }
+    let victim = dir.join("victim");
+    write_aged(&victim, true);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&victim, inbox.join(part_name('4'))).unwrap();
+
+    let net = MemoryNetwork::new();
+    let (_b, _b_events) = start(
+        &net,
+        config("b")
+            .resource_directory(&inbox)
+            .resume_window(Duration::from_secs(60)),
+    )
+    .await;
+    assert!(!stale.exists(), "the stale part file is gone");
+    assert!(fresh.exists(), "a part file within the window stays");
+    for name in unrelated {
+        assert!(inbox.join(name).exists(), "{name} stays");
+    }
+    assert!(victim.exists());
+    #[cfg(unix)]
+    assert!(
+        std::fs::symlink_metadata(inbox.join(part_name('4'))).is_ok(),
+        "a symlink with a part file's name stays"
+    );
 }

@@ -19,8 +19,11 @@ use crate::proto::resource::{Refusal, RESOURCE_CANCELLED, RESOURCE_ID_LEN};
 mod names;
 pub(crate) mod recv;
 pub(crate) mod send;
+mod store;
 
 pub(crate) use recv::Hub;
+pub use store::DirectoryError;
+pub(crate) use store::{check_if_present as check_directory, default_directory};
 
 /// Most bidirectional streams (resources and duplex streams) one peer may have open to us at once (QUIC stream
 /// credit; more wait).
@@ -111,11 +114,13 @@ pub struct Delivered {
 pub enum RefusalReason {
     /// The app declined it.
     Declined,
-    /// It is larger than the receiver's [`crate::SessionConfigBuilder::max_resource_size`].
+    /// It is larger than the receiver's [`crate::SessionConfigBuilder::max_resource_size`], or than what is
+    /// left of the sender's [`crate::SessionConfigBuilder::max_resource_bytes_per_peer`].
     TooLarge,
     /// The receiver has too many transfers under way.
     Busy,
-    /// The receiver cannot store it (for example its directory is not writable).
+    /// The receiver cannot store it (for example its directory is not writable or not private, or its disk
+    /// lacks the space).
     Unavailable,
 }
 
@@ -174,6 +179,10 @@ pub enum ResourceError {
     /// The connection was lost and the peer did not come back within the resume window.
     #[error("interrupted: the peer did not come back within the resume window")]
     Interrupted,
+    /// The partial file on disk was replaced by something else (for example a symlink) while the transfer ran
+    /// or waited to resume; nothing was saved and the replacement was left alone.
+    #[error("the partial file was replaced on disk; the transfer was abandoned")]
+    PartialFileReplaced,
     /// The peer broke the resource protocol.
     #[error("protocol violation: {0}")]
     Protocol(&'static str),

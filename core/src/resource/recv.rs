@@ -1,7 +1,6 @@
 //! The receiving side of resource transfers, and the hub both sides share.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -12,7 +11,8 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::names::{place, sanitize};
+use super::names::sanitize;
+use super::store::{self, DirectoryError, PartFile, PlaceError};
 use super::{
     hash_prefix, read_stop, write_stop, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer,
     ResourceTransfer, Stop, TransferState, CHUNK, MAX_INCOMING_TRANSFERS,
@@ -38,7 +38,11 @@ const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Incoming {
     state: Arc<TransferState>,
-    part: PathBuf,
+    /// The part file, once created.
+    part: Option<PartFile>,
+    /// The open part file while waiting to resume; the running attempt holds it otherwise. The file is never
+    /// opened again by name, so swapping the name for a symlink cannot redirect the writes.
+    file: Option<tokio::fs::File>,
     /// Bytes safely in the part file (valid while not active).
     received: u64,
     active: bool,
@@ -54,6 +58,8 @@ pub(crate) struct Hub {
     events: Mutex<Option<EventSender>>,
     filter: ResourceFilter,
     incoming: Mutex<HashMap<(PeerId, ResourceId), Incoming>>,
+    /// Bytes of accepted offers per peer this session, against [`ResourceSettings::max_bytes_per_peer`].
+    quota: Mutex<HashMap<PeerId, u64>>,
     /// Transfers completed lately: a sender that lost the connection before our verdict reached it offers
     /// them again, and gets the verdict instead of sending the file twice.
     completed: Mutex<VecDeque<Completed>>,
@@ -73,6 +79,47 @@ const MAX_REMEMBERED: usize = 128;
 /// Most incoming transfers from one peer tracked at once, so one peer cannot take every slot.
 const MAX_INCOMING_TRANSFERS_PER_PEER: usize = 16;
 
+/// Why an accepted offer could not get a part file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum StoreError {
+    /// The resource directory is missing and cannot be created, or is not safe.
+    #[error("resource directory {dir}: {source}")]
+    Directory {
+        /// The directory.
+        dir: String,
+        /// What is wrong with it.
+        source: DirectoryError,
+    },
+    /// The disk lacks the space (with the reserve kept free).
+    #[error("not enough free space: {need} bytes needed besides the reserve, {free} available")]
+    NoSpace {
+        /// Bytes needed.
+        need: u64,
+        /// Bytes available.
+        free: u64,
+    },
+    /// The part file could not be created.
+    #[error("cannot create a part file: {0}")]
+    Create(#[from] std::io::Error),
+}
+
+/// Prepares the directory, checks the free space for `need` bytes and creates a part file called `name`.
+fn create_part(dir: &std::path::Path, name: &str, need: u64) -> Result<(PartFile, std::fs::File), StoreError> {
+    store::prepare(dir).map_err(|source| StoreError::Directory {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    let free = store::free_space(dir);
+    if !store::fits(free, need) {
+        return Err(StoreError::NoSpace {
+            need,
+            free: free.unwrap_or(0),
+        });
+    }
+    Ok(PartFile::create(dir, name)?)
+}
+
 impl Hub {
     pub(crate) fn new(
         settings: ResourceSettings,
@@ -80,12 +127,26 @@ impl Hub {
         events: EventSender,
         filter: ResourceFilter,
     ) -> Arc<Self> {
+        // Session start: make the directory (private), and remove part files a crashed session left.
+        match store::prepare(&settings.directory) {
+            Ok(()) => {
+                let swept = store::sweep(&settings.directory, settings.resume_window);
+                if swept > 0 {
+                    tracing::debug!(dir = %settings.directory.display(), swept, "removed stale part files");
+                }
+            }
+            Err(e) => tracing::warn!(
+                dir = %settings.directory.display(),
+                "cannot store resources, every offer will be refused: {e}"
+            ),
+        }
         Arc::new(Self {
             settings,
             shared,
             events: Mutex::new(Some(events)),
             filter,
             incoming: Mutex::new(HashMap::new()),
+            quota: Mutex::new(HashMap::new()),
             completed: Mutex::new(VecDeque::new()),
             closed: AtomicBool::new(false),
         })
@@ -110,7 +171,10 @@ impl Hub {
             keys.into_iter().filter_map(|k| map.remove(&k)).collect()
         };
         for entry in waiting {
-            let _ = std::fs::remove_file(&entry.part);
+            drop(entry.file);
+            if let Some(part) = &entry.part {
+                part.remove();
+            }
             entry.state.finish(Err(ResourceError::SessionClosed));
         }
     }
@@ -187,7 +251,7 @@ impl Hub {
             None => {}
         }
         let decision = self.admit(peer, id, offer.name, offer.size).await;
-        let (state, offset) = match decision {
+        let (state, offset, file) = match decision {
             Ok(accepted) => accepted,
             Err(refusal) => {
                 tracing::debug!(peer = %peer.short(), ?refusal, "resource refused");
@@ -197,7 +261,7 @@ impl Hub {
                 return;
             }
         };
-        self.receive(state, send, recv, buf, offset).await;
+        self.receive(state, file, send, recv, buf, offset).await;
     }
 
     /// How a transfer ended here lately: `Some(Some(digest))` saved, `Some(None)` cancelled by us.
@@ -223,36 +287,19 @@ impl Hub {
         });
     }
 
-    /// Accepts or refuses an offer; on acceptance returns the transfer and where to resume.
+    /// Accepts or refuses an offer; on acceptance returns the transfer, where to resume and the part file.
     async fn admit(
         &self,
         peer: PeerId,
         id: ResourceId,
         name: String,
         size: u64,
-    ) -> Result<(Arc<TransferState>, u64), Refusal> {
+    ) -> Result<(Arc<TransferState>, u64, tokio::fs::File), Refusal> {
         if self.is_closed() {
             return Err(Refusal::Unavailable);
         }
-        // Resuming?
-        let resumed = {
-            let mut map = self.incoming();
-            let full = map.len() >= MAX_INCOMING_TRANSFERS
-                || map.keys().filter(|(p, _)| *p == peer).count() >= MAX_INCOMING_TRANSFERS_PER_PEER;
-            match map.get_mut(&(peer, id)) {
-                Some(entry) if entry.active => return Err(Refusal::Busy),
-                Some(entry) if entry.state.size == size => {
-                    entry.active = true;
-                    Some((entry.state.clone(), entry.received, entry.part.clone()))
-                }
-                Some(_) => return Err(Refusal::Busy),
-                None if full => return Err(Refusal::Busy),
-                None => None,
-            }
-        };
-        if let Some((state, received, part)) = resumed {
-            let on_disk = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
-            return Ok((state, received.min(on_disk)));
+        if let Some(resumed) = self.resume(peer, id, size).await? {
+            return self.check_resumed(resumed).await;
         }
         if size > self.settings.max_size {
             return Err(Refusal::TooLarge);
@@ -262,63 +309,194 @@ impl Hub {
             name: name.clone(),
             size,
         };
+        if !self.take_quota(peer, size) {
+            tracing::info!(peer = %peer.short(), size, "resource refused: over the per-peer quota");
+            return Err(Refusal::TooLarge);
+        }
         if !(self.filter)(&offer) {
+            self.give_back(peer, size);
             return Err(Refusal::Declined);
         }
-        // Every transfer its own part file, so a late clean-up of an old one can never hit a new one.
-        let nonce = ResourceId::random().to_string();
-        let part = self
-            .settings
-            .directory
-            .join(format!(".{peer}-{id}-{}.part", &nonce[..8]));
         let state = TransferState::new(id, peer, name, size, Direction::Incoming);
-        {
+        let file = match self.start_part(&state).await {
+            Ok(file) => file,
+            Err(refusal) => {
+                self.give_back(peer, size);
+                return Err(refusal);
+            }
+        };
+        self.emit(Event::ResourceStarted(ResourceTransfer::new(state.clone())))
+            .await;
+        Ok((state, 0, file))
+    }
+
+    /// The transfer waiting to resume under `(peer, id)`, if any, with the part file it holds open; refuses
+    /// as busy if it is running, its size differs, or (for a new one) too many transfers are tracked.
+    async fn resume(
+        &self,
+        peer: PeerId,
+        id: ResourceId,
+        size: u64,
+    ) -> Result<Option<(Arc<TransferState>, u64, tokio::fs::File)>, Refusal> {
+        let (state, received, file) = {
+            let mut map = self.incoming();
+            let full = map.len() >= MAX_INCOMING_TRANSFERS
+                || map.keys().filter(|(p, _)| *p == peer).count() >= MAX_INCOMING_TRANSFERS_PER_PEER;
+            match map.get_mut(&(peer, id)) {
+                Some(entry) if !entry.active && entry.state.size == size => match entry.file.take() {
+                    Some(file) => {
+                        entry.active = true;
+                        (entry.state.clone(), entry.received, file)
+                    }
+                    None => return Err(Refusal::Busy),
+                },
+                Some(_) => return Err(Refusal::Busy),
+                None if full => return Err(Refusal::Busy),
+                None => return Ok(None),
+            }
+        };
+        let on_disk = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        Ok(Some((state, received.min(on_disk), file)))
+    }
+
+    /// Before a resumption continues: if the part file's name no longer refers to the file we hold (someone
+    /// replaced it, for example with a symlink), the transfer fails now rather than after the rest arrived.
+    async fn check_resumed(
+        &self,
+        resumed: (Arc<TransferState>, u64, tokio::fs::File),
+    ) -> Result<(Arc<TransferState>, u64, tokio::fs::File), Refusal> {
+        let state = &resumed.0;
+        let key = (state.peer, state.id);
+        let part = self.incoming().get(&key).and_then(|e| e.part.clone());
+        let intact = match part {
+            Some(part) => tokio::task::spawn_blocking(move || part.named(&part.path))
+                .await
+                .unwrap_or(false),
+            None => false,
+        };
+        if intact {
+            return Ok(resumed);
+        }
+        tracing::warn!(name = %state.name, "the partial file was replaced on disk; abandoning the transfer");
+        let (state, _, file) = resumed;
+        drop(file);
+        self.discard(key, state.size).await;
+        self.finished(&state, Err(ResourceError::PartialFileReplaced)).await;
+        Err(Refusal::Unavailable)
+    }
+
+    /// Reserves the slot of a new transfer and creates its part file (every transfer its own, so a late
+    /// clean-up of an old one can never hit a new one); refuses as busy or as unable to store it.
+    async fn start_part(&self, state: &Arc<TransferState>) -> Result<tokio::fs::File, Refusal> {
+        let key = (state.peer, state.id);
+        let outstanding = {
             // Reserve the slot before touching the disk.
             let mut map = self.incoming();
-            if map.len() >= MAX_INCOMING_TRANSFERS || map.contains_key(&(peer, id)) {
+            if map.len() >= MAX_INCOMING_TRANSFERS || map.contains_key(&key) {
                 return Err(Refusal::Busy);
             }
+            let outstanding: u64 = map
+                .values()
+                .map(|e| e.state.size.saturating_sub(e.state.progress.borrow().transferred))
+                .fold(0, u64::saturating_add);
             map.insert(
-                (peer, id),
+                key,
                 Incoming {
                     state: state.clone(),
-                    part: part.clone(),
+                    part: None,
+                    file: None,
                     received: 0,
                     active: true,
                     interruptions: 0,
                 },
             );
-        }
-        let created = async {
-            tokio::fs::create_dir_all(&self.settings.directory).await?;
-            tokio::fs::File::create(&part).await
+            outstanding
         };
-        if let Err(e) = created.await {
-            tracing::warn!(dir = %self.settings.directory.display(), "cannot store resources: {e}");
-            self.incoming().remove(&(peer, id));
-            return Err(Refusal::Unavailable);
+        let dir = self.settings.directory.clone();
+        let name = store::part_name(state.peer, state.id);
+        let need = state.size.saturating_add(outstanding);
+        let created = tokio::task::spawn_blocking(move || create_part(&dir, &name, need)).await;
+        match created {
+            Ok(Ok((part, file))) => {
+                if let Some(entry) = self.incoming().get_mut(&key) {
+                    entry.part = Some(part);
+                }
+                Ok(tokio::fs::File::from_std(file))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("cannot store a resource: {e}");
+                self.incoming().remove(&key);
+                Err(Refusal::Unavailable)
+            }
+            Err(_) => {
+                self.incoming().remove(&key);
+                Err(Refusal::Unavailable)
+            }
         }
-        self.emit(Event::ResourceStarted(ResourceTransfer::new(state.clone())))
-            .await;
-        Ok((state, 0))
+    }
+
+    /// Counts `size` more bytes against `peer`'s quota; false (and nothing counted) if that exceeds it.
+    fn take_quota(&self, peer: PeerId, size: u64) -> bool {
+        let mut quota = self.quota.lock().unwrap_or_else(PoisonError::into_inner);
+        let used = quota.entry(peer).or_insert(0);
+        match used.checked_add(size) {
+            Some(total) if total <= self.settings.max_bytes_per_peer => {
+                *used = total;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives `size` bytes of a transfer that delivered nothing back to `peer`'s quota.
+    fn give_back(&self, peer: PeerId, size: u64) {
+        let mut quota = self.quota.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(used) = quota.get_mut(&peer) {
+            *used = used.saturating_sub(size);
+        }
+    }
+
+    /// Forgets a transfer that failed: its entry, its part file (if still ours) and its share of the quota.
+    async fn discard(&self, key: (PeerId, ResourceId), size: u64) {
+        let entry = self.incoming().remove(&key);
+        self.release(key.0, size, entry).await;
+    }
+
+    /// Gives the quota of a removed entry back and removes its part file (if still ours).
+    async fn release(&self, peer: PeerId, size: u64, entry: Option<Incoming>) {
+        self.give_back(peer, size);
+        if let Some(Incoming {
+            part: Some(part), file, ..
+        }) = entry
+        {
+            drop(file);
+            let _ = tokio::task::spawn_blocking(move || part.remove()).await;
+        }
     }
 
     async fn receive(
         self: Arc<Self>,
         state: Arc<TransferState>,
+        mut file: tokio::fs::File,
         send: quinn::SendStream,
         recv: quinn::RecvStream,
         buffered: BytesMut,
         offset: u64,
     ) {
         let key = (state.peer, state.id);
-        let Some(part) = self.incoming().get(&key).map(|e| e.part.clone()) else {
+        let Some(part) = self.incoming().get(&key).and_then(|e| e.part.clone()) else {
             return;
         };
         let mut received = offset;
-        let result = receive_data(&state, &part, send, recv, buffered, &mut received, &self.settings).await;
+        let mut attempt = Attempt {
+            state: &state,
+            part: &part,
+            file: &mut file,
+            settings: &self.settings,
+        };
+        let result = attempt.run(send, recv, buffered, &mut received).await;
         match result {
-            Err(Stop::Interrupted) if !self.is_closed() => self.interrupted(key, received),
+            Err(Stop::Interrupted) if !self.is_closed() => self.interrupted(key, received, file),
             Err(stop) => {
                 let error = match stop {
                     Stop::Failed(e) => e,
@@ -327,8 +505,8 @@ impl Hub {
                 if matches!(error, ResourceError::Cancelled) {
                     self.remember(key, state.size, None);
                 }
-                self.incoming().remove(&key);
-                let _ = tokio::fs::remove_file(&part).await;
+                drop(file);
+                self.discard(key, state.size).await;
                 self.finished(&state, Err(error)).await;
             }
             Ok(mut delivered) => {
@@ -357,13 +535,14 @@ impl Hub {
         }
     }
 
-    /// The connection dropped mid-transfer: keep the partial file for the resume window.
-    fn interrupted(self: Arc<Self>, key: (PeerId, ResourceId), received: u64) {
+    /// The connection dropped mid-transfer: keep the partial file, open, for the resume window.
+    fn interrupted(self: Arc<Self>, key: (PeerId, ResourceId), received: u64, file: tokio::fs::File) {
         let (state, generation) = {
             let mut map = self.incoming();
             let Some(entry) = map.get_mut(&key) else { return };
             entry.active = false;
             entry.received = received;
+            entry.file = Some(file);
             entry.interruptions += 1;
             (entry.state.clone(), entry.interruptions)
         };
@@ -387,7 +566,7 @@ impl Hub {
                 if cancelled {
                     self.remember(key, state.size, None);
                 }
-                let _ = tokio::fs::remove_file(&entry.part).await;
+                self.release(key.0, state.size, Some(entry)).await;
                 let error = if cancelled {
                     ResourceError::Cancelled
                 } else {
@@ -430,117 +609,159 @@ async fn confirm_completed(
     }
 }
 
-/// Receives the data into the part file from `*received` on, checks the digest and saves the file.
-async fn receive_data(
-    state: &TransferState,
-    part: &Path,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    mut buffered: BytesMut,
-    received: &mut u64,
-    settings: &ResourceSettings,
-) -> Result<Delivered, Stop> {
-    let mut cancel = state.cancelled();
-    let protocol = |recv: &mut quinn::RecvStream, send: &mut quinn::SendStream, what: &'static str| {
-        let _ = recv.stop(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
-        let _ = send.reset(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
-        Stop::Failed(ResourceError::Protocol(what))
-    };
-    let mut file = tokio::fs::OpenOptions::new().read(true).write(true).open(part).await?;
-    file.set_len(*received).await?;
-    // Answer first: hashing a large prefix from a slow disk may take a while, and QUIC flow control holds the
-    // sender's data meanwhile.
-    if let Err(e) = send.write_all(&encode_reply(Reply::Accept { offset: *received })).await {
-        return Err(write_stop(e));
-    }
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-    hash_prefix(&mut file, *received, &mut hasher).await?;
-    file.seek(std::io::SeekFrom::Start(*received)).await?;
-    let mut file = tokio::io::BufWriter::with_capacity(CHUNK, file);
-    let rate = Rate::new(*received);
-    state.report(*received, 0.0);
-    let mut digest = Vec::with_capacity(DIGEST_LEN);
-    let mut block = vec![0u8; CHUNK];
-    loop {
-        // Read as much as has arrived, up to one block: few, large writes and hash updates.
-        let n = if !buffered.is_empty() {
-            let n = buffered.len().min(block.len());
-            block[..n].copy_from_slice(&buffered[..n]);
-            buffered.advance(n);
-            n
-        } else {
-            let next = tokio::select! {
-                next = recv.read(&mut block) => next,
-                _ = cancel.wait_for(|c| *c) => {
-                    let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
-                    let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
-                    return Err(ResourceError::Cancelled.into());
-                }
-            };
-            match next {
-                Ok(Some(n)) => n,
-                Ok(None) => break,
-                Err(e) => {
-                    let stop = read_stop(e);
-                    if matches!(stop, Stop::Interrupted) {
-                        // Keep what arrived, for the resumption.
-                        file.flush().await?;
-                    }
-                    return Err(stop);
-                }
+/// One attempt at receiving a transfer (the first, or a resumption) into its open part file.
+struct Attempt<'a> {
+    state: &'a TransferState,
+    part: &'a PartFile,
+    file: &'a mut tokio::fs::File,
+    settings: &'a ResourceSettings,
+}
+
+/// Stops both directions of a stream that broke the protocol.
+fn protocol(recv: &mut quinn::RecvStream, send: &mut quinn::SendStream, what: &'static str) -> Stop {
+    let _ = recv.stop(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
+    let _ = send.reset(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
+    Stop::Failed(ResourceError::Protocol(what))
+}
+
+impl Attempt<'_> {
+    /// Receives the data from `*received` on, checks the digest and saves the file.
+    async fn run(
+        &mut self,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        buffered: BytesMut,
+        received: &mut u64,
+    ) -> Result<Delivered, Stop> {
+        self.file.set_len(*received).await?;
+        // Answer first: hashing a large prefix from a slow disk may take a while, and QUIC flow control holds
+        // the sender's data meanwhile.
+        if let Err(e) = send.write_all(&encode_reply(Reply::Accept { offset: *received })).await {
+            return Err(write_stop(e));
+        }
+        // The prefix is read through the handle we wrote it with, never by name.
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+        self.file.seek(std::io::SeekFrom::Start(0)).await?;
+        hash_prefix(self.file, *received, &mut hasher).await?;
+        self.file.seek(std::io::SeekFrom::Start(*received)).await?;
+        let digest = self
+            .read_data(&mut send, &mut recv, buffered, received, &mut hasher)
+            .await?;
+        if *received != self.state.size || digest.len() != DIGEST_LEN {
+            return Err(protocol(&mut recv, &mut send, "stream ended early"));
+        }
+        let ours = hasher.finish();
+        if ours.as_ref() != digest.as_slice() {
+            let _ = send.write_all(&[Verdict::DigestMismatch.to_byte()]).await;
+            let _ = send.finish();
+            return Err(ResourceError::IntegrityCheckFailed.into());
+        }
+        self.file.sync_data().await?;
+        let path = match self.save().await {
+            Ok(path) => path,
+            Err(e) => {
+                let _ = send.write_all(&[Verdict::Failed.to_byte()]).await;
+                let _ = send.finish();
+                return Err(e.into());
             }
         };
-        let chunk = &block[..n];
-        let data_left = state.size - *received;
-        let data_len = usize::try_from(data_left).unwrap_or(usize::MAX).min(chunk.len());
-        if data_len > 0 {
-            file.write_all(&chunk[..data_len]).await?;
-            hasher.update(&chunk[..data_len]);
-            *received += data_len as u64;
-            state.report(*received, rate.at(*received));
-        }
-        let rest = &chunk[data_len..];
-        if digest.len() + rest.len() > DIGEST_LEN {
-            return Err(protocol(&mut recv, &mut send, "data beyond the announced size"));
-        }
-        digest.extend_from_slice(rest);
-    }
-    if *received != state.size || digest.len() != DIGEST_LEN {
-        return Err(protocol(&mut recv, &mut send, "stream ended early"));
-    }
-    file.flush().await?;
-    let file = file.into_inner();
-    let ours = hasher.finish();
-    if ours.as_ref() != digest.as_slice() {
-        let _ = send.write_all(&[Verdict::DigestMismatch.to_byte()]).await;
+        let _ = send.write_all(&[Verdict::Verified.to_byte()]).await;
         let _ = send.finish();
-        return Err(ResourceError::IntegrityCheckFailed.into());
+        // Report it only once the sender has the verdict, so an app that exits right after cannot cut it off.
+        let _ = tokio::time::timeout(VERDICT_ACK_TIMEOUT, send.stopped()).await;
+        let mut sha256 = [0u8; DIGEST_LEN];
+        sha256.copy_from_slice(ours.as_ref());
+        Ok(Delivered {
+            size: self.state.size,
+            sha256,
+            path: Some(path),
+            resumed_from: 0,
+        })
     }
-    file.sync_data().await?;
-    drop(file);
-    let name = sanitize(&state.name);
-    let (part_owned, dir, overwrite) = (part.to_owned(), settings.directory.clone(), settings.overwrite);
-    let placed = tokio::task::spawn_blocking(move || place(&part_owned, &dir, &name, overwrite))
-        .await
-        .map_err(|_| ResourceError::SessionClosed)?;
-    let path = match placed {
-        Ok(path) => path,
-        Err(e) => {
-            let _ = send.write_all(&[Verdict::Failed.to_byte()]).await;
-            let _ = send.finish();
-            return Err(e.into());
+
+    /// Writes the stream's data to the file (hashing it) until the stream ends; returns what followed the
+    /// data: the sender's digest.
+    async fn read_data(
+        &mut self,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+        mut buffered: BytesMut,
+        received: &mut u64,
+        hasher: &mut ring::digest::Context,
+    ) -> Result<Vec<u8>, Stop> {
+        let state = self.state;
+        let mut cancel = state.cancelled();
+        let mut file = tokio::io::BufWriter::with_capacity(CHUNK, &mut *self.file);
+        let rate = Rate::new(*received);
+        state.report(*received, 0.0);
+        let mut digest = Vec::with_capacity(DIGEST_LEN);
+        let mut block = vec![0u8; CHUNK];
+        loop {
+            // Read as much as has arrived, up to one block: few, large writes and hash updates.
+            let n = if !buffered.is_empty() {
+                let n = buffered.len().min(block.len());
+                block[..n].copy_from_slice(&buffered[..n]);
+                buffered.advance(n);
+                n
+            } else {
+                let next = tokio::select! {
+                    next = recv.read(&mut block) => next,
+                    _ = cancel.wait_for(|c| *c) => {
+                        let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+                        let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+                        return Err(ResourceError::Cancelled.into());
+                    }
+                };
+                match next {
+                    Ok(Some(n)) => n,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let stop = read_stop(e);
+                        if matches!(stop, Stop::Interrupted) {
+                            // Keep what arrived, for the resumption.
+                            file.flush().await?;
+                        }
+                        return Err(stop);
+                    }
+                }
+            };
+            let chunk = &block[..n];
+            let data_left = state.size - *received;
+            let data_len = usize::try_from(data_left).unwrap_or(usize::MAX).min(chunk.len());
+            if data_len > 0 {
+                file.write_all(&chunk[..data_len]).await?;
+                hasher.update(&chunk[..data_len]);
+                *received += data_len as u64;
+                state.report(*received, rate.at(*received));
+            }
+            let rest = &chunk[data_len..];
+            if digest.len() + rest.len() > DIGEST_LEN {
+                return Err(protocol(recv, send, "data beyond the announced size"));
+            }
+            digest.extend_from_slice(rest);
         }
-    };
-    let _ = send.write_all(&[Verdict::Verified.to_byte()]).await;
-    let _ = send.finish();
-    // Report it only once the sender has the verdict, so an app that exits right after cannot cut it off.
-    let _ = tokio::time::timeout(VERDICT_ACK_TIMEOUT, send.stopped()).await;
-    let mut sha256 = [0u8; DIGEST_LEN];
-    sha256.copy_from_slice(ours.as_ref());
-    Ok(Delivered {
-        size: state.size,
-        sha256,
-        path: Some(path),
-        resumed_from: 0,
-    })
+        file.flush().await?;
+        Ok(digest)
+    }
+
+    /// Gives the verified part file its final name.
+    async fn save(&self) -> Result<std::path::PathBuf, ResourceError> {
+        let name = sanitize(&self.state.name);
+        let (part, dir, overwrite) = (
+            self.part.clone(),
+            self.settings.directory.clone(),
+            self.settings.overwrite,
+        );
+        let placed = tokio::task::spawn_blocking(move || store::place(&part, &dir, &name, overwrite))
+            .await
+            .map_err(|_| ResourceError::SessionClosed)?;
+        placed.map_err(|e| match e {
+            PlaceError::Replaced => {
+                tracing::warn!(name = %self.state.name, "the partial file was replaced on disk; not saving it");
+                ResourceError::PartialFileReplaced
+            }
+            PlaceError::Io(e) => e.into(),
+            e @ PlaceError::NoFreeName => std::io::Error::new(std::io::ErrorKind::AlreadyExists, e).into(),
+        })
+    }
 }
