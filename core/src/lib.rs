@@ -46,8 +46,8 @@ mod tls;
 mod trust;
 
 pub use config::{
-    ConfigError, CongestionControl, SessionConfig, SessionConfigBuilder, DEFAULT_MAX_RESOURCE_SIZE,
-    DEFAULT_RESUME_WINDOW,
+    ConfigError, CongestionControl, DirectoryError, SessionConfig, SessionConfigBuilder,
+    DEFAULT_MAX_RESOURCE_BYTES_PER_PEER, DEFAULT_MAX_RESOURCE_SIZE, DEFAULT_RESUME_WINDOW,
 };
 pub use diagnostics::Diagnostics;
 pub use discovery::{

@@ -54,14 +54,19 @@ pub struct SessionConfig {
     /// Congestion controller: Cubic (default) is fastest on clean links; BBR keeps lossy Wi-Fi fast.
     #[uniffi(default = None)]
     pub congestion_control: Option<CongestionControl>,
-    /// Directory received resources (files) are saved in, created when needed. Default: `multipeer-resources` in
-    /// the system's temporary directory; apps should choose a directory of their own container.
+    /// Directory received resources (files) are saved in. It must be private to the app's user (owned by it, not
+    /// writable by group or others); a missing one is created with mode 0700. Default: a per-user data directory
+    /// (`$XDG_DATA_HOME/multipeer/resources` and the like); apps should choose a directory of their own container.
     #[uniffi(default = None)]
     pub resource_directory: Option<String>,
     /// Largest resource accepted from a peer, in bytes (default 4 GiB); larger offers are refused as too large
     /// before `should_accept_resource` is asked.
     #[uniffi(default = None)]
     pub max_resource_size: Option<u64>,
+    /// Most bytes one peer may place in the resource directory during a session (default 16 GiB); offers beyond
+    /// it are refused as too large.
+    #[uniffi(default = None)]
+    pub max_resource_bytes_per_peer: Option<u64>,
     /// How long an interrupted transfer waits for its peer to come back and resume, in milliseconds; after that
     /// both ends report it failed.
     #[uniffi(default = None)]
@@ -189,6 +194,9 @@ fn build_config(config: SessionConfig) -> Result<multipeer::SessionConfig, Multi
     }
     if let Some(bytes) = config.max_resource_size {
         builder = builder.max_resource_size(bytes);
+    }
+    if let Some(bytes) = config.max_resource_bytes_per_peer {
+        builder = builder.max_resource_bytes_per_peer(bytes);
     }
     if let Some(ms) = config.resume_window_ms {
         builder = builder.resume_window(Duration::from_millis(ms));
