@@ -67,6 +67,10 @@ pub struct Diagnostics {
     pub links: Vec<LinkDiagnostics>,
     /// Every peer discovery reported, and where connecting to it stands.
     pub attempts: Vec<AttemptDiagnostics>,
+    /// Bytes of messages (payload plus [`crate::EVENT_OVERHEAD`] each) waiting for the app to take them.
+    pub queued_event_bytes: usize,
+    /// Membership and other control events waiting for the app to take them.
+    pub queued_control_events: usize,
 }
 
 /// The host's interface addresses.

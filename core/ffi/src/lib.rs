@@ -2,9 +2,10 @@
 //!
 //! This is the only place that exports to foreign languages; it adapts the Rust API and re-implements
 //! nothing. Callbacks of the foreign [`SessionDelegate`] arrive one at a time, in order, on one dedicated
-//! thread per session (never the caller's, never the UI thread: hop to your main thread yourself). Events wait
-//! in a bounded queue ([`multipeer::EVENT_QUEUE`]); a slow callback holds back further events (and, through
-//! QUIC flow control, the senders) but never blocks the session's network work. A callback that throws is
+//! thread per session (never the caller's, never the UI thread: hop to your main thread yourself). Messages
+//! wait in a queue bounded in bytes ([`multipeer::EVENT_BYTES_PER_PEER`] per peer); a slow callback holds back
+//! further messages (and, through QUIC flow control, the senders) but never blocks the session's network work
+//! or its membership events. A callback that throws is
 //! logged and ignored. The one exception is [`SessionDelegate::should_accept_resource`], a decision the session
 //! needs at once: it is called on the session's network thread, must return quickly, and declines if it throws.
 #![deny(missing_docs)]
@@ -269,6 +270,10 @@ impl Session {
     }
 }
 
+/// Calls waiting for the foreign delegate's thread: few, so that messages wait in the session's byte-bounded queue
+/// rather than here.
+const DELEGATE_QUEUE: usize = 16;
+
 /// Pumps events to the foreign delegate on one dedicated thread; incoming streams are read on the runtime and
 /// their chunks delivered through the same ordered queue.
 fn spawn_delegate(
@@ -281,7 +286,7 @@ fn spawn_delegate(
         StreamData(String, String, Vec<u8>),
         StreamFinished(String, String, Option<String>),
     }
-    let (tx, mut rx) = mpsc::channel::<Call>(multipeer::EVENT_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Call>(DELEGATE_QUEUE);
     runtime.spawn(async move {
         while let Some(event) = events.next().await {
             if let Event::Stream(mut stream) = event {

@@ -5,7 +5,7 @@
 //! (display name) plus the app's discovery info. Services of our type with missing or malformed TXT entries
 //! are ignored (and listed in the diagnostics report).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -229,6 +229,118 @@ fn note(report: &Mutex<DiscoveryReport>, f: impl FnOnce(&mut DiscoveryReport)) {
     report.trim();
 }
 
+/// Discovery events not yet taken by the session, latest state per peer first seen first. The browse task
+/// never waits for the session, so neither does the mdns-sd daemon thread: a slow session sees fewer, newer
+/// events. At most [`MAX_PENDING_PEERS`] peers are held; further ones are dropped until the session catches up.
+#[derive(Debug, Default)]
+struct Pending {
+    order: VecDeque<PeerId>,
+    latest: HashMap<PeerId, DiscoveryEvent>,
+}
+
+/// Most peers with discovery events waiting for the session (a found and a lost for every tracked service).
+const MAX_PENDING_PEERS: usize = 2 * MAX_TRACKED_SERVICES;
+
+impl Pending {
+    /// Records `event` for `peer`, replacing what was waiting for it; `false` if dropped for lack of room.
+    fn put(&mut self, peer: PeerId, event: DiscoveryEvent) -> bool {
+        if let Some(waiting) = self.latest.get_mut(&peer) {
+            *waiting = event;
+            return true;
+        }
+        if self.latest.len() >= MAX_PENDING_PEERS {
+            return false;
+        }
+        self.latest.insert(peer, event);
+        self.order.push_back(peer);
+        true
+    }
+
+    /// The oldest peer's latest event.
+    fn pop(&mut self) -> Option<DiscoveryEvent> {
+        while let Some(peer) = self.order.pop_front() {
+            if let Some(event) = self.latest.remove(&peer) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+}
+
+/// What the browse task keeps.
+struct Browser {
+    names: HashMap<String, PeerId>,
+    pending: Pending,
+    report: Arc<Mutex<DiscoveryReport>>,
+    own_id: PeerId,
+    own_fullname: String,
+}
+
+impl Browser {
+    fn queue(&mut self, peer: PeerId, event: DiscoveryEvent) {
+        if !self.pending.put(peer, event) {
+            tracing::debug!(peer = %peer.short(), "session behind on discovery; event dropped");
+        }
+    }
+
+    fn service(&mut self, event: ServiceEvent) {
+        match event {
+            ServiceEvent::ServiceResolved(service) => {
+                let fullname = service.get_fullname().to_owned();
+                if fullname == self.own_fullname {
+                    return;
+                }
+                let txt: Vec<(String, Option<String>)> = service
+                    .get_properties()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.key().to_owned(),
+                            p.val().map(|v| String::from_utf8_lossy(v).into_owned()),
+                        )
+                    })
+                    .collect();
+                match parse_record(&txt, service.get_port(), &socket_addrs(&service)) {
+                    Ok(peer) if peer.peer_id == self.own_id => {}
+                    Ok(peer) => {
+                        if !self.names.contains_key(&fullname) && self.names.len() >= MAX_TRACKED_SERVICES {
+                            tracing::debug!(%fullname, "too many services; ignored");
+                            return;
+                        }
+                        self.names.insert(fullname.clone(), peer.peer_id);
+                        let seen = SeenService {
+                            name: fullname,
+                            peer: Some(peer.peer_id),
+                            ignored: None,
+                        };
+                        note(&self.report, |r| r.seen(seen));
+                        self.queue(peer.peer_id, DiscoveryEvent::Found(peer));
+                    }
+                    Err(reason) => {
+                        tracing::debug!(%fullname, "ignoring service: {reason}");
+                        let seen = SeenService {
+                            name: fullname,
+                            peer: None,
+                            ignored: Some(reason.to_owned()),
+                        };
+                        note(&self.report, |r| r.seen(seen));
+                    }
+                }
+            }
+            ServiceEvent::ServiceRemoved(_, fullname) => {
+                if let Some(peer) = self.names.remove(&fullname) {
+                    self.queue(peer, DiscoveryEvent::Lost(peer));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 async fn run(
     browse: mdns_sd::Receiver<ServiceEvent>,
     monitor: mdns_sd::Receiver<DaemonEvent>,
@@ -237,50 +349,24 @@ async fn run(
     own_id: PeerId,
     own_fullname: String,
 ) {
-    let mut names: HashMap<String, PeerId> = HashMap::new();
+    let mut browser = Browser {
+        names: HashMap::new(),
+        pending: Pending::default(),
+        report: report.clone(),
+        own_id,
+        own_fullname,
+    };
     loop {
         tokio::select! {
             event = browse.recv_async() => {
                 let Ok(event) = event else { break };
-                match event {
-                    ServiceEvent::ServiceResolved(service) => {
-                        let fullname = service.get_fullname().to_owned();
-                        if fullname == own_fullname {
-                            continue;
-                        }
-                        let txt: Vec<(String, Option<String>)> = service
-                            .get_properties()
-                            .iter()
-                            .map(|p| (p.key().to_owned(), p.val().map(|v| String::from_utf8_lossy(v).into_owned())))
-                            .collect();
-                        let parsed = parse_record(&txt, service.get_port(), &socket_addrs(&service));
-                        match parsed {
-                            Ok(peer) if peer.peer_id == own_id => {}
-                            Ok(peer) => {
-                                if !names.contains_key(&fullname) && names.len() >= MAX_TRACKED_SERVICES {
-                                    tracing::debug!(%fullname, "too many services; ignored");
-                                    continue;
-                                }
-                                names.insert(fullname.clone(), peer.peer_id);
-                                note(&report, |r| r.seen(SeenService { name: fullname, peer: Some(peer.peer_id), ignored: None }));
-                                if tx.send(DiscoveryEvent::Found(peer)).await.is_err() {
-                                    break;
-                                }
-                            }
-                            Err(reason) => {
-                                tracing::debug!(%fullname, "ignoring service: {reason}");
-                                note(&report, |r| r.seen(SeenService { name: fullname, peer: None, ignored: Some(reason.to_owned()) }));
-                            }
-                        }
-                    }
-                    ServiceEvent::ServiceRemoved(_, fullname) => {
-                        if let Some(peer) = names.remove(&fullname) {
-                            if tx.send(DiscoveryEvent::Lost(peer)).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    _ => {}
+                browser.service(event);
+            }
+            // Hands over what waits as the session takes it, never waiting for the session otherwise.
+            permit = tx.reserve(), if !browser.pending.is_empty() => {
+                let Ok(permit) = permit else { break };
+                if let Some(event) = browser.pending.pop() {
+                    permit.send(event);
                 }
             }
             event = monitor.recv_async() => {
@@ -341,5 +427,34 @@ mod tests {
         let long = "é".repeat(31);
         assert!(instance_name(&long, &a).len() <= 63);
         assert_ne!(instance_name("Phone", &a), instance_name("Phone", &b));
+    }
+
+    #[test]
+    fn pending_events_coalesce_per_peer_and_stay_bounded() {
+        let a = crate::Identity::generate().peer_id();
+        let b = crate::Identity::generate().peer_id();
+        let found = |id: PeerId, port: u16| {
+            DiscoveryEvent::Found(DiscoveredPeer {
+                peer_id: id,
+                display_name: "x".into(),
+                addrs: vec![SocketAddr::from(([10, 0, 0, 2], port))],
+                discovery_info: Default::default(),
+            })
+        };
+        let mut pending = Pending::default();
+        assert!(pending.put(a, found(a, 1)));
+        assert!(pending.put(b, found(b, 1)));
+        assert!(pending.put(a, found(a, 2)));
+        assert!(pending.put(a, DiscoveryEvent::Lost(a)));
+        // One event per peer, in the order first seen, each the latest.
+        assert_eq!(pending.pop(), Some(DiscoveryEvent::Lost(a)));
+        assert_eq!(pending.pop(), Some(found(b, 1)));
+        assert_eq!(pending.pop(), None);
+        for _ in 0..MAX_PENDING_PEERS {
+            let id = crate::Identity::generate().peer_id();
+            assert!(pending.put(id, DiscoveryEvent::Lost(id)));
+        }
+        assert!(!pending.put(a, DiscoveryEvent::Lost(a)));
+        assert!(pending.latest.len() == MAX_PENDING_PEERS && pending.order.len() == MAX_PENDING_PEERS);
     }
 }

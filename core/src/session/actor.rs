@@ -18,7 +18,7 @@ use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent,
 use crate::identity::PeerId;
 use crate::proto::codes;
 use crate::proto::frame::{self, Frame};
-use crate::proto::mesh::{AttemptId, Mesh, Retry, Slot};
+use crate::proto::mesh::{AttemptId, Mesh, Refusal, Retry, Slot};
 
 /// How long a leaving peer waits for the others to acknowledge its goodbye.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -105,11 +105,7 @@ impl Actor {
                 }
                 if let Some(link) = self.take_link(&peer) {
                     link.conn.close(codes::EXPELLED.into(), b"removed from the session");
-                    self.emit(Event::PeerRemoved {
-                        peer: link.peer.clone(),
-                        reason: RemovalReason::Removed,
-                    })
-                    .await;
+                    self.removed(&link, RemovalReason::Removed);
                 }
                 let _ = reply.send(was_connected);
             }
@@ -218,12 +214,19 @@ impl Actor {
             discovery: self.subscription.as_ref().and_then(DiscoverySubscription::report),
             links,
             attempts,
+            queued_event_bytes: self.ctx.events.queued_bytes(),
+            queued_control_events: self.ctx.events.queued_control(),
         }
     }
 
     fn start_dials(&mut self) {
         let now = std::time::Instant::now();
         while let Some(dial) = self.mesh.poll_dial(now) {
+            if self.ctx.events.backlogged() {
+                // The app is far behind on membership events: try again later.
+                self.mesh.dial_failed(dial.peer, dial.attempt, Retry::Backoff, now);
+                continue;
+            }
             if let Some(found) = self.known.get(&dial.peer) {
                 let invitation = Invitation {
                     peer_id: found.peer_id,
@@ -259,10 +262,14 @@ impl Actor {
                             if self.last_failure.len() < 64 || self.last_failure.contains_key(&peer) {
                                 self.last_failure.insert(peer, reason.to_string());
                             }
-                            self.emit(Event::ConnectionFailed { peer, reason }).await;
+                            self.emit(Event::ConnectionFailed { peer, reason });
                         }
                     }
                 }
+            }
+            // The app is far behind on membership events: admit no one until it catches up.
+            Internal::InboundHello { reply, .. } if self.ctx.events.backlogged() => {
+                let _ = reply.send(Err(Refusal::Full));
             }
             Internal::InboundHello { peer, reply } => match self.mesh.inbound(peer) {
                 Ok(admission) => {
@@ -273,11 +280,8 @@ impl Actor {
                         if let Some(old) = self.take_link(&peer) {
                             old.conn
                                 .close(codes::REPLACED.into(), b"replaced by a newer connection");
-                            self.emit(Event::PeerRemoved {
-                                peer: old.peer.clone(),
-                                reason: RemovalReason::ConnectionLost("the peer reconnected".into()),
-                            })
-                            .await;
+                            let reason = RemovalReason::ConnectionLost("the peer reconnected".into());
+                            self.removed(&old, reason);
                         }
                     }
                     let _ = reply.send(Ok(admission.attempt));
@@ -299,11 +303,7 @@ impl Actor {
                 if self.mesh.closed(peer, attempt, retry, now) {
                     if let Some(link) = self.take_link(&peer) {
                         tracing::info!(peer = %link.peer, "peer removed: {reason}");
-                        self.emit(Event::PeerRemoved {
-                            peer: link.peer.clone(),
-                            reason,
-                        })
-                        .await;
+                        self.removed(&link, reason);
                     }
                 }
             }
@@ -326,17 +326,20 @@ impl Actor {
         }
         tracing::info!(peer = %info, remote = %conn.remote_address(), "peer added");
         let control = Arc::new(ControlWriter::new(control_send));
+        let lane = self.ctx.events.lane();
         let link = Arc::new(Link {
             peer: info.clone(),
             conn: conn.clone(),
             control: control.clone(),
             pairing_code,
+            lane: lane.gate(),
         });
         self.shared.insert_link(peer, link);
         // Ends by itself when the connection closes; a goodbye needs it to drain the queue first.
         let flusher_conn = conn.clone();
         self.tasks.spawn(async move { control.flush(flusher_conn).await });
-        self.emit(Event::PeerAdded(info)).await;
+        // Queued before the driver starts, so before any message of this connection.
+        self.emit(Event::PeerAdded(info));
         let driver = self.tasks.spawn(conn::drive(
             peer,
             attempt,
@@ -344,6 +347,7 @@ impl Actor {
             control_recv,
             buffered,
             self.ctx.clone(),
+            lane,
         ));
         self.drivers.insert(peer, driver);
     }
@@ -356,8 +360,18 @@ impl Actor {
         self.shared.remove_link(peer)
     }
 
-    async fn emit(&self, event: Event) {
-        let _ = self.ctx.events.send(event).await;
+    /// Queues a control event for the app; never waits for it (see the event queue's bounds).
+    fn emit(&self, event: Event) {
+        self.ctx.events.push(event);
+    }
+
+    /// Queues a removed peer's `PeerRemoved` after the last message its connection queued.
+    fn removed(&self, link: &Link, reason: RemovalReason) {
+        let event = Event::PeerRemoved {
+            peer: link.peer.clone(),
+            reason,
+        };
+        self.ctx.events.remove(&link.lane, event);
     }
 
     /// Says goodbye to every peer: the goodbye follows any message already sent, so nothing is cut off.
@@ -374,11 +388,7 @@ impl Actor {
             }
         }
         for link in &links {
-            self.emit(Event::PeerRemoved {
-                peer: link.peer.clone(),
-                reason: RemovalReason::LocalDisconnect,
-            })
-            .await;
+            self.removed(link, RemovalReason::LocalDisconnect);
         }
         let goodbyes = links.iter().map(|link| goodbye(link));
         futures_util::future::join_all(goodbyes).await;

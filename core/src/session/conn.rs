@@ -10,7 +10,9 @@ use quinn::{ConnectionError, ReadError, VarInt};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
-use super::events::{ConnectionFailure, Event, EventSender, Invitation, Message, Peer, Reliability, RemovalReason};
+use super::events::{
+    ConnectionFailure, Event, EventSender, Invitation, Message, Peer, PeerLane, Reliability, RemovalReason,
+};
 use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
 use crate::proto::auth::{self, AuthError, Binding, SystemEntropy};
@@ -521,7 +523,10 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
             if let Some(reason @ (ConnectionFailure::WrongPassphrase | ConnectionFailure::TooManyAttempts)) = e.failure
             {
                 tracing::info!(peer = %peer.short(), "refused a peer: {reason}");
-                let _ = ctx.events.send(Event::ConnectionFailed { peer, reason }).await;
+                // A host can make these as fast as it likes: dropped while the app is far behind.
+                if !ctx.events.offer(Event::ConnectionFailed { peer, reason }) {
+                    tracing::debug!(peer = %peer.short(), "event queue backlogged; failure not reported");
+                }
             }
             return;
         }
@@ -635,7 +640,31 @@ enum DriverEnd {
 /// Chunks taken from the control stream at once.
 const READ_CHUNKS: usize = 32;
 
+/// Decodes every complete frame in `buf` into `batch`; `Some` when the connection is to end after them.
+/// Payloads are copied out of the packets they came in (into `buf`): a small message kept by the app then holds
+/// only its own bytes, not a whole receive buffer.
+fn decode_messages(peer: PeerId, buf: &mut BytesMut, batch: &mut Vec<Event>) -> Option<DriverEnd> {
+    loop {
+        match frame::decode_frame(buf) {
+            Ok(Some(Frame::Message(data))) => batch.push(Event::Message(Message {
+                from: peer,
+                data,
+                reliability: Reliability::Reliable,
+            })),
+            Ok(Some(Frame::Goodbye)) => return Some(DriverEnd::Goodbye),
+            Ok(Some(Frame::Hello(_))) => return Some(DriverEnd::Protocol("hello sent twice".into())),
+            Ok(Some(Frame::Auth(_))) => return Some(DriverEnd::Protocol("admission message after hello".into())),
+            Ok(None) => return None,
+            Err(e) => return Some(DriverEnd::Protocol(e.to_string())),
+        }
+    }
+}
+
 /// Reads everything a connected peer sends until the connection ends, then reports to the actor.
+///
+/// Messages go to the app through the connection's `lane`. While the peer's byte budget is used up the control
+/// stream is not read (QUIC flow control then holds the peer back); datagrams that do not fit are dropped, and
+/// new streams are still accepted.
 pub(crate) async fn drive(
     peer: PeerId,
     attempt: AttemptId,
@@ -643,39 +672,33 @@ pub(crate) async fn drive(
     mut recv: quinn::RecvStream,
     mut buf: BytesMut,
     ctx: Arc<ConnCtx>,
+    lane: PeerLane,
 ) {
-    let (events, internal) = (&ctx.events, &ctx.internal);
     let mut names: JoinSet<Result<(), String>> = JoinSet::new();
     let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
     let mut batch = Vec::new();
+    let mut room = lane.room();
+    let mut ending = None;
     let end = 'driver: loop {
-        // Every message received so far goes to the app in one hand-over, before anything else is read.
-        // Payloads are copied out of the packets they came in (into `buf`): a small message kept by the app
-        // then holds only its own bytes, not a whole receive buffer.
-        let ended = loop {
-            match frame::decode_frame(&mut buf) {
-                Ok(Some(Frame::Message(data))) => batch.push(Event::Message(Message {
-                    from: peer,
-                    data,
-                    reliability: Reliability::Reliable,
-                })),
-                Ok(Some(Frame::Goodbye)) => break Some(DriverEnd::Goodbye),
-                Ok(Some(Frame::Hello(_))) => break Some(DriverEnd::Protocol("hello sent twice".into())),
-                Ok(Some(Frame::Auth(_))) => break Some(DriverEnd::Protocol("admission message after hello".into())),
-                Ok(None) => break None,
-                Err(e) => break Some(DriverEnd::Protocol(e.to_string())),
-            }
-        };
-        if events.send_all(&mut batch).await.is_err() {
+        // Every message decoded so far goes to the app, as far as the budget allows, before more is read.
+        if ending.is_none() {
+            ending = decode_messages(peer, &mut buf, &mut batch);
+        }
+        room.mark();
+        if lane.push_fitting(&mut batch).is_err() {
             break DriverEnd::SessionGone;
         }
-        if let Some(end) = ended {
+        let waiting = !batch.is_empty();
+        if let (false, Some(end)) = (waiting, ending.take()) {
             break end;
         }
         // While data keeps arriving nothing below waits: let the other tasks on this thread run now and then.
         tokio::task::coop::consume_budget().await;
         tokio::select! {
-            read = recv.read_chunks(&mut chunks) => match read {
+            changed = room.changed(), if waiting => if changed.is_err() {
+                break DriverEnd::SessionGone;
+            },
+            read = recv.read_chunks(&mut chunks), if !waiting => match read {
                 Ok(Some(n)) => {
                     for chunk in chunks.iter_mut().take(n) {
                         buf.extend_from_slice(&std::mem::take(chunk));
@@ -688,9 +711,9 @@ pub(crate) async fn drive(
             datagram = conn.read_datagram() => match datagram {
                 Ok(data) => {
                     let message = Message { from: peer, data, reliability: Reliability::Unreliable };
-                    match events.try_send(Event::Message(message)) {
+                    match lane.try_send(Event::Message(message)) {
                         Ok(true) => {}
-                        Ok(false) => tracing::trace!(peer = %peer.short(), "event queue full; datagram dropped"),
+                        Ok(false) => tracing::trace!(peer = %peer.short(), "no room for events; datagram dropped"),
                         Err(_) => break 'driver DriverEnd::SessionGone,
                     }
                 }
@@ -702,7 +725,7 @@ pub(crate) async fn drive(
                         let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
                         continue;
                     }
-                    names.spawn(accept_bidi(ctx.clone(), peer, send, recv));
+                    names.spawn(accept_bidi(ctx.clone(), peer, send, recv, lane.clone()));
                 }
                 Err(e) => break DriverEnd::Closed(e),
             },
@@ -712,7 +735,7 @@ pub(crate) async fn drive(
                         let _ = stream.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
                         continue;
                     }
-                    names.spawn(read_stream_name(peer, stream, events.clone()));
+                    names.spawn(read_stream_name(peer, stream, lane.clone()));
                 }
                 Err(e) => break DriverEnd::Closed(e),
             },
@@ -723,27 +746,31 @@ pub(crate) async fn drive(
             }
         }
     };
+    report_end(&ctx, &conn, peer, attempt, end).await;
+}
+
+/// Closes the connection as `end` requires and tells the actor.
+async fn report_end(ctx: &ConnCtx, conn: &quinn::Connection, peer: PeerId, attempt: AttemptId, end: DriverEnd) {
     let (reason, retry) = match end {
         DriverEnd::Closed(e) => removal_reason(&e),
         DriverEnd::Protocol(problem) => {
             tracing::warn!(peer = %peer.short(), "protocol error, closing connection: {problem}");
-            close(&conn, codes::PROTOCOL_ERROR, &problem);
+            close(conn, codes::PROTOCOL_ERROR, &problem);
             (RemovalReason::ProtocolError(problem), Retry::UntilRediscovered)
         }
         DriverEnd::Goodbye => {
-            close(&conn, codes::GOODBYE, "goodbye");
+            close(conn, codes::GOODBYE, "goodbye");
             (RemovalReason::Left, Retry::UntilRediscovered)
         }
         DriverEnd::SessionGone => return,
     };
-    let _ = internal
-        .send(Internal::Closed {
-            peer,
-            attempt,
-            reason,
-            retry,
-        })
-        .await;
+    let closed = Internal::Closed {
+        peer,
+        attempt,
+        reason,
+        retry,
+    };
+    let _ = ctx.internal.send(closed).await;
 }
 
 /// Reads the kind byte of a bidirectional stream and hands the stream on: a resource transfer or a two-way
@@ -753,6 +780,7 @@ async fn accept_bidi(
     peer: PeerId,
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    lane: PeerLane,
 ) -> Result<(), String> {
     let mut buf = BytesMut::new();
     match tokio::time::timeout(STREAM_NAME_TIMEOUT, recv.read_chunk(1, true)).await {
@@ -770,7 +798,7 @@ async fn accept_bidi(
             let decode = frame::decode_duplex_stream_preamble;
             if let Some(name) = read_preamble(&mut recv, &mut buf, max, STREAM_NAME_TIMEOUT, decode).await? {
                 let stream = DuplexStream::new(peer, name, send, buf, recv);
-                let _ = ctx.events.send(Event::DuplexStream(stream)).await;
+                let _ = lane.send(Event::DuplexStream(stream)).await;
             }
             Ok(())
         }
@@ -812,7 +840,7 @@ pub(crate) async fn read_preamble<T, E: std::fmt::Display>(
     }
 }
 
-async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, events: EventSender) -> Result<(), String> {
+async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, lane: PeerLane) -> Result<(), String> {
     let mut buf = BytesMut::new();
     let max = frame::MAX_STREAM_NAME_LEN + 3;
     let decode = |buf: &mut BytesMut| match frame::decode_stream_preamble(buf) {
@@ -822,7 +850,7 @@ async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, events: Eve
         Err(e) => Err(e.to_string()),
     };
     if let Some(name) = read_preamble(&mut recv, &mut buf, max, STREAM_NAME_TIMEOUT, decode).await? {
-        let _ = events
+        let _ = lane
             .send(Event::Stream(IncomingStream::new(peer, name, buf, recv)))
             .await;
     }

@@ -3,20 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 
 use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
 use crate::resource::{ResourceError, ResourceOffer, ResourceTransfer};
 
-/// How many events may wait for the app. While the queue is full the session waits for the app (reliable
-/// messages and streams are then held back by QUIC flow control; unreliable datagrams are dropped).
-pub const EVENT_QUEUE: usize = 1024;
+pub(crate) use super::queue::{queue, EventSender, LaneGate, PeerLane};
+pub use super::queue::{Events, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD};
 
 /// A peer in the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +166,10 @@ impl fmt::Display for ConnectionFailure {
 }
 
 /// Everything that happens in a session, in order.
+///
+/// One stream carries every event. A peer's `PeerAdded` comes before its messages and streams, and its
+/// `PeerRemoved` after the last of them. Membership events (and failures, resource reports) are queued at
+/// once, never behind the app; messages wait in a byte budget per peer (see [`Events`]).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
@@ -227,7 +226,8 @@ pub struct Invitation {
 /// Receives a session's events. Every method has a default, so implement only what you need.
 ///
 /// Methods are called one at a time, in event order, on a dedicated thread of the session (never on an
-/// async runtime worker). A slow method delays later events; the session then waits (see [`EVENT_QUEUE`]).
+/// async runtime worker). A slow method delays later events; past [`EVENT_BYTES_PER_PEER`] of a peer's messages
+/// the session stops reading from that peer until the delegate catches up (membership events never wait).
 /// [`SessionDelegate::should_admit`] is called on the session's runtime and must return quickly.
 pub trait SessionDelegate: Send + Sync + 'static {
     /// A peer joined.
@@ -295,178 +295,5 @@ pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
         Event::ConnectionFailed { peer, reason } => delegate.connection_failed(&peer, &reason),
         Event::ResourceStarted(transfer) => delegate.resource_started(transfer),
         Event::ResourceFinished { transfer, result } => delegate.resource_finished(&transfer, &result),
-    }
-}
-
-/// Events on their way to the app: one, or several delivered together (a connection passes on every message
-/// it has decoded at once, so a burst of small messages costs one hand-over, not one each).
-#[derive(Debug)]
-enum Batch {
-    One(Event),
-    Many(Vec<Event>),
-}
-
-/// The app is gone (its [`Events`] was dropped, or the session shut down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct QueueClosed;
-
-/// The sending side of a session's event queue. The queue holds at most [`EVENT_QUEUE`] events (plus one batch
-/// the app is taking): senders wait for room, or drop what may be dropped.
-#[derive(Debug, Clone)]
-pub(crate) struct EventSender {
-    tx: mpsc::UnboundedSender<Batch>,
-    room: Arc<Semaphore>,
-}
-
-/// Most events handed over together.
-pub(crate) const MAX_BATCH: usize = 64;
-
-impl EventSender {
-    /// Queues `event`, waiting while the queue is full.
-    pub(crate) async fn send(&self, event: Event) -> Result<(), QueueClosed> {
-        self.room.acquire().await.map_err(|_| QueueClosed)?.forget();
-        self.tx.send(Batch::One(event)).map_err(|_| QueueClosed)
-    }
-
-    /// Queues `event` if there is room; `Ok(false)` if the queue is full (the event is dropped).
-    pub(crate) fn try_send(&self, event: Event) -> Result<bool, QueueClosed> {
-        match self.room.try_acquire() {
-            Ok(permit) => permit.forget(),
-            Err(TryAcquireError::NoPermits) => return Ok(false),
-            Err(TryAcquireError::Closed) => return Err(QueueClosed),
-        }
-        self.tx.send(Batch::One(event)).map(|()| true).map_err(|_| QueueClosed)
-    }
-
-    /// Queues every event of `batch` in order (at most [`MAX_BATCH`] at a time), waiting while the queue is full.
-    /// Leaves `batch` empty.
-    pub(crate) async fn send_all(&self, batch: &mut Vec<Event>) -> Result<(), QueueClosed> {
-        while !batch.is_empty() {
-            let part = if batch.len() <= MAX_BATCH {
-                std::mem::take(batch)
-            } else {
-                batch.drain(..MAX_BATCH).collect()
-            };
-            // At most MAX_BATCH, far below u32::MAX.
-            let n = part.len() as u32;
-            match self.room.try_acquire_many(n) {
-                Ok(permits) => permits.forget(),
-                Err(TryAcquireError::NoPermits) => self.room.acquire_many(n).await.map_err(|_| QueueClosed)?.forget(),
-                Err(TryAcquireError::Closed) => return Err(QueueClosed),
-            }
-            let one = part.len() == 1;
-            let batch_out = if one {
-                part.into_iter().next().map(Batch::One)
-            } else {
-                Some(Batch::Many(part))
-            };
-            if let Some(out) = batch_out {
-                self.tx.send(out).map_err(|_| QueueClosed)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A session's event queue: the sending side for the session, the receiving side for the app.
-pub(crate) fn queue() -> (EventSender, Events) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let room = Arc::new(Semaphore::new(EVENT_QUEUE));
-    (
-        EventSender { tx, room: room.clone() },
-        Events {
-            rx,
-            room,
-            taken: Vec::new().into_iter(),
-        },
-    )
-}
-
-/// The session's events as an async stream. It ends after the session has shut down.
-///
-/// ```no_run
-/// # async fn run(mut events: multipeer::Events) {
-/// while let Some(event) = events.next().await {
-///     if let multipeer::Event::Message(m) = event {
-///         tracing::info!("{} bytes from {}", m.data.len(), m.from.short());
-///     }
-/// }
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct Events {
-    rx: mpsc::UnboundedReceiver<Batch>,
-    room: Arc<Semaphore>,
-    /// The rest of the batch taken last.
-    taken: std::vec::IntoIter<Event>,
-}
-
-impl Events {
-    /// Takes a batch off the queue, making room for as many events.
-    fn take(&mut self, batch: Batch) -> Option<Event> {
-        match batch {
-            Batch::One(event) => {
-                self.room.add_permits(1);
-                Some(event)
-            }
-            Batch::Many(events) => {
-                self.room.add_permits(events.len());
-                self.taken = events.into_iter();
-                self.taken.next()
-            }
-        }
-    }
-
-    /// The next event, or `None` once the session has shut down.
-    pub async fn next(&mut self) -> Option<Event> {
-        if let Some(event) = self.taken.next() {
-            return Some(event);
-        }
-        loop {
-            let batch = self.rx.recv().await?;
-            if let Some(event) = self.take(batch) {
-                return Some(event);
-            }
-        }
-    }
-
-    pub(crate) fn blocking_next(&mut self) -> Option<Event> {
-        if let Some(event) = self.taken.next() {
-            return Some(event);
-        }
-        loop {
-            let batch = self.rx.blocking_recv()?;
-            if let Some(event) = self.take(batch) {
-                return Some(event);
-            }
-        }
-    }
-}
-
-impl Drop for Events {
-    fn drop(&mut self) {
-        // Senders waiting for room give up instead of waiting for an app that is gone.
-        self.room.close();
-    }
-}
-
-impl futures_util::Stream for Events {
-    type Item = Event;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        if let Some(event) = self.taken.next() {
-            return Poll::Ready(Some(event));
-        }
-        loop {
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(batch)) => {
-                    if let Some(event) = self.take(batch) {
-                        return Poll::Ready(Some(event));
-                    }
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
     }
 }

@@ -13,6 +13,7 @@ mod actor;
 pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
+mod queue;
 pub(crate) mod stream;
 mod writer;
 
@@ -70,6 +71,8 @@ pub(crate) struct Link {
     pub(crate) control: Arc<ControlWriter>,
     /// The committed pairing code of this connection.
     pub(crate) pairing_code: String,
+    /// Closes the connection's data lane when the peer is removed.
+    pub(crate) lane: events::LaneGate,
 }
 
 /// State the actor writes and the handles read.
