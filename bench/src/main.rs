@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Writes `bench.md` (a Markdown table) and `bench.json` into DIR (default `target/bench`). `--quick` runs
-//! every measurement briefly, only to check the suite still works. `--only mesh|rtt|throughput|bulk|idle|lan`
+//! every measurement briefly, only to check the suite still works. `--only join|mesh|rtt|throughput|bulk|idle|lan`
 //! runs one group. The crypto provider (ring by default, aws-lc-rs with the feature and without `ring`) is the
 //! same for the library and the raw quinn baseline.
 //!
@@ -65,15 +65,20 @@ fn stats(mut samples: Vec<f64>) -> (f64, f64) {
     (percentile(&samples, 0.5), percentile(&samples, 0.99))
 }
 
-fn config(name: &str) -> SessionConfig {
-    SessionConfig::builder("bench", name)
-        .bind_addr("127.0.0.1:0".parse().unwrap())
-        .build()
-        .unwrap()
+fn config(name: &str, passphrase: Option<&str>) -> SessionConfig {
+    let mut builder = SessionConfig::builder("bench", name).bind_addr("127.0.0.1:0".parse().unwrap());
+    if let Some(pass) = passphrase {
+        builder = builder.passphrase(pass);
+    }
+    builder.build().unwrap()
 }
 
 async fn start(net: &MemoryNetwork, name: &str) -> (Session, Events) {
-    Session::builder(config(name))
+    start_with(net, name, None).await
+}
+
+async fn start_with(net: &MemoryNetwork, name: &str, passphrase: Option<&str>) -> (Session, Events) {
+    Session::builder(config(name, passphrase))
         .discovery(net.discovery())
         .start_with_events()
         .await
@@ -101,13 +106,18 @@ async fn next_message(events: &mut Events) -> Bytes {
 
 /// Time until every one of `n` sessions started together has seen the `n - 1` others.
 async fn mesh(n: usize, reps: usize) -> (f64, f64) {
+    mesh_with(n, reps, None).await
+}
+
+/// [`mesh`], with every session using `passphrase`.
+async fn mesh_with(n: usize, reps: usize, passphrase: Option<&str>) -> (f64, f64) {
     let mut samples = Vec::new();
     for _ in 0..reps {
         let net = MemoryNetwork::new();
         let started = Instant::now();
         let mut peers = Vec::new();
         for i in 0..n {
-            peers.push(start(&net, &format!("p{i}")).await);
+            peers.push(start_with(&net, &format!("p{i}"), passphrase).await);
         }
         let waits = peers.iter_mut().map(|(_, e)| added(e, n - 1));
         futures_join_all(waits).await;
@@ -117,6 +127,25 @@ async fn mesh(n: usize, reps: usize) -> (f64, f64) {
         }
     }
     stats(samples)
+}
+
+/// Microseconds of CPU for one admission exchange, both sides, with no I/O (mean of `n`).
+fn admission_cpu(passphrase: Option<&str>, n: usize) -> f64 {
+    use multipeer::proto::auth::{Acceptor, Binding, Dialer, SystemEntropy};
+    let (exporter, d, a) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let binding = Binding {
+        exporter: &exporter,
+        dialer: &d,
+        acceptor: &a,
+    };
+    let started = Instant::now();
+    for _ in 0..n {
+        let (dialer, commit) = Dialer::start(&binding, passphrase, &mut SystemEntropy).unwrap();
+        let (acceptor, respond) = Acceptor::respond(&binding, passphrase, &commit, &mut SystemEntropy).unwrap();
+        let (reveal, code) = dialer.finish(&binding, &respond).unwrap();
+        assert_eq!(acceptor.finish(&binding, &reveal).unwrap(), code);
+    }
+    started.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
 async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
@@ -378,7 +407,7 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| "target/bench".into());
-    // `--only mesh|rtt|throughput|bulk|file|idle|lan` runs one group.
+    // `--only join|mesh|rtt|throughput|bulk|file|idle|lan` runs one group.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -429,6 +458,32 @@ async fn main() {
         );
     }
 
+    if run("join") {
+        // Warm joins of two sessions, open and with a passphrase, in alternating blocks; then the CPU cost of
+        // the admission exchange alone (both sides, no I/O).
+        let (mut open, mut pake) = (Vec::new(), Vec::new());
+        for _ in 0..scale.reps {
+            open.push(mesh_with(2, 1, None).await.0);
+            pake.push(mesh_with(2, 1, Some("correct horse battery staple")).await.0);
+        }
+        let (open, pake) = (stats(open).0, stats(pake).0);
+        rows.push((
+            "join, 2 peers, in-process: open / with passphrase".into(),
+            format!("{open:.2} / {pake:.2} ms"),
+            "—".into(),
+            format!("{:.2}×", pake / open),
+        ));
+        put("join_2_ms", json!({"open": open, "passphrase": pake}));
+        let n = if quick { 20 } else { 2_000 };
+        let (plain, spake) = (admission_cpu(None, n), admission_cpu(Some("correct horse"), n));
+        rows.push((
+            "admission exchange CPU, both sides: pairing code only / with SPAKE2".into(),
+            format!("{plain:.1} / {spake:.1} µs"),
+            "—".into(),
+            "—".into(),
+        ));
+        put("admission_cpu_us", json!({"code_only": plain, "spake2": spake}));
+    }
     for n in [2, 4, 8].into_iter().filter(|_| run("mesh")) {
         let (p50, p99) = mesh(n, scale.reps).await;
         rows.push((

@@ -22,6 +22,12 @@ pub const VERSION_MISMATCH: u32 = 0x08;
 pub const REPLACED: u32 = 0x09;
 /// Too many failed passphrase attempts from this peer or address: try again later.
 pub const RATE_LIMITED: u32 = 0x0a;
+/// We do not admit newcomers: the reason holds the id (hex) of our session's leader, to dial instead.
+pub const REDIRECT: u32 = 0x0b;
+/// Try again shortly (a roster update or a merge is under way).
+pub const NOT_YET: u32 = 0x0c;
+/// The peer is not (or no longer) in our session.
+pub const NOT_MEMBER: u32 = 0x0d;
 
 /// Why a connection attempt or a connection was refused, as decoded from a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +55,12 @@ pub enum CloseCode {
     Replaced,
     /// See [`RATE_LIMITED`].
     RateLimited,
+    /// See [`REDIRECT`].
+    Redirect,
+    /// See [`NOT_YET`].
+    NotYet,
+    /// See [`NOT_MEMBER`].
+    NotMember,
     /// A code this version does not know.
     Unknown(u64),
 }
@@ -68,6 +80,9 @@ impl CloseCode {
             Ok(VERSION_MISMATCH) => Self::VersionMismatch,
             Ok(REPLACED) => Self::Replaced,
             Ok(RATE_LIMITED) => Self::RateLimited,
+            Ok(REDIRECT) => Self::Redirect,
+            Ok(NOT_YET) => Self::NotYet,
+            Ok(NOT_MEMBER) => Self::NotMember,
             _ => Self::Unknown(code),
         }
     }
@@ -86,6 +101,9 @@ impl CloseCode {
             Self::VersionMismatch => VERSION_MISMATCH,
             Self::Replaced => REPLACED,
             Self::RateLimited => RATE_LIMITED,
+            Self::Redirect => REDIRECT,
+            Self::NotYet => NOT_YET,
+            Self::NotMember => NOT_MEMBER,
             Self::Unknown(code) => return code,
         })
     }
@@ -97,7 +115,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in 0..=10u64 {
+        for code in 0..=13u64 {
             assert_eq!(CloseCode::from_code(code).code(), code);
         }
         assert_eq!(CloseCode::from_code(u64::MAX), CloseCode::Unknown(u64::MAX));

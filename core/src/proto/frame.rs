@@ -9,6 +9,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::config;
+use crate::proto::roster::RosterView;
 
 /// Kind byte of the control stream (one per direction per connection).
 pub const STREAM_CONTROL: u8 = 0x00;
@@ -24,6 +25,10 @@ pub const FRAME_HELLO: u8 = 0x01;
 pub const FRAME_MESSAGE: u8 = 0x02;
 /// Frame type: the sender leaves the session.
 pub const FRAME_GOODBYE: u8 = 0x03;
+/// Frame type: the sender's roster changed (or its session dissolved); see [`crate::proto::roster`].
+pub const FRAME_ROSTER: u8 = 0x05;
+/// Largest ROSTER payload.
+pub const MAX_ROSTER_LEN: usize = 2048;
 /// Frame type: one message of the admission exchange (see [`crate::proto::auth`]), before the hello.
 pub const FRAME_AUTH: u8 = 0x04;
 
@@ -78,6 +83,8 @@ pub enum Frame {
     Goodbye,
     /// An admission message (see [`crate::proto::auth`]).
     Auth(Bytes),
+    /// A roster update (undecoded JSON; see [`RosterFrame::decode`]).
+    Roster(Bytes),
 }
 
 fn max_len(frame_type: u8) -> Result<usize, FrameError> {
@@ -86,6 +93,7 @@ fn max_len(frame_type: u8) -> Result<usize, FrameError> {
         FRAME_MESSAGE => Ok(MAX_MESSAGE_LEN),
         FRAME_GOODBYE => Ok(0),
         FRAME_AUTH => Ok(crate::proto::auth::MAX_AUTH_LEN),
+        FRAME_ROSTER => Ok(MAX_ROSTER_LEN),
         other => Err(FrameError::UnknownFrameType(other)),
     }
 }
@@ -114,6 +122,7 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         FRAME_HELLO => Frame::Hello(payload),
         FRAME_MESSAGE => Frame::Message(payload),
         FRAME_AUTH => Frame::Auth(payload),
+        FRAME_ROSTER => Frame::Roster(payload),
         _ => Frame::Goodbye,
     }))
 }
@@ -138,6 +147,7 @@ pub fn encode_frame(frame: &Frame) -> Result<Bytes, FrameError> {
         Frame::Message(p) => (FRAME_MESSAGE, p),
         Frame::Goodbye => (FRAME_GOODBYE, &[]),
         Frame::Auth(p) => (FRAME_AUTH, p),
+        Frame::Roster(p) => (FRAME_ROSTER, p),
     };
     let mut out = BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
     out.put_slice(&frame_header(frame_type, payload.len())?);
@@ -250,6 +260,37 @@ pub struct Hello {
     /// The inviter's invitation context (only sent by the dialing side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invitation_context: Option<Vec<u8>>,
+    /// The sender's roster (the acceptor's: after admitting the dialer).
+    pub roster: RosterView,
+}
+
+/// A ROSTER frame: the sender's new roster, or that its session dissolved and the session led by
+/// `dissolve_into` stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterFrame {
+    /// The roster.
+    pub roster: RosterView,
+    /// Set when the sender's session dissolved: the leader of the session that stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dissolve_into: Option<crate::identity::PeerId>,
+}
+
+impl RosterFrame {
+    /// Encodes the frame payload.
+    pub fn encode(&self) -> Result<Bytes, FrameError> {
+        let json = serde_json::to_vec(self).map_err(|e| FrameError::InvalidHello(e.to_string()))?;
+        Ok(Bytes::from(json))
+    }
+
+    /// Decodes and validates a payload from `sender`.
+    pub fn decode(payload: &[u8], sender: &crate::identity::PeerId) -> Result<Self, FrameError> {
+        let frame: Self = serde_json::from_slice(payload).map_err(|e| FrameError::InvalidHello(e.to_string()))?;
+        if !frame.roster.is_valid(sender, config::MAX_PEERS_LIMIT) {
+            return Err(FrameError::InvalidHello("roster".into()));
+        }
+        Ok(frame)
+    }
 }
 
 impl Hello {
@@ -279,6 +320,12 @@ impl Hello {
         if !(2..=config::MAX_PEERS_LIMIT).contains(&hello.max_peers) {
             return invalid("max_peers");
         }
+        if hello.roster.members.is_empty() || hello.roster.members.len() > config::MAX_PEERS_LIMIT {
+            return invalid("roster");
+        }
+        if !hello.roster.members.windows(2).all(|w| w[0] < w[1]) {
+            return invalid("roster order");
+        }
         if hello
             .invitation_context
             .as_ref()
@@ -302,6 +349,7 @@ mod tests {
             initial_data: serde_json::json!({"x": 1}),
             max_peers: 8,
             invitation_context: None,
+            roster: RosterView::alone(crate::identity::PeerId::from_bytes([1; 32])),
         }
     }
 
@@ -383,5 +431,11 @@ mod tests {
         }
         assert!(Hello::decode(b"{not json").is_err());
         assert!(Hello::decode(br#"{"version":1,"display_name":"a","max_peers":2,"extra":1}"#).is_err());
+        let mut unsorted = hello();
+        unsorted.roster.members = vec![
+            crate::identity::PeerId::from_bytes([2; 32]),
+            crate::identity::PeerId::from_bytes([1; 32]),
+        ];
+        assert!(Hello::decode(&unsorted.encode().unwrap()).is_err());
     }
 }

@@ -1,22 +1,32 @@
-//! The mesh rules: whom to dial, whom to admit, which of two connections between a pair survives.
+//! The one owner of membership: whom to dial, whom to admit, which of two connections between a pair survives,
+//! and who is in the session (the [`Roster`]).
 //!
-//! [`Mesh`] is a pure state machine. The session feeds it discovery results, connection outcomes and the
-//! current time, and carries out what it answers. Every decision is deterministic, so both ends of a pair
-//! reach the same conclusion without talking about it.
+//! [`Mesh`] is a pure state machine. The session feeds it discovery results, connection outcomes, roster updates
+//! and the current time, and carries out what it answers (dials to start, connections to close, rosters to
+//! send: [`Mesh::poll_action`]). Every decision is deterministic, so both ends of a pair reach the same conclusion
+//! without talking about it, and the whole thing runs on virtual time in the tests (`mesh/sim.rs`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap as HashMap, BTreeSet as HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::identity::PeerId;
+use crate::proto::roster::{Roster, RosterView};
 
-/// How long the peer with the larger id waits before dialing a newly found peer, so that in the common
-/// case only the smaller id dials and no duplicate handshake happens.
+/// How long the peer with the larger id waits before dialing a member it is not linked with yet, so that in the
+/// common case only the smaller id dials and no duplicate handshake happens.
 pub const DIAL_DEFER: Duration = Duration::from_millis(200);
 /// First retry delay after a failed attempt; it doubles per failure.
 pub const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest retry delay.
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Longest retry delay while waiting for a seat in a full session.
+pub const FULL_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Delay before trying again after `NOT_YET`.
+pub const NOT_YET_DELAY: Duration = Duration::from_millis(100);
+/// How long a leader keeps a member in the roster without a link to it, and a member stays without a link to its
+/// leader.
+pub const UNLINKED_GRACE: Duration = Duration::from_secs(5);
 /// Most outbound dials in flight at once. Dials do not take seats: a discovered record that points nowhere
 /// (a stale or forged service) costs one dial slot for the handshake timeout, never a place in the session,
 /// and never keeps a real peer from dialing us.
@@ -57,6 +67,14 @@ pub enum Retry {
     Backoff,
     /// Do not dial again until discovery reports the peer anew.
     UntilRediscovered,
+    /// The peer is in a session led by this peer: dial that one instead.
+    Redirect(PeerId),
+    /// Try again shortly, without counting a failure.
+    Soon,
+    /// The session led by this peer is full.
+    Full(PeerId),
+    /// The peer says we are not in its session (any more).
+    Removed,
 }
 
 /// A dial the session should start.
@@ -70,21 +88,27 @@ pub struct Dial {
     pub addrs: Vec<SocketAddr>,
 }
 
-/// Why an inbound connection is refused.
+/// Why a connection is refused or closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The session holds its maximum number of peers.
-    Full,
+    /// The session (led by this peer) holds its maximum number of peers.
+    Full(PeerId),
     /// The session is not looking for peers.
     NotLooking,
     /// The app removed this peer.
     Blocked,
     /// A connection between the pair that wins by the tie-break rule exists.
     Duplicate,
+    /// We are not the one to admit newcomers: dial this leader.
+    Redirect(PeerId),
+    /// Try again shortly.
+    NotYet,
+    /// The peer is not in our session (any more).
+    NotMember,
 }
 
 /// An inbound connection that may proceed to the hello exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
     /// The attempt id of the inbound connection.
     pub attempt: AttemptId,
@@ -92,6 +116,24 @@ pub struct Admission {
     pub abort_dial: Option<AttemptId>,
     /// An established connection to the same peer that this one replaces (the peer lost it).
     pub replaces: Option<AttemptId>,
+    /// The roster to send in our hello.
+    pub roster: RosterView,
+}
+
+/// Something the session must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send our current roster to this connected peer.
+    SendRoster(PeerId),
+    /// Tell this connected peer our session dissolved (it should join `into`), then close the link.
+    Dissolve {
+        /// The member.
+        peer: PeerId,
+        /// The leader of the session that stays.
+        into: PeerId,
+    },
+    /// Close the link to this peer (it is not in our session).
+    Close(PeerId, AttemptId, Refusal),
 }
 
 /// A candidate as [`Mesh::candidates`] reports it.
@@ -115,30 +157,46 @@ struct Candidate {
     next_attempt: Instant,
     failures: u32,
     parked: bool,
+    /// The leader of the session this peer is in, as it told us.
+    leader: Option<PeerId>,
 }
 
-/// The peer table of one session and the rules that drive it.
+/// The peer table of one session, its roster, and the rules that drive them.
 #[derive(Debug)]
 pub struct Mesh {
     local: PeerId,
-    capacity: usize,
     looking: bool,
+    roster: Roster,
     slots: HashMap<PeerId, Slot>,
     candidates: HashMap<PeerId, Candidate>,
     blocked: HashSet<PeerId>,
+    /// Our dial to a peer outside the session (a merge or a join), if one is in flight.
+    probing: Option<AttemptId>,
+    /// When each roster member we have no link to was first missed (leader only).
+    unlinked_since: HashMap<PeerId, Instant>,
+    actions: VecDeque<Action>,
     next_attempt_id: AttemptId,
 }
 
+mod rules;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
 impl Mesh {
-    /// A mesh for `local` holding at most `max_peers` peers including itself.
+    /// A mesh for `local` in sessions of at most `max_peers` peers including itself.
     pub fn new(local: PeerId, max_peers: usize) -> Self {
         Self {
             local,
-            capacity: max_peers.saturating_sub(1),
             looking: true,
+            roster: Roster::new(local, max_peers),
             slots: HashMap::new(),
             candidates: HashMap::new(),
             blocked: HashSet::new(),
+            probing: None,
+            unlinked_since: HashMap::new(),
+            actions: VecDeque::new(),
             next_attempt_id: 1,
         }
     }
@@ -158,8 +216,18 @@ impl Mesh {
     pub fn set_looking(&mut self, looking: bool) {
         self.looking = looking;
         if !looking {
-            self.candidates.clear();
+            self.candidates.retain(|p, _| self.roster.contains(p));
         }
+    }
+
+    /// The session's roster as we hold it.
+    pub fn roster(&self) -> RosterView {
+        self.roster.view()
+    }
+
+    /// The leader of a full session we wait for a seat in.
+    pub fn waiting_on(&self) -> Option<PeerId> {
+        self.roster.waiting_on()
     }
 
     /// The slot of a peer, if any.
@@ -175,18 +243,18 @@ impl Mesh {
             .map(|(p, _)| *p)
     }
 
-    /// Peers that hold a seat: connected, or admitted and exchanging hellos. Dials in flight do not count.
-    fn seated(&self) -> usize {
-        self.slots.values().filter(|s| !matches!(s, Slot::Dialing(_))).count()
-    }
-
     fn dialing(&self) -> usize {
         self.slots.values().filter(|s| matches!(s, Slot::Dialing(_))).count()
     }
 
-    /// Whether every seat is taken (connected, or admitted and joining).
+    /// Whether every seat is taken.
     pub fn is_full(&self) -> bool {
-        self.seated() >= self.capacity
+        self.roster.is_full()
+    }
+
+    /// The next thing the session must do, if any. Call until it returns `None` after every input.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
     }
 
     /// Discovery found `peer` at `addrs` (again).
@@ -194,14 +262,13 @@ impl Mesh {
         if peer == self.local {
             return;
         }
-        let defer = if self.local > peer { DIAL_DEFER } else { Duration::ZERO };
         match self.candidates.get_mut(&peer) {
             Some(c) => {
                 c.addrs = addrs;
                 if c.parked {
                     c.parked = false;
                     c.failures = 0;
-                    c.next_attempt = now + defer;
+                    c.next_attempt = now;
                 }
             }
             None => {
@@ -209,9 +276,10 @@ impl Mesh {
                     peer,
                     Candidate {
                         addrs,
-                        next_attempt: now + defer,
+                        next_attempt: now,
                         failures: 0,
                         parked: false,
+                        leader: None,
                     },
                 );
             }
@@ -221,140 +289,8 @@ impl Mesh {
     /// Discovery lost `peer`. An established link stays: liveness is the transport's job.
     pub fn lost(&mut self, peer: &PeerId) {
         self.candidates.remove(peer);
-    }
-
-    fn may_dial(&self, peer: &PeerId) -> bool {
-        self.looking
-            && !self.is_full()
-            && self.dialing() < MAX_CONCURRENT_DIALS
-            && !self.slots.contains_key(peer)
-            && !self.blocked.contains(peer)
-    }
-
-    /// The next dial to start now, if any. Call until it returns `None`.
-    pub fn poll_dial(&mut self, now: Instant) -> Option<Dial> {
-        let peer = self
-            .candidates
-            .iter()
-            .filter(|(p, c)| !c.parked && c.next_attempt <= now && self.may_dial(p))
-            // Peers that never failed go first, so unreachable records cannot starve fresh ones.
-            .min_by_key(|(p, c)| (c.failures, c.next_attempt, **p))
-            .map(|(p, _)| *p)?;
-        let attempt = self.new_attempt();
-        self.slots.insert(peer, Slot::Dialing(attempt));
-        let addrs = self.candidates.get(&peer).map(|c| c.addrs.clone()).unwrap_or_default();
-        Some(Dial { peer, attempt, addrs })
-    }
-
-    /// When [`Mesh::poll_dial`] may next have something to do.
-    pub fn next_wakeup(&self) -> Option<Instant> {
-        self.candidates
-            .iter()
-            .filter(|(p, c)| !c.parked && self.may_dial(p))
-            .map(|(_, c)| c.next_attempt)
-            .min()
-    }
-
-    fn schedule_retry(&mut self, peer: &PeerId, retry: Retry, now: Instant) {
-        if let Some(c) = self.candidates.get_mut(peer) {
-            match retry {
-                Retry::UntilRediscovered => c.parked = true,
-                Retry::Backoff => {
-                    c.failures = c.failures.saturating_add(1);
-                    let factor = 1u32 << c.failures.saturating_sub(1).min(16);
-                    c.next_attempt = now + RETRY_BASE.saturating_mul(factor).min(RETRY_MAX);
-                }
-            }
-        }
-    }
-
-    /// Our dial `attempt` to `peer` failed.
-    pub fn dial_failed(&mut self, peer: PeerId, attempt: AttemptId, retry: Retry, now: Instant) {
-        if self.slots.get(&peer) == Some(&Slot::Dialing(attempt)) {
-            self.slots.remove(&peer);
-        }
-        self.schedule_retry(&peer, retry, now);
-    }
-
-    /// `peer` dialed us and proved its identity: may the hello exchange proceed?
-    pub fn inbound(&mut self, peer: PeerId) -> Result<Admission, Refusal> {
-        if self.blocked.contains(&peer) {
-            return Err(Refusal::Blocked);
-        }
-        let (abort_dial, replaces) = match self.slots.get(&peer).copied() {
-            None => {
-                if !self.looking {
-                    return Err(Refusal::NotLooking);
-                }
-                if self.is_full() {
-                    return Err(Refusal::Full);
-                }
-                (None, None)
-            }
-            // Both dialed: the connection dialed by the smaller id survives.
-            Some(Slot::Dialing(ours)) => {
-                if self.local < peer {
-                    return Err(Refusal::Duplicate);
-                }
-                (Some(ours), None)
-            }
-            Some(Slot::Accepting(_)) => return Err(Refusal::Duplicate),
-            // The peer dials although we think we are connected: it lost the link (or restarted). Only our own
-            // outbound connection from the smaller id wins over it, as a stale dial may still be in flight.
-            Some(Slot::Connected { attempt, outbound }) => {
-                if outbound && self.local < peer {
-                    return Err(Refusal::Duplicate);
-                }
-                (None, Some(attempt))
-            }
-        };
-        let attempt = self.new_attempt();
-        self.slots.insert(peer, Slot::Accepting(attempt));
-        Ok(Admission {
-            attempt,
-            abort_dial,
-            replaces,
-        })
-    }
-
-    /// The inbound `attempt` from `peer` failed before it was established.
-    pub fn inbound_failed(&mut self, peer: PeerId, attempt: AttemptId) {
-        if self.slots.get(&peer) == Some(&Slot::Accepting(attempt)) {
-            self.slots.remove(&peer);
-        }
-    }
-
-    /// The hello exchange of `attempt` completed. `Ok`: the peer is now connected over it. `Err(Duplicate)`:
-    /// the attempt was superseded; `Err(Full)`: a dial completed after the last seat was taken (several dials
-    /// may be in flight at once). Either way its connection must be closed with the matching code.
-    pub fn established(&mut self, peer: PeerId, attempt: AttemptId, now: Instant) -> Result<(), Refusal> {
-        let outbound = match self.slots.get(&peer) {
-            Some(Slot::Dialing(a)) if *a == attempt => true,
-            Some(Slot::Accepting(a)) if *a == attempt => false,
-            _ => return Err(Refusal::Duplicate),
-        };
-        if outbound && self.is_full() {
-            self.slots.remove(&peer);
-            self.schedule_retry(&peer, Retry::Backoff, now);
-            return Err(Refusal::Full);
-        }
-        self.slots.insert(peer, Slot::Connected { attempt, outbound });
-        if let Some(c) = self.candidates.get_mut(&peer) {
-            c.failures = 0;
-        }
-        Ok(())
-    }
-
-    /// The connection of `attempt` to `peer` closed. Returns whether it was the peer's current connection
-    /// (so the peer is now gone).
-    pub fn closed(&mut self, peer: PeerId, attempt: AttemptId, retry: Retry, now: Instant) -> bool {
-        match self.slots.get(&peer) {
-            Some(Slot::Connected { attempt: a, .. }) if *a == attempt => {
-                self.slots.remove(&peer);
-                self.schedule_retry(&peer, retry, now);
-                true
-            }
-            _ => false,
+        if self.roster.waiting_on() == Some(*peer) {
+            self.roster.stop_waiting();
         }
     }
 
@@ -378,12 +314,20 @@ impl Mesh {
     /// Forgets every dial in progress (the session aborted them).
     pub fn release_pending_dials(&mut self) {
         self.slots.retain(|_, slot| !matches!(slot, Slot::Dialing(_)));
+        self.probing = None;
     }
 
     /// Keeps `peer` out until [`Mesh::unblock`]. Returns the attempt to close, if any.
     pub fn block(&mut self, peer: PeerId) -> Option<AttemptId> {
         self.blocked.insert(peer);
-        self.slots.remove(&peer).map(Slot::attempt)
+        if self.roster.expel(&peer) {
+            self.flood(None);
+        }
+        let slot = self.slots.remove(&peer);
+        if slot.is_some_and(|s| Some(s.attempt()) == self.probing) {
+            self.probing = None;
+        }
+        slot.map(Slot::attempt)
     }
 
     /// Lets a blocked peer back in.
@@ -396,159 +340,28 @@ impl Mesh {
             }
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(n: u8) -> PeerId {
-        PeerId::from_bytes([n; 32])
-    }
-
-    fn addr() -> Vec<SocketAddr> {
-        vec![SocketAddr::from(([127, 0, 0, 1], 4000))]
-    }
-
-    /// Runs two meshes through a simultaneous dial and checks they keep the same connection.
-    #[test]
-    fn simultaneous_dial_keeps_the_smaller_ids_connection() {
-        let now = Instant::now();
-        let (mut a, mut b) = (Mesh::new(id(1), 8), Mesh::new(id(2), 8));
-        a.found(id(2), addr(), now);
-        b.found(id(1), addr(), now);
-        // The smaller id dials at once, the larger waits.
-        let dial_a = a.poll_dial(now).unwrap();
-        assert!(b.poll_dial(now).is_none());
-        let later = now + DIAL_DEFER;
-        let dial_b = b.poll_dial(later).unwrap();
-        // Both dials reach the other side.
-        assert_eq!(a.inbound(id(2)), Err(Refusal::Duplicate));
-        let admitted = b.inbound(id(1)).unwrap();
-        assert_eq!(admitted.abort_dial, Some(dial_b.attempt));
-        assert!(b.established(id(1), admitted.attempt, now).is_ok());
-        assert!(a.established(id(2), dial_a.attempt, now).is_ok());
-        assert_eq!(
-            b.established(id(1), dial_b.attempt, now),
-            Err(Refusal::Duplicate),
-            "aborted dial must not win"
-        );
-        assert_eq!(a.connected().collect::<Vec<_>>(), vec![id(2)]);
-        assert_eq!(b.connected().collect::<Vec<_>>(), vec![id(1)]);
-    }
-
-    #[test]
-    fn full_session_refuses_and_does_not_dial() {
-        let now = Instant::now();
-        let mut m = Mesh::new(id(1), 3);
-        for n in 2..=4 {
-            m.found(id(n), addr(), now);
+    /// Queues our roster for every connected member but `except`.
+    fn flood(&mut self, except: Option<PeerId>) {
+        let members: Vec<PeerId> = self.roster.others().filter(|p| Some(*p) != except).collect();
+        for peer in members {
+            if matches!(self.slots.get(&peer), Some(Slot::Connected { .. })) {
+                self.actions.push_back(Action::SendRoster(peer));
+            }
         }
-        // Dials do not take seats: all three go out, the one that completes last finds the session full.
-        let dials: Vec<Dial> = std::iter::from_fn(|| m.poll_dial(now)).collect();
-        assert_eq!(dials.len(), 3);
-        assert!(m.established(dials[0].peer, dials[0].attempt, now).is_ok());
-        assert!(m.established(dials[1].peer, dials[1].attempt, now).is_ok());
-        assert_eq!(m.established(dials[2].peer, dials[2].attempt, now), Err(Refusal::Full));
-        assert_eq!(m.inbound(id(9)), Err(Refusal::Full));
-        assert!(m.next_wakeup().is_none());
-        assert!(m.closed(dials[0].peer, dials[0].attempt, Retry::Backoff, now));
-        assert!(m.inbound(id(9)).is_ok());
     }
 
-    #[test]
-    fn unreachable_candidates_neither_take_seats_nor_starve_real_peers() {
-        let now = Instant::now();
-        let mut m = Mesh::new(id(1), 8);
-        // Forged records point nowhere; every dial slot is busy with them.
-        for n in 100..=(100 + MAX_CONCURRENT_DIALS as u8 + 4) {
-            m.found(id(n), addr(), now);
+    /// Queues closing every connected peer that is not in the roster.
+    fn close_non_members(&mut self) {
+        let outsiders: Vec<(PeerId, AttemptId)> = self
+            .slots
+            .iter()
+            .filter(|(p, s)| matches!(s, Slot::Connected { .. }) && !self.roster.contains(p))
+            .map(|(p, s)| (*p, s.attempt()))
+            .collect();
+        for (peer, attempt) in outsiders {
+            self.slots.remove(&peer);
+            self.actions.push_back(Action::Close(peer, attempt, Refusal::NotMember));
         }
-        let dials: Vec<Dial> = std::iter::from_fn(|| m.poll_dial(now)).collect();
-        assert_eq!(dials.len(), MAX_CONCURRENT_DIALS, "dials in flight are bounded");
-        // A real peer dialing us is admitted all the same.
-        assert!(m.inbound(id(50)).is_ok());
-        // A real peer found later is dialed as soon as a slot frees, before the forged ones are retried.
-        m.found(id(60), addr(), now);
-        for d in &dials {
-            m.dial_failed(d.peer, d.attempt, Retry::Backoff, now);
-        }
-        let next = m.poll_dial(now + RETRY_BASE).unwrap();
-        assert_eq!(next.peer, id(60));
-        let all: Vec<Dial> = std::iter::from_fn(|| m.poll_dial(now + RETRY_BASE)).collect();
-        assert_eq!(
-            all.len() + 1,
-            MAX_CONCURRENT_DIALS,
-            "never more than the bound in flight"
-        );
-    }
-
-    #[test]
-    fn failures_back_off_and_parking_waits_for_rediscovery() {
-        let now = Instant::now();
-        let mut m = Mesh::new(id(1), 8);
-        m.found(id(2), addr(), now);
-        let d = m.poll_dial(now).unwrap();
-        m.dial_failed(id(2), d.attempt, Retry::Backoff, now);
-        assert!(m.poll_dial(now).is_none());
-        assert_eq!(m.next_wakeup(), Some(now + RETRY_BASE));
-        let d = m.poll_dial(now + RETRY_BASE).unwrap();
-        m.dial_failed(id(2), d.attempt, Retry::Backoff, now);
-        assert_eq!(m.next_wakeup(), Some(now + RETRY_BASE * 2));
-        let d = m.poll_dial(now + RETRY_BASE * 2).unwrap();
-        m.dial_failed(id(2), d.attempt, Retry::UntilRediscovered, now);
-        assert!(m.next_wakeup().is_none());
-        m.found(id(2), addr(), now);
-        assert!(m.poll_dial(now).is_some());
-    }
-
-    #[test]
-    fn blocked_peers_stay_out_until_unblocked() {
-        let now = Instant::now();
-        let mut m = Mesh::new(id(1), 8);
-        m.found(id(2), addr(), now);
-        let d = m.poll_dial(now).unwrap();
-        assert!(m.established(id(2), d.attempt, now).is_ok());
-        assert_eq!(m.block(id(2)), Some(d.attempt));
-        assert!(!m.closed(id(2), d.attempt, Retry::Backoff, now), "already gone");
-        assert_eq!(m.inbound(id(2)), Err(Refusal::Blocked));
-        assert!(m.poll_dial(now).is_none());
-        m.unblock(&id(2), now);
-        assert!(m.poll_dial(now).is_some());
-    }
-
-    #[test]
-    fn not_looking_refuses_newcomers_but_keeps_links() {
-        let now = Instant::now();
-        let mut m = Mesh::new(id(1), 8);
-        m.found(id(2), addr(), now);
-        let d = m.poll_dial(now).unwrap();
-        assert!(m.established(id(2), d.attempt, now).is_ok());
-        m.set_looking(false);
-        assert_eq!(m.inbound(id(3)), Err(Refusal::NotLooking));
-        m.found(id(4), addr(), now);
-        assert!(m.poll_dial(now).is_none());
-        assert_eq!(m.connected().count(), 1);
-    }
-
-    #[test]
-    fn a_peer_that_lost_the_link_replaces_it() {
-        let now = Instant::now();
-        let mut m = Mesh::new(id(5), 8);
-        let first = m.inbound(id(2)).unwrap();
-        assert!(m.established(id(2), first.attempt, now).is_ok());
-        let second = m.inbound(id(2)).unwrap();
-        assert_eq!(second.replaces, Some(first.attempt));
-        assert!(m.established(id(2), second.attempt, now).is_ok());
-        assert!(
-            !m.closed(id(2), first.attempt, Retry::Backoff, now),
-            "old link closing is not a removal"
-        );
-        // Our own outbound link from the smaller id is not replaced by a dial of the larger id.
-        let mut small = Mesh::new(id(1), 8);
-        small.found(id(2), addr(), now);
-        let d = small.poll_dial(now).unwrap();
-        assert!(small.established(id(2), d.attempt, now).is_ok());
-        assert_eq!(small.inbound(id(2)), Err(Refusal::Duplicate));
     }
 }

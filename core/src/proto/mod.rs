@@ -9,6 +9,7 @@ pub mod frame;
 pub mod guard;
 pub mod mesh;
 pub mod resource;
+pub mod roster;
 
 /// Version of the wire protocol, carried in ALPN and in the hello.
 pub const PROTOCOL_VERSION: u32 = 2;

@@ -17,8 +17,9 @@ use crate::diagnostics::{interface_addresses, AttemptDiagnostics, Diagnostics, L
 use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoverySubscription};
 use crate::identity::PeerId;
 use crate::proto::codes;
+use crate::proto::frame::RosterFrame;
 use crate::proto::frame::{self, Frame};
-use crate::proto::mesh::{AttemptId, Mesh, Refusal, Retry, Slot};
+use crate::proto::mesh::{Action, AttemptId, Mesh, Refusal, Retry, Slot};
 
 /// How long a leaving peer waits for the others to acknowledge its goodbye.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -61,6 +62,8 @@ impl Actor {
     pub(crate) async fn run(mut self) {
         self.tasks.spawn(conn::accept_loop(self.ctx.clone()));
         let shutdown_reply = loop {
+            self.mesh.tick(std::time::Instant::now());
+            self.apply_actions().await;
             self.start_dials();
             let wakeup = self.mesh.next_wakeup().map(Instant::from_std);
             tokio::select! {
@@ -244,7 +247,8 @@ impl Actor {
             }
             tracing::debug!(peer = %dial.peer.short(), attempt = dial.attempt, "dialing");
             let attempt = dial.attempt;
-            let handle = self.tasks.spawn(conn::dial(self.ctx.clone(), dial));
+            let roster = self.mesh.roster();
+            let handle = self.tasks.spawn(conn::dial(self.ctx.clone(), dial, roster));
             self.dials.insert(attempt, handle);
         }
     }
@@ -259,19 +263,20 @@ impl Actor {
                     Err((failure, retry)) => {
                         self.mesh.dial_failed(peer, attempt, retry, now);
                         if let Some(reason) = failure {
-                            if self.last_failure.len() < 64 || self.last_failure.contains_key(&peer) {
-                                self.last_failure.insert(peer, reason.to_string());
-                            }
-                            self.emit(Event::ConnectionFailed { peer, reason });
+                            self.report_failure(peer, reason);
                         }
                     }
                 }
             }
             // The app is far behind on membership events: admit no one until it catches up.
             Internal::InboundHello { reply, .. } if self.ctx.events.backlogged() => {
-                let _ = reply.send(Err(Refusal::Full));
+                let _ = reply.send(Err(Refusal::NotYet));
             }
-            Internal::InboundHello { peer, reply } => match self.mesh.inbound(peer) {
+            Internal::Roster { peer, frame } => match frame.dissolve_into {
+                Some(into) => self.mesh.dissolved(peer, into, now),
+                None => self.mesh.roster_received(peer, &frame.roster),
+            },
+            Internal::InboundHello { peer, roster, reply } => match self.mesh.inbound(peer, &roster) {
                 Ok(admission) => {
                     if let Some(dial) = admission.abort_dial.and_then(|a| self.dials.remove(&a)) {
                         dial.abort();
@@ -284,7 +289,7 @@ impl Actor {
                             self.removed(&old, reason);
                         }
                     }
-                    let _ = reply.send(Ok(admission.attempt));
+                    let _ = reply.send(Ok((admission.attempt, admission.roster)));
                 }
                 Err(refusal) => {
                     let _ = reply.send(Err(refusal));
@@ -318,12 +323,14 @@ impl Actor {
             control_recv,
             buffered,
             pairing_code,
+            roster,
         } = handshaked;
-        if let Err(refusal) = self.mesh.established(peer, attempt, std::time::Instant::now()) {
+        if let Err(refusal) = self.mesh.established(peer, attempt, &roster, std::time::Instant::now()) {
             let (code, reason) = conn::refusal_code(refusal);
             conn.close(code.into(), reason.as_bytes());
             return;
         }
+        self.last_failure.remove(&peer);
         tracing::info!(peer = %info, remote = %conn.remote_address(), "peer added");
         let control = Arc::new(ControlWriter::new(control_send));
         let lane = self.ctx.events.lane();
@@ -372,6 +379,71 @@ impl Actor {
             reason,
         };
         self.ctx.events.remove(&link.lane, event);
+    }
+
+    /// Reports a failed attempt, once per run of identical failures for that peer.
+    fn report_failure(&mut self, peer: PeerId, reason: crate::session::events::ConnectionFailure) {
+        let text = reason.to_string();
+        if self.last_failure.get(&peer) == Some(&text) {
+            return;
+        }
+        if self.last_failure.len() < 64 || self.last_failure.contains_key(&peer) {
+            self.last_failure.insert(peer, text);
+        }
+        self.emit(Event::ConnectionFailed { peer, reason });
+    }
+
+    /// Carries out what the mesh decided: rosters to send, sessions dissolved, links to close.
+    async fn apply_actions(&mut self) {
+        while let Some(action) = self.mesh.poll_action() {
+            match action {
+                Action::SendRoster(peer) => {
+                    let frame = RosterFrame {
+                        roster: self.mesh.roster(),
+                        dissolve_into: None,
+                    };
+                    self.send_roster(&peer, &frame).await;
+                }
+                Action::Dissolve { peer, into } => {
+                    let frame = RosterFrame {
+                        roster: self.mesh.roster(),
+                        dissolve_into: Some(into),
+                    };
+                    self.send_roster(&peer, &frame).await;
+                    self.drop_link(&peer, Refusal::NotMember, "our session dissolved", true);
+                }
+                Action::Close(peer, _, refusal) => {
+                    self.drop_link(&peer, refusal, "not in the session", false);
+                }
+            }
+        }
+    }
+
+    async fn send_roster(&self, peer: &PeerId, frame: &RosterFrame) {
+        let Some(link) = self.shared.link(peer) else { return };
+        if let Ok(payload) = frame.encode() {
+            if let Ok(header) = frame::frame_header(frame::FRAME_ROSTER, payload.len()) {
+                let _ = link.control.send(&header, &payload).await;
+            }
+        }
+    }
+
+    /// Closes the link to `peer` and reports its removal. With `let_peer_close`, the peer closes it once it read
+    /// what we queued (a dissolve), or we do after [`GOODBYE_TIMEOUT`].
+    fn drop_link(&mut self, peer: &PeerId, refusal: Refusal, why: &str, let_peer_close: bool) {
+        if let Some(link) = self.take_link(peer) {
+            let (code, reason) = conn::refusal_code(refusal);
+            let conn = link.conn.clone();
+            if let_peer_close {
+                self.tasks.spawn(async move {
+                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, conn.closed()).await;
+                    conn.close(code.into(), reason.as_bytes());
+                });
+            } else {
+                conn.close(code.into(), reason.as_bytes());
+            }
+            self.removed(&link, RemovalReason::ConnectionLost(why.into()));
+        }
     }
 
     /// Says goodbye to every peer: the goodbye follows any message already sent, so nothing is cut off.

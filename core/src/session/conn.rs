@@ -17,20 +17,30 @@ use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
 use crate::proto::auth::{self, AuthError, Binding, SystemEntropy};
 use crate::proto::codes::{self, CloseCode};
-use crate::proto::frame::{self, Frame, FrameError, Hello, StreamPreamble};
+use crate::proto::frame::{self, Frame, FrameError, Hello, RosterFrame, StreamPreamble};
 use crate::proto::guard::GuessGuard;
 use crate::proto::mesh::{AttemptId, Dial, Refusal, Retry};
+use crate::proto::roster::RosterView;
 use crate::proto::PROTOCOL_VERSION;
 use crate::tls::{self, ClientIdentity};
 
-/// The close code and reason that tell a peer why it was refused.
-pub(crate) fn refusal_code(refusal: Refusal) -> (u32, &'static str) {
+/// The close code and reason that tell a peer why it was refused. The reason of `SESSION_FULL` and `REDIRECT`
+/// is the leader's id in hex.
+pub(crate) fn refusal_code(refusal: Refusal) -> (u32, String) {
     match refusal {
-        Refusal::Full => (codes::SESSION_FULL, "session full"),
-        Refusal::NotLooking => (codes::DECLINED, "not accepting peers"),
-        Refusal::Blocked => (codes::EXPELLED, "removed from the session"),
-        Refusal::Duplicate => (codes::DUPLICATE, "duplicate connection"),
+        Refusal::Full(leader) => (codes::SESSION_FULL, leader.to_string()),
+        Refusal::NotLooking => (codes::DECLINED, "not accepting peers".into()),
+        Refusal::Blocked => (codes::EXPELLED, "removed from the session".into()),
+        Refusal::Duplicate => (codes::DUPLICATE, "duplicate connection".into()),
+        Refusal::Redirect(leader) => (codes::REDIRECT, leader.to_string()),
+        Refusal::NotYet => (codes::NOT_YET, "not yet".into()),
+        Refusal::NotMember => (codes::NOT_MEMBER, "not in the session".into()),
     }
+}
+
+/// The leader id a `SESSION_FULL` or `REDIRECT` close carries.
+fn leader_in(reason: &[u8]) -> Option<PeerId> {
+    std::str::from_utf8(reason).ok()?.parse().ok()
 }
 
 /// How long the QUIC handshake and then the hello exchange may take, each.
@@ -71,6 +81,8 @@ pub(crate) struct Handshaked {
     pub(crate) buffered: BytesMut,
     /// The committed pairing code of this connection.
     pub(crate) pairing_code: String,
+    /// The roster the peer sent in its hello.
+    pub(crate) roster: RosterView,
 }
 
 /// Messages from connection tasks to the session actor.
@@ -82,7 +94,12 @@ pub(crate) enum Internal {
     },
     InboundHello {
         peer: PeerId,
-        reply: oneshot::Sender<Result<AttemptId, Refusal>>,
+        roster: RosterView,
+        reply: oneshot::Sender<Result<(AttemptId, RosterView), Refusal>>,
+    },
+    Roster {
+        peer: PeerId,
+        frame: RosterFrame,
     },
     InboundDone {
         peer: PeerId,
@@ -132,7 +149,13 @@ impl From<ConnectionError> for HandshakeError {
     fn from(e: ConnectionError) -> Self {
         let (failure, retry) = match &e {
             ConnectionError::ApplicationClosed(close) => match CloseCode::from_code(close.error_code.into_inner()) {
-                CloseCode::SessionFull => (Some(ConnectionFailure::SessionFull), Retry::Backoff),
+                CloseCode::SessionFull => (
+                    Some(ConnectionFailure::SessionFull),
+                    leader_in(&close.reason).map_or(Retry::Backoff, Retry::Full),
+                ),
+                CloseCode::Redirect => (None, leader_in(&close.reason).map_or(Retry::Backoff, Retry::Redirect)),
+                CloseCode::NotYet => (None, Retry::Soon),
+                CloseCode::NotMember => (None, Retry::Removed),
                 CloseCode::Declined => (Some(ConnectionFailure::Declined), Retry::UntilRediscovered),
                 CloseCode::Expelled => (Some(ConnectionFailure::Expelled), Retry::UntilRediscovered),
                 CloseCode::WrongPassphrase => (Some(ConnectionFailure::WrongPassphrase), Retry::UntilRediscovered),
@@ -181,8 +204,9 @@ fn close(conn: &quinn::Connection, code: u32, reason: &str) {
 }
 
 /// Our hello, framed (sent only once the admission exchange succeeded).
-fn our_hello(ctx: &ConnCtx, dialer: bool) -> Result<Bytes, HandshakeError> {
+fn our_hello(ctx: &ConnCtx, dialer: bool, roster: RosterView) -> Result<Bytes, HandshakeError> {
     let mut hello = ctx.hello.clone();
+    hello.roster = roster;
     if !dialer {
         hello.invitation_context = None;
     }
@@ -289,6 +313,15 @@ impl From<AuthError> for HandshakeError {
     }
 }
 
+/// A hello's roster must name its sender.
+fn check_roster(hello: &Hello, sender: &PeerId) -> Result<(), HandshakeError> {
+    if hello.roster.is_valid(sender, crate::config::MAX_PEERS_LIMIT) {
+        Ok(())
+    } else {
+        Err(HandshakeError::protocol("invalid roster in hello"))
+    }
+}
+
 /// The TLS exporter value the admission exchange is bound to.
 fn exporter(conn: &quinn::Connection) -> Result<[u8; auth::EXPORTER_LEN], HandshakeError> {
     let mut out = [0u8; auth::EXPORTER_LEN];
@@ -331,7 +364,12 @@ fn guard_record(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection, ok: bool)
 }
 
 /// The dialer's side after TLS: admission exchange, then hellos.
-async fn dial_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) -> Result<Handshaked, HandshakeError> {
+async fn dial_exchange(
+    ctx: &ConnCtx,
+    peer: PeerId,
+    conn: &quinn::Connection,
+    roster: RosterView,
+) -> Result<Handshaked, HandshakeError> {
     let exporter = exporter(conn)?;
     let binding = Binding {
         exporter: &exporter,
@@ -348,10 +386,11 @@ async fn dial_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) ->
     let (reveal, admitted) = finished?;
     let mut frames = [
         frame::encode_frame(&Frame::Auth(Bytes::from(reveal)))?,
-        our_hello(ctx, true)?,
+        our_hello(ctx, true, roster)?,
     ];
     write_frames(&mut control_send, &mut frames).await?;
     let hello = reader.hello().await?;
+    check_roster(&hello, &peer)?;
     Ok(Handshaked {
         peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
         conn: conn.clone(),
@@ -359,6 +398,7 @@ async fn dial_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) ->
         control_recv: reader.recv,
         buffered: reader.buf,
         pairing_code: admitted.pairing_code,
+        roster: hello.roster,
     })
 }
 
@@ -407,10 +447,10 @@ async fn connect_any(
     }
 }
 
-/// Dials a peer and runs the hello exchange as the inviter.
-pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial) {
+/// Dials a peer and runs the hello exchange as the inviter, sending `roster` in our hello.
+pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial, roster: RosterView) {
     let Dial { peer, attempt, addrs } = dial;
-    let result = dial_inner(&ctx, peer, &addrs)
+    let result = dial_inner(&ctx, peer, &addrs, roster)
         .await
         .map(Box::new)
         .map_err(|e| (e.failure, e.retry));
@@ -420,7 +460,12 @@ pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial) {
     let _ = ctx.internal.send(Internal::DialDone { peer, attempt, result }).await;
 }
 
-async fn dial_inner(ctx: &ConnCtx, peer: PeerId, addrs: &[SocketAddr]) -> Result<Handshaked, HandshakeError> {
+async fn dial_inner(
+    ctx: &ConnCtx,
+    peer: PeerId,
+    addrs: &[SocketAddr],
+    roster: RosterView,
+) -> Result<Handshaked, HandshakeError> {
     let (config, outcome) = ctx.client.config_for(peer).map_err(|e| {
         HandshakeError::ours(
             codes::PROTOCOL_ERROR,
@@ -449,7 +494,7 @@ async fn dial_inner(ctx: &ConnCtx, peer: PeerId, addrs: &[SocketAddr]) -> Result
             })
         }
     };
-    let exchange = dial_exchange(ctx, peer, &conn);
+    let exchange = dial_exchange(ctx, peer, &conn, roster);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => {
@@ -549,20 +594,26 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         return;
     }
     let (reply, decision) = oneshot::channel();
-    if ctx.internal.send(Internal::InboundHello { peer, reply }).await.is_err() {
+    let roster = hello.roster.clone();
+    if ctx
+        .internal
+        .send(Internal::InboundHello { peer, roster, reply })
+        .await
+        .is_err()
+    {
         return;
     }
-    let attempt = match decision.await {
-        Ok(Ok(attempt)) => attempt,
+    let (attempt, ours) = match decision.await {
+        Ok(Ok(decided)) => decided,
         Ok(Err(refusal)) => {
             let (code, reason) = refusal_code(refusal);
             tracing::debug!(peer = %peer.short(), "refused inbound peer: {reason}");
-            close(&conn, code, reason);
+            close(&conn, code, &reason);
             return;
         }
         Err(_) => return,
     };
-    let sent = match our_hello(ctx, false) {
+    let sent = match our_hello(ctx, false, ours) {
         Ok(hello) => write_frames(&mut control_send, &mut [hello]).await,
         Err(e) => Err(e),
     };
@@ -574,6 +625,7 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
             control_recv: reader.recv,
             buffered: reader.buf,
             pairing_code,
+            roster: hello.roster,
         })),
         Err(e) => {
             tracing::debug!(peer = %peer.short(), "sending hello failed: {:?}", e.failure);
@@ -609,6 +661,7 @@ async fn accept_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) 
     guard_record(ctx, peer, conn, finished.is_ok());
     let (control_send, admitted) = finished?;
     let hello = reader.hello().await?;
+    check_roster(&hello, &peer)?;
     Ok((reader, control_send, hello, admitted.pairing_code))
 }
 
@@ -617,6 +670,10 @@ pub(crate) fn removal_reason(e: &ConnectionError) -> (RemovalReason, Retry) {
     match e {
         ConnectionError::ApplicationClosed(close) => match CloseCode::from_code(close.error_code.into_inner()) {
             CloseCode::Goodbye => (RemovalReason::Left, Retry::UntilRediscovered),
+            CloseCode::NotMember => (
+                RemovalReason::ConnectionLost("not in the session any more".into()),
+                Retry::Removed,
+            ),
             CloseCode::Expelled => (RemovalReason::Expelled, Retry::UntilRediscovered),
             CloseCode::ProtocolError => (
                 RemovalReason::ProtocolError(String::from_utf8_lossy(&close.reason).into_owned()),
@@ -643,7 +700,12 @@ const READ_CHUNKS: usize = 32;
 /// Decodes every complete frame in `buf` into `batch`; `Some` when the connection is to end after them.
 /// Payloads are copied out of the packets they came in (into `buf`): a small message kept by the app then holds
 /// only its own bytes, not a whole receive buffer.
-fn decode_messages(peer: PeerId, buf: &mut BytesMut, batch: &mut Vec<Event>) -> Option<DriverEnd> {
+fn decode_messages(
+    peer: PeerId,
+    buf: &mut BytesMut,
+    batch: &mut Vec<Event>,
+    rosters: &mut Vec<RosterFrame>,
+) -> Option<DriverEnd> {
     loop {
         match frame::decode_frame(buf) {
             Ok(Some(Frame::Message(data))) => batch.push(Event::Message(Message {
@@ -654,6 +716,10 @@ fn decode_messages(peer: PeerId, buf: &mut BytesMut, batch: &mut Vec<Event>) -> 
             Ok(Some(Frame::Goodbye)) => return Some(DriverEnd::Goodbye),
             Ok(Some(Frame::Hello(_))) => return Some(DriverEnd::Protocol("hello sent twice".into())),
             Ok(Some(Frame::Auth(_))) => return Some(DriverEnd::Protocol("admission message after hello".into())),
+            Ok(Some(Frame::Roster(payload))) => match RosterFrame::decode(&payload, &peer) {
+                Ok(frame) => rosters.push(frame),
+                Err(e) => return Some(DriverEnd::Protocol(e.to_string())),
+            },
             Ok(None) => return None,
             Err(e) => return Some(DriverEnd::Protocol(e.to_string())),
         }
@@ -677,12 +743,18 @@ pub(crate) async fn drive(
     let mut names: JoinSet<Result<(), String>> = JoinSet::new();
     let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
     let mut batch = Vec::new();
+    let mut rosters = Vec::new();
     let mut room = lane.room();
     let mut ending = None;
     let end = 'driver: loop {
         // Every message decoded so far goes to the app, as far as the budget allows, before more is read.
         if ending.is_none() {
-            ending = decode_messages(peer, &mut buf, &mut batch);
+            ending = decode_messages(peer, &mut buf, &mut batch, &mut rosters);
+        }
+        for frame in rosters.drain(..) {
+            if ctx.internal.send(Internal::Roster { peer, frame }).await.is_err() {
+                break 'driver DriverEnd::SessionGone;
+            }
         }
         room.mark();
         if lane.push_fitting(&mut batch).is_err() {

@@ -304,6 +304,7 @@ impl SessionBuilder {
             initial_data: config.initial_data.clone(),
             max_peers: config.max_peers,
             invitation_context: config.invitation_context.clone(),
+            roster: crate::proto::roster::RosterView::alone(local_id),
         };
         let shared = Arc::new(Shared {
             links: RwLock::new(HashMap::new()),

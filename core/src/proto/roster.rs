@@ -1,0 +1,392 @@
+//! Who is in the session: the roster every member holds and the rule that makes all rosters converge, free of
+//! I/O (see `PROTOCOL.md`, *Membership*).
+//!
+//! A session is the set of peers in a roster; its **leader** is the smallest id in it. Every peer starts alone
+//! (a roster of itself: *free*). The rule:
+//!
+//! - Only a leader changes its session: it **merges** with another leader's session (a free peer is the leader
+//!   of a session of one) when both fit within `max_peers`; the merged roster has a higher version and floods
+//!   to every member. A member that is not the leader sends newcomers to its leader (`REDIRECT`).
+//! - When two sessions meet and do not fit together, the **larger one stays** (equal sizes: the one whose leader
+//!   has the smaller id) and the other **dissolves**: its members become free and join the winner one by one
+//!   while seats remain. A formed session never loses a member to make room for a newcomer.
+//! - A free peer refused as full **waits** for that session (it is told once) and neither forms nor joins
+//!   another session while it waits; it retries, so it is admitted when a seat frees.
+//! - Leaders look for other sessions only towards smaller ids (free peers: the smallest id they know), and a
+//!   leader runs one such probe at a time, so merges cannot chase each other in circles.
+//! - A leader removes a member whose link closed and floods the new roster; when the leader itself goes, every
+//!   member removes it alike and the next smallest id leads.
+
+use std::collections::BTreeSet;
+
+use crate::identity::PeerId;
+
+/// A roster as it travels in a hello or a ROSTER frame.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterView {
+    /// Increases with every change the session's leader makes.
+    pub version: u64,
+    /// Every member, the sender included, sorted.
+    pub members: Vec<PeerId>,
+}
+
+impl RosterView {
+    /// The leader: the smallest id.
+    pub fn leader(&self) -> Option<PeerId> {
+        self.members.first().copied()
+    }
+
+    /// Whether `peer` is a member.
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.members.binary_search(peer).is_ok()
+    }
+
+    /// Whether the view is well-formed: 1 to `max` members, sorted, no duplicates, `sender` among them.
+    pub fn is_valid(&self, sender: &PeerId, max: usize) -> bool {
+        (1..=max).contains(&self.members.len()) && self.members.windows(2).all(|w| w[0] < w[1]) && self.contains(sender)
+    }
+
+    /// The view of a free peer.
+    pub fn alone(peer: PeerId) -> Self {
+        Self {
+            version: 0,
+            members: vec![peer],
+        }
+    }
+}
+
+/// What the acceptor answers a peer that dialed it, as far as membership goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Admit the peer; `changed` if our roster grew (the new roster must flood to the members).
+    Admit {
+        /// Whether the roster changed.
+        changed: bool,
+    },
+    /// Our session is not the one to join: dial its leader instead.
+    Redirect(PeerId),
+    /// Try again shortly (a roster update is on its way, or we are in the middle of a merge).
+    NotYet,
+    /// The session led by this peer is full.
+    Full(PeerId),
+    /// The peer holds an older roster of our session that we are in and it is not: it was removed.
+    NotMember,
+}
+
+/// What a ROSTER update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// Nothing new.
+    Stale,
+    /// The sender is behind: send it ours.
+    Answer,
+    /// We took the sender's roster.
+    Adopted,
+    /// We merged two concurrent changes into a newer roster: send it to everyone.
+    Merged,
+    /// The sender's newer roster does not hold us: we are free.
+    Removed,
+}
+
+/// The roster of one peer and the membership rule.
+#[derive(Debug, Clone)]
+pub struct Roster {
+    local: PeerId,
+    max_peers: usize,
+    members: BTreeSet<PeerId>,
+    version: u64,
+    /// The leader of a full session this free peer waits for.
+    waiting_on: Option<PeerId>,
+    /// Members of a session we dissolved, not yet told.
+    dissolved: Vec<PeerId>,
+}
+
+impl Roster {
+    /// A free peer in sessions of at most `max_peers` (including itself).
+    pub fn new(local: PeerId, max_peers: usize) -> Self {
+        Self {
+            local,
+            max_peers: max_peers.max(2),
+            members: BTreeSet::from([local]),
+            version: 0,
+            waiting_on: None,
+            dissolved: Vec::new(),
+        }
+    }
+
+    /// The current roster.
+    pub fn view(&self) -> RosterView {
+        RosterView {
+            version: self.version,
+            members: self.members.iter().copied().collect(),
+        }
+    }
+
+    /// The leader.
+    pub fn leader(&self) -> PeerId {
+        self.members.first().copied().unwrap_or(self.local)
+    }
+
+    /// Whether we lead our session.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == self.local
+    }
+
+    /// Whether we are alone.
+    pub fn is_free(&self) -> bool {
+        self.members.len() == 1
+    }
+
+    /// Whether `peer` is a member.
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.members.contains(peer)
+    }
+
+    /// Members other than us.
+    pub fn others(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.members.iter().copied().filter(move |p| *p != self.local)
+    }
+
+    /// Whether every seat is taken.
+    pub fn is_full(&self) -> bool {
+        self.members.len() >= self.max_peers
+    }
+
+    /// The full session this free peer waits for.
+    pub fn waiting_on(&self) -> Option<PeerId> {
+        self.waiting_on
+    }
+
+    /// Stops waiting (the session we waited for went away).
+    pub fn stop_waiting(&mut self) {
+        self.waiting_on = None;
+    }
+
+    /// Decides on `peer`, which dialed us with roster `theirs`. `probing`: we have a merge of our own in flight.
+    pub fn inbound(&mut self, peer: PeerId, theirs: &RosterView, probing: bool) -> Decision {
+        if self.members.contains(&peer) {
+            return Decision::Admit { changed: false };
+        }
+        if let Some(leader) = self.waiting_on {
+            return Decision::Redirect(leader);
+        }
+        if theirs.contains(&self.local) && theirs.version < self.version && theirs.leader() != Some(peer) {
+            return Decision::NotMember;
+        }
+        if !self.is_leader() {
+            return if theirs.contains(&self.local) && theirs.version > self.version {
+                Decision::NotYet
+            } else {
+                Decision::Redirect(self.leader())
+            };
+        }
+        if theirs.leader() != Some(peer) && !(theirs.contains(&self.local) && theirs.version > self.version) {
+            return Decision::NotYet;
+        }
+        if probing && peer > self.local {
+            return Decision::NotYet;
+        }
+        // Another leader, or a member whose roster is newer than ours and names us (we missed an update).
+        self.meet(peer, theirs)
+    }
+
+    /// Two leaders meet: merge if both sessions fit, else the smaller dissolves.
+    fn meet(&mut self, peer: PeerId, theirs: &RosterView) -> Decision {
+        let union: BTreeSet<PeerId> = self.members.iter().chain(&theirs.members).copied().collect();
+        if union.len() <= self.max_peers {
+            self.members = union;
+            self.version = self.version.max(theirs.version) + 1;
+            return Decision::Admit { changed: true };
+        }
+        if self.wins_against(peer, theirs) {
+            return Decision::Full(self.local);
+        }
+        if self.is_free() {
+            // Alone against a full session: wait for a seat in it.
+            self.waiting_on = Some(peer);
+            return Decision::Full(peer);
+        }
+        self.dissolve();
+        self.meet(peer, theirs)
+    }
+
+    /// Whether our session stays when it meets the one `theirs` describes (led by `peer`) and both do not fit.
+    fn wins_against(&self, peer: PeerId, theirs: &RosterView) -> bool {
+        (self.members.len(), std::cmp::Reverse(self.leader())) > (theirs.members.len(), std::cmp::Reverse(peer))
+    }
+
+    /// Becomes free; the members who must be told are kept for [`Roster::take_dissolved`].
+    pub fn dissolve(&mut self) {
+        let gone: Vec<PeerId> = self.others().collect();
+        self.dissolved.extend(gone);
+        self.members = BTreeSet::from([self.local]);
+        self.version += 1;
+    }
+
+    /// Members of sessions we dissolved since the last call.
+    pub fn take_dissolved(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.dissolved)
+    }
+
+    /// We dialed `peer` and it admitted us with roster `theirs`. Returns whether our roster changed (flood it),
+    /// or `Err` when the two cannot be reconciled (close the link and retry later).
+    pub fn admitted(&mut self, peer: PeerId, theirs: &RosterView) -> Result<bool, ()> {
+        self.waiting_on = None;
+        if self.members.contains(&peer) && theirs.version <= self.version {
+            return Ok(false);
+        }
+        if !theirs.contains(&self.local) {
+            return Err(());
+        }
+        let union: BTreeSet<PeerId> = self.members.iter().chain(&theirs.members).copied().collect();
+        if union.len() > self.max_peers {
+            return Err(());
+        }
+        let grew = union.len() > theirs.members.len();
+        self.members = union;
+        self.version = self.version.max(theirs.version) + u64::from(grew);
+        Ok(true)
+    }
+
+    /// A ROSTER update from a member: what it did to ours.
+    pub fn update(&mut self, theirs: &RosterView) -> Update {
+        let same = theirs.members.iter().eq(self.members.iter());
+        if same || theirs.version < self.version {
+            if same && theirs.version > self.version {
+                self.version = theirs.version;
+            }
+            return if same { Update::Stale } else { Update::Answer };
+        }
+        if theirs.version == self.version {
+            // Two changes made at once: take both if they fit, else the larger roster (then the smaller list).
+            let union: BTreeSet<PeerId> = self.members.iter().chain(&theirs.members).copied().collect();
+            if union.len() <= self.max_peers {
+                self.members = union;
+                self.version += 1;
+                return Update::Merged;
+            }
+            let ours: Vec<PeerId> = self.members.iter().copied().collect();
+            let key = |m: &Vec<PeerId>| (m.len(), std::cmp::Reverse(m.clone()));
+            if key(&ours) >= key(&theirs.members) {
+                return Update::Answer;
+            }
+        }
+        self.version = theirs.version;
+        if !theirs.contains(&self.local) {
+            self.members = BTreeSet::from([self.local]);
+            return Update::Removed;
+        }
+        self.members = theirs.members.iter().copied().collect();
+        Update::Adopted
+    }
+
+    /// The link to member `peer` closed. Returns whether our roster changed and we must flood it (as the leader).
+    pub fn link_lost(&mut self, peer: &PeerId) -> bool {
+        if !self.members.contains(peer) || *peer == self.local {
+            return false;
+        }
+        let was_leader = self.leader() == *peer;
+        if self.is_leader() || was_leader {
+            self.members.remove(peer);
+            self.version += 1;
+            // A leader floods its change; members that lost the leader all make the same change by themselves.
+            return !was_leader;
+        }
+        false
+    }
+
+    /// Our session's leader (or the session we probed) said it is full: wait for it if we are free.
+    pub fn refused_full(&mut self, leader: PeerId) {
+        if self.is_free() {
+            self.waiting_on = Some(leader);
+        }
+    }
+
+    /// Removes `peer` because the app expelled it (as leader: flood). Returns whether the roster changed.
+    pub fn expel(&mut self, peer: &PeerId) -> bool {
+        if self.is_leader() && *peer != self.local && self.members.remove(peer) {
+            self.version += 1;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    fn view(version: u64, ids: &[u8]) -> RosterView {
+        let mut members: Vec<PeerId> = ids.iter().map(|n| id(*n)).collect();
+        members.sort();
+        RosterView { version, members }
+    }
+
+    #[test]
+    fn free_peers_merge_and_members_redirect_to_their_leader() {
+        let mut a = Roster::new(id(1), 8);
+        assert!(matches!(
+            a.inbound(id(2), &view(0, &[2]), false),
+            Decision::Admit { changed: true, .. }
+        ));
+        assert_eq!(a.view(), view(1, &[1, 2]));
+        let mut b = Roster::new(id(2), 8);
+        assert_eq!(b.admitted(id(1), &a.view()), Ok(true));
+        assert_eq!(b.view(), view(1, &[1, 2]));
+        assert_eq!(b.inbound(id(3), &view(0, &[3]), false), Decision::Redirect(id(1)));
+    }
+
+    #[test]
+    fn sessions_that_do_not_fit_leave_the_larger_one_standing() {
+        let mut big = Roster::new(id(1), 4);
+        big.inbound(id(2), &view(0, &[2]), false);
+        big.inbound(id(3), &view(0, &[3]), false);
+        assert_eq!(big.inbound(id(5), &view(3, &[5, 6]), false), Decision::Full(id(1)));
+        // The smaller session's leader, dialed by the larger one, dissolves and joins it if a seat is left.
+        let mut small = Roster::new(id(5), 4);
+        small.inbound(id(6), &view(0, &[6]), false);
+        assert_eq!(
+            small.inbound(id(1), &view(2, &[1, 2, 3]), false),
+            Decision::Admit { changed: true }
+        );
+        assert_eq!(small.take_dissolved(), vec![id(6)]);
+        assert_eq!(small.view().members, view(0, &[1, 2, 3, 5]).members);
+    }
+
+    #[test]
+    fn a_free_peer_refused_as_full_waits_and_redirects() {
+        let mut p = Roster::new(id(9), 8);
+        p.refused_full(id(1));
+        assert_eq!(p.inbound(id(10), &view(0, &[10]), false), Decision::Redirect(id(1)));
+        p.stop_waiting();
+        assert!(matches!(
+            p.inbound(id(10), &view(0, &[10]), false),
+            Decision::Admit { .. }
+        ));
+    }
+
+    #[test]
+    fn updates_move_forward_concurrent_ones_merge_and_removal_frees() {
+        let mut p = Roster::new(id(3), 8);
+        assert_eq!(p.update(&view(4, &[1, 3, 4])), Update::Adopted);
+        assert_eq!(p.update(&view(3, &[1, 3])), Update::Answer, "a stale sender gets ours");
+        assert_eq!(p.update(&view(4, &[1, 3, 5])), Update::Merged);
+        assert_eq!(p.view(), view(5, &[1, 3, 4, 5]));
+        assert_eq!(p.update(&view(6, &[1, 4])), Update::Removed);
+        assert!(p.is_free());
+    }
+
+    #[test]
+    fn losing_the_leader_makes_the_next_smallest_lead() {
+        let mut p = Roster::new(id(3), 8);
+        p.update(&view(4, &[1, 2, 3]));
+        assert!(!p.link_lost(&id(1)), "no flood: every member does the same");
+        assert_eq!(p.leader(), id(2));
+        assert_eq!(p.view().version, 5);
+    }
+}
