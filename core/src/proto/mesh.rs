@@ -176,6 +176,10 @@ pub struct Mesh {
     unlinked_since: HashMap<PeerId, Instant>,
     actions: VecDeque<Action>,
     next_attempt_id: AttemptId,
+    /// When the leader last sent its roster to every member.
+    last_flood: Option<Instant>,
+    /// When the candidates' session hints were last cleared.
+    hints_checked: Option<Instant>,
 }
 
 mod rules;
@@ -198,6 +202,8 @@ impl Mesh {
             unlinked_since: HashMap::new(),
             actions: VecDeque::new(),
             next_attempt_id: 1,
+            last_flood: None,
+            hints_checked: None,
         }
     }
 
@@ -228,6 +234,12 @@ impl Mesh {
     /// The leader of a full session we wait for a seat in.
     pub fn waiting_on(&self) -> Option<PeerId> {
         self.roster.waiting_on()
+    }
+
+    /// The leader of the full session we started waiting for since the last call, if we did: tell the app once
+    /// that the session is full (refusals while we wait are not news).
+    pub fn take_newly_waiting(&mut self) -> Option<PeerId> {
+        self.roster.take_newly_waiting()
     }
 
     /// The slot of a peer, if any.

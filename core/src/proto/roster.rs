@@ -100,6 +100,8 @@ pub struct Roster {
     waiting_on: Option<PeerId>,
     /// Members of a session we dissolved, not yet told.
     dissolved: Vec<PeerId>,
+    /// Set when we start waiting for a full session, until taken.
+    newly_waiting: Option<PeerId>,
 }
 
 impl Roster {
@@ -112,6 +114,7 @@ impl Roster {
             version: 0,
             waiting_on: None,
             dissolved: Vec::new(),
+            newly_waiting: None,
         }
     }
 
@@ -204,7 +207,7 @@ impl Roster {
         }
         if self.is_free() {
             // Alone against a full session: wait for a seat in it.
-            self.waiting_on = Some(peer);
+            self.wait_for(peer);
             return Decision::Full(peer);
         }
         self.dissolve();
@@ -251,6 +254,10 @@ impl Roster {
 
     /// A ROSTER update from a member: what it did to ours.
     pub fn update(&mut self, theirs: &RosterView) -> Update {
+        if self.waiting_on.is_some() {
+            // We left our session for a full one: older rosters naming us do not bring us back.
+            return Update::Stale;
+        }
         let same = theirs.members.iter().eq(self.members.iter());
         if same || theirs.version < self.version {
             if same && theirs.version > self.version {
@@ -299,8 +306,20 @@ impl Roster {
     /// Our session's leader (or the session we probed) said it is full: wait for it if we are free.
     pub fn refused_full(&mut self, leader: PeerId) {
         if self.is_free() {
-            self.waiting_on = Some(leader);
+            self.wait_for(leader);
         }
+    }
+
+    fn wait_for(&mut self, leader: PeerId) {
+        if self.waiting_on.is_none() {
+            self.newly_waiting = Some(leader);
+        }
+        self.waiting_on = Some(leader);
+    }
+
+    /// The leader of the full session we started waiting for since the last call: the app is told once.
+    pub fn take_newly_waiting(&mut self) -> Option<PeerId> {
+        self.newly_waiting.take()
     }
 
     /// Removes `peer` because the app expelled it (as leader: flood). Returns whether the roster changed.

@@ -69,11 +69,26 @@ impl Mesh {
             None
         };
         let grace = self.unlinked_since.values().map(|t| *t + UNLINKED_GRACE).min();
+        let flood = self
+            .last_flood
+            .filter(|_| self.roster.is_leader() && !self.roster.is_free())
+            .map(|t| t + UNLINKED_GRACE);
+        let hints = self.hints_checked.map(|t| t + UNLINKED_GRACE);
+        let grace = grace.into_iter().chain(flood).chain(hints).min();
         dials.into_iter().chain(grace).min()
     }
 
     /// Time passed: as the leader, drop members that never linked with us within [`UNLINKED_GRACE`].
     pub fn tick(&mut self, now: Instant) {
+        let hints = *self.hints_checked.get_or_insert(now);
+        if now.saturating_duration_since(hints) >= UNLINKED_GRACE {
+            // What other peers told us about their sessions is checked again now and then: sessions change.
+            self.hints_checked = Some(now);
+            let local = self.local;
+            for c in self.candidates.values_mut() {
+                c.leader = c.leader.filter(|l| *l == local);
+            }
+        }
         if !self.roster.is_leader() {
             // A member cut off from its leader for the grace period is out: it becomes free and joins anew.
             let leader = self.roster.leader();
@@ -90,6 +105,12 @@ impl Mesh {
                 }
             }
             return;
+        }
+        let last = *self.last_flood.get_or_insert(now);
+        if now.saturating_duration_since(last) >= UNLINKED_GRACE && !self.roster.is_free() {
+            // Anti-entropy: members whose roster diverged (concurrent changes) reconcile with this one.
+            self.last_flood = Some(now);
+            self.flood(None);
         }
         let members: Vec<PeerId> = self.roster.others().collect();
         self.unlinked_since.retain(|p, _| members.contains(p));
@@ -116,6 +137,7 @@ impl Mesh {
         if let Retry::Redirect(leader) = retry {
             if let Some(c) = self.candidates.get_mut(&leader) {
                 c.next_attempt = now;
+                c.leader = None;
             }
         }
         let Some(c) = self.candidates.get_mut(peer) else { return };
@@ -203,6 +225,10 @@ impl Mesh {
         };
         if !self.looking && !self.roster.contains(&peer) {
             return Err(Refusal::NotLooking);
+        }
+        if theirs.contains(&self.local) && !self.roster.contains(&peer) {
+            // Its roster names us: take it as a roster update first (we may have missed one).
+            self.apply_update(peer, theirs, false);
         }
         let probing = self.probing.is_some() && abort_dial.is_none_or(|a| Some(a) != self.probing);
         match self.roster.inbound(peer, theirs, probing) {
@@ -309,9 +335,17 @@ impl Mesh {
 
     /// A connected peer sent its roster.
     pub fn roster_received(&mut self, from: PeerId, theirs: &RosterView) {
+        self.apply_update(from, theirs, true);
+    }
+
+    fn apply_update(&mut self, from: PeerId, theirs: &RosterView, linked: bool) {
         match self.roster.update(theirs) {
             Update::Stale => {}
-            Update::Answer => self.actions.push_back(Action::SendRoster(from)),
+            Update::Answer => {
+                if linked {
+                    self.actions.push_back(Action::SendRoster(from));
+                }
+            }
             Update::Adopted => {
                 self.flood(Some(from));
                 self.close_non_members();

@@ -100,9 +100,8 @@ pub(super) struct Sim {
     seq: u64,
     /// Each side's attempt of a live connection, to the other side's (peer, attempt).
     links: HashMap<(usize, AttemptId), (usize, AttemptId)>,
-    /// Outcomes each endpoint reported as "full", deduplicated as the session does (one per run of failures).
+    /// How often each endpoint started waiting for a full session since it was last in one (what the app is told).
     pub(super) full_reports: Vec<u32>,
-    last_full: Vec<bool>,
     wake_at: Vec<Option<Duration>>,
     /// When the last message from one endpoint to another arrives: links deliver in order.
     fifo: HashMap<(usize, usize), Duration>,
@@ -134,7 +133,6 @@ impl Sim {
             seq: 0,
             links: HashMap::new(),
             full_reports: vec![0; n],
-            last_full: vec![false; n],
             wake_at: vec![None; n],
             fifo: HashMap::new(),
             trace: Vec::new(),
@@ -229,10 +227,8 @@ impl Sim {
                     self.meshes[from].dial_failed(self.ids[to], attempt, Retry::Soon, now);
                 } else if self.meshes[from]
                     .established(self.ids[to], attempt, &roster, now)
-                    .is_ok()
+                    .is_err()
                 {
-                    self.last_full[from] = false;
-                } else {
                     self.close_remote(from, attempt, Refusal::NotMember);
                 }
                 from
@@ -244,12 +240,6 @@ impl Sim {
                 refusal,
             } => {
                 let retry = retry_for(refusal);
-                if let Retry::Full(_) = retry {
-                    if !self.last_full[from] {
-                        self.full_reports[from] += 1;
-                        self.last_full[from] = true;
-                    }
-                }
                 self.meshes[from].dial_failed(self.ids[to], attempt, retry, now);
                 from
             }
@@ -381,6 +371,13 @@ impl Sim {
     fn drive(&mut self, at: usize) {
         let now = self.instant();
         self.meshes[at].tick(now);
+        if self.meshes[at].take_newly_waiting().is_some() {
+            self.full_reports[at] += 1;
+        }
+        if self.meshes[at].connected().next().is_some() {
+            // It is in a session again: being left out later is news again.
+            self.full_reports[at] = 0;
+        }
         while let Some(action) = self.meshes[at].poll_action() {
             self.act(at, action);
         }

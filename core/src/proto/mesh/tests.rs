@@ -161,7 +161,7 @@ fn converge(n: usize, seed: u64) -> Result<Sim, (Sim, String)> {
 fn seeded_schedules_of_2_to_16_endpoints_converge_to_one_session() {
     let mut failures = Vec::new();
     for n in 2..=16 {
-        for seed in 0..40u64 {
+        for seed in 0..150u64 {
             if let Err((_, e)) = converge(n, seed * 1000 + n as u64) {
                 failures.push(format!("n={n} seed={}: {e}", seed * 1000 + n as u64));
             }
@@ -210,7 +210,12 @@ fn trace_of_one_seed() {
         .unwrap_or(0);
     let mut sim = Sim::new(n, 8, seed, Duration::from_millis(400), 20);
     sim.run(Duration::from_secs(60));
-    for line in sim.trace.iter().take(400) {
+    for line in sim.trace.iter().filter(|l| !l.contains("Found")).take(
+        std::env::var("MESH_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(400),
+    ) {
         println!("{line}");
     }
     for i in 0..n {
