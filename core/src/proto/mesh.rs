@@ -159,6 +159,8 @@ struct Candidate {
     parked: bool,
     /// The leader of the session this peer is in, as it told us.
     leader: Option<PeerId>,
+    /// The app asked for this peer (a ticket): dial it whatever our role.
+    invited: bool,
 }
 
 /// The peer table of one session, its roster, and the rules that drive them.
@@ -292,9 +294,19 @@ impl Mesh {
                         failures: 0,
                         parked: false,
                         leader: None,
+                        invited: false,
                     },
                 );
             }
+        }
+    }
+
+    /// The app invites `peer` at `addrs` (a ticket): it is dialed whatever our role in the session.
+    pub fn invite(&mut self, peer: PeerId, addrs: Vec<SocketAddr>, now: Instant) {
+        self.found(peer, addrs, now);
+        if let Some(c) = self.candidates.get_mut(&peer) {
+            c.invited = true;
+            c.leader = None;
         }
     }
 

@@ -29,7 +29,14 @@ pub struct RosterView {
     pub version: u64,
     /// Every member, the sender included, sorted.
     pub members: Vec<PeerId>,
+    /// Peers a member's app declined: kept out of the session by every member (sorted, at most
+    /// [`MAX_EXCLUDED`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<PeerId>,
 }
+
+/// Most peers a roster keeps out at the app's request.
+pub const MAX_EXCLUDED: usize = 32;
 
 impl RosterView {
     /// The leader: the smallest id.
@@ -52,6 +59,7 @@ impl RosterView {
         Self {
             version: 0,
             members: vec![peer],
+            excluded: Vec::new(),
         }
     }
 }
@@ -72,6 +80,8 @@ pub enum Decision {
     Full(PeerId),
     /// The peer holds an older roster of our session that we are in and it is not: it was removed.
     NotMember,
+    /// A member's app declined the peer.
+    Declined,
 }
 
 /// What a ROSTER update did.
@@ -100,6 +110,8 @@ pub struct Roster {
     waiting_on: Option<PeerId>,
     /// Members of a session we dissolved, not yet told.
     dissolved: Vec<PeerId>,
+    /// Peers kept out of the session because a member's app declined them.
+    excluded: BTreeSet<PeerId>,
     /// Set when we start waiting for a full session, until taken.
     newly_waiting: Option<PeerId>,
 }
@@ -114,6 +126,7 @@ impl Roster {
             version: 0,
             waiting_on: None,
             dissolved: Vec::new(),
+            excluded: BTreeSet::new(),
             newly_waiting: None,
         }
     }
@@ -123,7 +136,42 @@ impl Roster {
         RosterView {
             version: self.version,
             members: self.members.iter().copied().collect(),
+            excluded: self.excluded.iter().copied().collect(),
         }
+    }
+
+    /// The union of our members and `theirs`, without anyone either side keeps out.
+    fn union_with(&self, theirs: &RosterView) -> BTreeSet<PeerId> {
+        self.members
+            .iter()
+            .chain(&theirs.members)
+            .filter(|p| !self.excluded.contains(p) && theirs.excluded.binary_search(p).is_err())
+            .copied()
+            .collect()
+    }
+
+    fn take_excluded(&mut self, theirs: &RosterView) {
+        for p in &theirs.excluded {
+            if self.excluded.len() >= MAX_EXCLUDED {
+                break;
+            }
+            if *p != self.local {
+                self.excluded.insert(*p);
+            }
+        }
+    }
+
+    /// Our app declined `peer`: keep it out of the session. Returns whether the roster changed (flood it).
+    pub fn veto(&mut self, peer: PeerId) -> bool {
+        if peer == self.local || (self.excluded.len() >= MAX_EXCLUDED && !self.excluded.contains(&peer)) {
+            return false;
+        }
+        let fresh = self.excluded.insert(peer);
+        let removed = self.members.remove(&peer);
+        if fresh || removed {
+            self.version += 1;
+        }
+        fresh || removed
     }
 
     /// The leader.
@@ -174,6 +222,9 @@ impl Roster {
         if let Some(leader) = self.waiting_on {
             return Decision::Redirect(leader);
         }
+        if self.excluded.contains(&peer) {
+            return Decision::Declined;
+        }
         if theirs.contains(&self.local) && theirs.version < self.version && theirs.leader() != Some(peer) {
             return Decision::NotMember;
         }
@@ -184,7 +235,11 @@ impl Roster {
                 Decision::Redirect(self.leader())
             };
         }
-        if theirs.leader() != Some(peer) && !(theirs.contains(&self.local) && theirs.version > self.version) {
+        // A leader merges with leaders; a free peer also joins a member that invites it (a ticket).
+        if theirs.leader() != Some(peer)
+            && !self.is_free()
+            && !(theirs.contains(&self.local) && theirs.version > self.version)
+        {
             return Decision::NotYet;
         }
         if probing && peer > self.local {
@@ -196,8 +251,9 @@ impl Roster {
 
     /// Two leaders meet: merge if both sessions fit, else the smaller dissolves.
     fn meet(&mut self, peer: PeerId, theirs: &RosterView) -> Decision {
-        let union: BTreeSet<PeerId> = self.members.iter().chain(&theirs.members).copied().collect();
-        if union.len() <= self.max_peers {
+        let union = self.union_with(theirs);
+        if union.len() <= self.max_peers && union.contains(&peer) {
+            self.take_excluded(theirs);
             self.members = union;
             self.version = self.version.max(theirs.version) + 1;
             return Decision::Admit { changed: true };
@@ -242,11 +298,12 @@ impl Roster {
         if !theirs.contains(&self.local) {
             return Err(());
         }
-        let union: BTreeSet<PeerId> = self.members.iter().chain(&theirs.members).copied().collect();
-        if union.len() > self.max_peers {
+        let union = self.union_with(theirs);
+        if union.len() > self.max_peers || !union.contains(&peer) || !union.contains(&self.local) {
             return Err(());
         }
-        let grew = union.len() > theirs.members.len();
+        let grew = union.len() != theirs.members.len();
+        self.take_excluded(theirs);
         self.members = union;
         self.version = self.version.max(theirs.version) + u64::from(grew);
         Ok(true)
@@ -267,8 +324,9 @@ impl Roster {
         }
         if theirs.version == self.version {
             // Two changes made at once: take both if they fit, else the larger roster (then the smaller list).
-            let union: BTreeSet<PeerId> = self.members.iter().chain(&theirs.members).copied().collect();
-            if union.len() <= self.max_peers {
+            let union = self.union_with(theirs);
+            if union.len() <= self.max_peers && union.contains(&self.local) {
+                self.take_excluded(theirs);
                 self.members = union;
                 self.version += 1;
                 return Update::Merged;
@@ -280,11 +338,17 @@ impl Roster {
             }
         }
         self.version = theirs.version;
+        self.take_excluded(theirs);
         if !theirs.contains(&self.local) {
             self.members = BTreeSet::from([self.local]);
             return Update::Removed;
         }
-        self.members = theirs.members.iter().copied().collect();
+        self.members = theirs
+            .members
+            .iter()
+            .copied()
+            .filter(|p| !self.excluded.contains(p))
+            .collect();
         Update::Adopted
     }
 
@@ -343,7 +407,11 @@ mod tests {
     fn view(version: u64, ids: &[u8]) -> RosterView {
         let mut members: Vec<PeerId> = ids.iter().map(|n| id(*n)).collect();
         members.sort();
-        RosterView { version, members }
+        RosterView {
+            version,
+            members,
+            excluded: Vec::new(),
+        }
     }
 
     #[test]
@@ -398,6 +466,20 @@ mod tests {
         assert_eq!(p.view(), view(5, &[1, 3, 4, 5]));
         assert_eq!(p.update(&view(6, &[1, 4])), Update::Removed);
         assert!(p.is_free());
+    }
+
+    #[test]
+    fn a_peer_a_member_declined_is_kept_out_by_everyone() {
+        let mut a = Roster::new(id(1), 8);
+        a.update(&view(3, &[1, 2, 3]));
+        assert!(a.veto(id(3)));
+        let vetoed = a.view();
+        assert_eq!(vetoed.members, view(0, &[1, 2]).members);
+        let mut b = Roster::new(id(2), 8);
+        b.update(&view(3, &[1, 2, 3]));
+        assert_eq!(b.update(&vetoed), Update::Adopted);
+        assert_eq!(b.inbound(id(3), &view(0, &[3]), false), Decision::Declined);
+        assert_eq!(a.inbound(id(3), &view(0, &[3]), false), Decision::Declined);
     }
 
     #[test]

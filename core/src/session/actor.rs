@@ -64,6 +64,13 @@ impl Actor {
         let shutdown_reply = loop {
             self.mesh.tick(std::time::Instant::now());
             self.apply_actions().await;
+            if let Some(leader) = self.mesh.take_newly_waiting() {
+                // Told once per time we are left out, not per refusal while we wait for a seat.
+                self.emit(Event::ConnectionFailed {
+                    peer: leader,
+                    reason: crate::session::events::ConnectionFailure::SessionFull,
+                });
+            }
             self.start_dials();
             let wakeup = self.mesh.next_wakeup().map(Instant::from_std);
             tokio::select! {
@@ -122,7 +129,11 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::AddCandidate(peer, reply) => {
-                self.discovered(DiscoveryEvent::Found(peer));
+                if peer.peer_id != self.ctx.local_id {
+                    self.mesh
+                        .invite(peer.peer_id, peer.addrs.clone(), std::time::Instant::now());
+                    self.known.insert(peer.peer_id, peer);
+                }
                 let _ = reply.send(());
             }
             Command::Diagnostics(reply) => {
@@ -272,6 +283,7 @@ impl Actor {
             Internal::InboundHello { reply, .. } if self.ctx.events.backlogged() => {
                 let _ = reply.send(Err(Refusal::NotYet));
             }
+            Internal::Declined { peer } => self.mesh.declined(peer),
             Internal::Roster { peer, frame } => match frame.dissolve_into {
                 Some(into) => self.mesh.dissolved(peer, into, now),
                 None => self.mesh.roster_received(peer, &frame.roster),
@@ -383,6 +395,9 @@ impl Actor {
 
     /// Reports a failed attempt, once per run of identical failures for that peer.
     fn report_failure(&mut self, peer: PeerId, reason: crate::session::events::ConnectionFailure) {
+        if reason == crate::session::events::ConnectionFailure::SessionFull {
+            return; // reported when we start waiting for a seat (`Mesh::take_newly_waiting`)
+        }
         let text = reason.to_string();
         if self.last_failure.get(&peer) == Some(&text) {
             return;

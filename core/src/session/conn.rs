@@ -101,6 +101,10 @@ pub(crate) enum Internal {
         peer: PeerId,
         frame: RosterFrame,
     },
+    /// The app declined this peer: it is kept out of the session.
+    Declined {
+        peer: PeerId,
+    },
     InboundDone {
         peer: PeerId,
         attempt: AttemptId,
@@ -591,6 +595,7 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
     };
     if !(ctx.admission)(&invitation) {
         close(&conn, codes::DECLINED, "declined");
+        let _ = ctx.internal.send(Internal::Declined { peer }).await;
         return;
     }
     let (reply, decision) = oneshot::channel();

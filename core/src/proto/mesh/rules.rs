@@ -24,6 +24,9 @@ impl Mesh {
         if self.probing.is_some() {
             return None;
         }
+        if c.invited && !self.roster.is_full() {
+            return Some(c.next_attempt);
+        }
         if let Some(leader) = self.roster.waiting_on() {
             return (leader == *peer).then_some(c.next_attempt);
         }
@@ -165,6 +168,14 @@ impl Mesh {
         }
     }
 
+    /// The app declined `peer` (asked about an invitation either way): it is kept out of the whole session.
+    pub fn declined(&mut self, peer: PeerId) {
+        if self.roster.veto(peer) {
+            self.flood(None);
+            self.close_non_members();
+        }
+    }
+
     /// Our dial `attempt` to `peer` failed.
     pub fn dial_failed(&mut self, peer: PeerId, attempt: AttemptId, retry: Retry, now: Instant) {
         if self.slots.get(&peer) == Some(&Slot::Dialing(attempt)) {
@@ -245,6 +256,7 @@ impl Mesh {
                 return Err(Refusal::Full(leader));
             }
             Decision::NotMember => return Err(Refusal::NotMember),
+            Decision::Declined => return Err(Refusal::NotLooking),
         }
         if let Some(ours) = abort_dial {
             if self.probing == Some(ours) {
@@ -307,6 +319,7 @@ impl Mesh {
         if let Some(c) = self.candidates.get_mut(&peer) {
             c.failures = 0;
             c.leader = None;
+            c.invited = false;
         }
         self.close_non_members();
         Ok(())

@@ -123,6 +123,7 @@ fn blocked_peers_stay_out_until_unblocked() {
     let theirs = RosterView {
         version: 1,
         members: vec![id(1), id(2)],
+        excluded: Vec::new(),
     };
     assert!(m.established(id(2), d.attempt, &theirs, now).is_ok());
     assert_eq!(m.block(id(2)), Some(d.attempt));
