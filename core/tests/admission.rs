@@ -123,7 +123,9 @@ async fn attacker_session(endpoint: &quinn::Endpoint, id: PeerId, answer: Answer
         // Whatever else arrives (a REVEAL and a hello only if the guess was right).
         while let Ok(frame) = theirs.frame().await {
             match frame {
-                Frame::Auth(b) | Frame::Hello(b) | Frame::Message(b) => recorded.extend_from_slice(&b),
+                Frame::Auth(b) | Frame::Hello(b) | Frame::Message(b) | Frame::Roster(b) => {
+                    recorded.extend_from_slice(&b)
+                }
                 Frame::Goodbye => {}
             }
         }
@@ -255,7 +257,7 @@ async fn a_raw_dialer_and_the_session_agree_on_the_pairing_code() {
             .await
             .unwrap();
         let (mut control, _theirs, code) = raw::admit(&conn, id, None).await.unwrap();
-        control.write_all(&raw::frame(1, &raw::hello("raw"))).await.unwrap();
+        control.write_all(&raw::frame(1, &raw::hello("raw", id))).await.unwrap();
         expect_peers_added(&mut events, 1, T).await;
         assert_eq!(session.verification_code(&id).as_deref(), Some(code.as_str()));
         codes_seen.push(code);

@@ -1,11 +1,12 @@
-//! The control-stream decoder, the stream preambles, the hello parser and the resource offer / reply decoders
-//! never panic, and never hand out a frame larger than its limit, whatever bytes arrive and however they are
+//! The control-stream decoder, the stream preambles, the hello, admission and roster parsers and the resource
+//! offer / reply decoders never panic, and never hand out a frame larger than its limit, whatever bytes arrive and however they are
 //! split.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use multipeer::proto::frame::{self, Frame, Hello};
+use multipeer::proto::auth::{Acceptor, Binding, Dialer, SystemEntropy};
+use multipeer::proto::frame::{self, Frame, Hello, RosterFrame};
 use multipeer::proto::resource;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Ok(Some(Frame::Message(payload))) => assert!(payload.len() <= frame::MAX_MESSAGE_LEN),
                 Ok(Some(Frame::Goodbye)) => {}
+                Ok(Some(Frame::Auth(payload))) => admission(&payload),
+                Ok(Some(Frame::Roster(payload))) => {
+                    let _ = RosterFrame::decode(&payload, &multipeer::PeerId::from_bytes([1; 32]));
+                }
                 Ok(None) | Err(_) => break,
             }
         }
@@ -38,3 +43,18 @@ fuzz_target!(|data: &[u8]| {
     let _ = resource::decode_reply(&mut BytesMut::from(data));
     let _ = Hello::decode(data);
 });
+
+/// Every step of the admission exchange takes hostile bytes without panicking.
+fn admission(payload: &[u8]) {
+    let (exporter, d, a) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let binding = Binding { exporter: &exporter, dialer: &d, acceptor: &a };
+    for pass in [None, Some("pw")] {
+        let _ = Acceptor::respond(&binding, pass, payload, &mut SystemEntropy);
+        if let Ok((dialer, commit)) = Dialer::start(&binding, pass, &mut SystemEntropy) {
+            let _ = dialer.finish(&binding, payload);
+            if let Ok((acceptor, _)) = Acceptor::respond(&binding, pass, &commit, &mut SystemEntropy) {
+                let _ = acceptor.finish(&binding, payload);
+            }
+        }
+    }
+}

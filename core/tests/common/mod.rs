@@ -591,9 +591,10 @@ pub mod raw {
     }
 
     /// A valid hello payload.
-    pub fn hello(name: &str) -> Vec<u8> {
+    pub fn hello(name: &str, id: multipeer::PeerId) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
-            "version": multipeer::proto::PROTOCOL_VERSION, "display_name": name, "max_peers": 8, "initial_data": null
+            "version": multipeer::proto::PROTOCOL_VERSION, "display_name": name, "max_peers": 8, "initial_data": null,
+            "roster": {"version": 0, "members": [id]}
         }))
         .unwrap()
     }
@@ -611,7 +612,7 @@ pub mod raw {
     pub async fn join(addr: SocketAddr, name: &str) -> (quinn::Connection, quinn::SendStream) {
         let (conn, id) = connect_as(addr, RawOptions::default()).await.unwrap();
         let (mut control, mut theirs, _code) = admit(&conn, id, None).await.unwrap();
-        control.write_all(&frame(1, &hello(name))).await.unwrap();
+        control.write_all(&frame(1, &hello(name, id))).await.unwrap();
         // Read (and drop) what the session sends, as a peer would, until the connection ends.
         tokio::spawn(async move { while let Ok(Some(_)) = theirs.recv.read_chunk(1 << 16, true).await {} });
         (conn, control)
