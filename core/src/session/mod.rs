@@ -13,6 +13,7 @@ mod actor;
 pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
+mod farewell;
 mod queue;
 pub(crate) mod stream;
 mod writer;
@@ -79,6 +80,8 @@ pub(crate) struct Link {
 pub(crate) struct Shared {
     links: RwLock<HashMap<PeerId, Arc<Link>>>,
     closed: AtomicBool,
+    /// The session's task has said goodbye and closed the endpoint.
+    shut_down: AtomicBool,
     /// Bumped whenever a link is added (and at shutdown), for tasks waiting for a peer to come back.
     links_changed: tokio::sync::watch::Sender<u64>,
 }
@@ -120,12 +123,27 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Called by the session's task once the goodbyes are said and the endpoint is idle.
+    pub(crate) fn set_shut_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+
     pub(crate) fn link(&self, peer: &PeerId) -> Option<Arc<Link>> {
         self.links().get(peer).cloned()
+    }
+
+    fn all_links(&self) -> Vec<Arc<Link>> {
+        self.links().values().cloned().collect()
     }
 }
 
 struct Handle {
+    /// The runtime the session runs on, for the goodbye when the last handle is dropped.
+    runtime: tokio::runtime::Handle,
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     resources: Arc<Hub>,
@@ -134,11 +152,27 @@ struct Handle {
     service_type: String,
 }
 
+impl Drop for Handle {
+    /// The last handle is gone: the session's task shuts down once it sees the command channel close, but
+    /// if the runtime stops right after (`main` returning) it never gets to, so say goodbye here.
+    fn drop(&mut self) {
+        farewell::on_last_drop(&self.runtime, &self.shared);
+    }
+}
+
 /// A multipeer session: the local peer and the peers connected to it.
 ///
 /// `Session` is a cheap handle: clone it freely. The session runs on the Tokio runtime it was started on
-/// until [`Session::shutdown`] or until the last handle is dropped, which also shuts it down (saying goodbye
-/// to every peer, closing the socket and ending every task and thread it started).
+/// until [`Session::shutdown`], until the last handle is dropped, or until its [`Events`] are dropped; each
+/// shuts it down, saying goodbye to every peer (they see [`crate::RemovalReason::Left`]), closing the socket
+/// and ending every task and thread it started.
+///
+/// Dropping the last handle says goodbye even when the runtime stops right after, as when `main` returns
+/// without calling [`Session::shutdown`]: on a multi-thread runtime (the default of `#[tokio::main]`) the drop
+/// waits for the goodbyes to leave, at most half a second. On a current-thread runtime a drop cannot wait
+/// (nothing else runs meanwhile): the goodbye is said only if the runtime keeps running, so call
+/// [`Session::shutdown`] before a current-thread runtime stops. `shutdown` is also the way to know the
+/// goodbye is complete and the socket released.
 ///
 /// ```no_run
 /// use multipeer::{Event, Reliability, Session, SessionConfig, To};
@@ -309,6 +343,7 @@ impl SessionBuilder {
         let shared = Arc::new(Shared {
             links: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
             links_changed: tokio::sync::watch::Sender::new(0),
         });
         let resources = Hub::new(
@@ -350,6 +385,7 @@ impl SessionBuilder {
         tracing::info!(id = %local_id.short(), %local_addr, service = %config.service_type, "session started");
         let session = Session {
             inner: Arc::new(Handle {
+                runtime,
                 commands: command_tx,
                 shared,
                 resources,
