@@ -222,7 +222,8 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
                     next_message(&mut e).await;
                     got += 1;
                 }
-                s
+                // Dropping the events would shut the session down: keep them until the end.
+                (s, e)
             })
         })
         .collect();
@@ -235,7 +236,7 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
     }
     let secs = started.elapsed().as_secs_f64();
     a.shutdown().await.unwrap();
-    for s in sessions {
+    for (s, _events) in sessions {
         s.shutdown().await.unwrap();
     }
     n as f64 / secs
@@ -266,7 +267,8 @@ async fn multipeer_bulk(total: usize) -> f64 {
             }
             got += n;
         }
-        (got, b)
+        // The events go back with the session: dropping them would shut it down.
+        (got, b, b_events)
     });
     let mut s = a.stream(b_id, "bulk").await.unwrap();
     let chunk = vec![3u8; 64 * 1024];
@@ -277,7 +279,7 @@ async fn multipeer_bulk(total: usize) -> f64 {
         left -= n;
     }
     s.finish().await.unwrap();
-    let (got, b) = reader.await.unwrap();
+    let (got, b, _b_events) = reader.await.unwrap();
     assert_eq!(got, total);
     let secs = started.elapsed().as_secs_f64();
     a.shutdown().await.unwrap();

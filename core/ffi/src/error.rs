@@ -62,6 +62,16 @@ pub enum MultipeerError {
         /// The limit now.
         max: u64,
     },
+    /// A message sent to several peers did not reach some (or all) of them; every recipient was tried once.
+    #[error("{detail}")]
+    NotDelivered {
+        /// The peers (ids) that got the message.
+        delivered: Vec<String>,
+        /// The peers (ids) that did not.
+        failed: Vec<String>,
+        /// Why, for each peer that did not get it.
+        detail: String,
+    },
     /// The connection to a peer was lost.
     #[error("connection to {peer} lost")]
     ConnectionLost {
@@ -183,6 +193,14 @@ impl From<multipeer::SendError> for MultipeerError {
                 max: max as u64,
             },
             S::ConnectionLost(p) => Self::ConnectionLost { peer: p.to_string() },
+            S::Recipients {
+                ref delivered,
+                ref failed,
+            } => Self::NotDelivered {
+                delivered: delivered.iter().map(ToString::to_string).collect(),
+                failed: failed.iter().map(|(p, _)| p.to_string()).collect(),
+                detail: e.to_string(),
+            },
             other => Self::Other {
                 detail: other.to_string(),
             },

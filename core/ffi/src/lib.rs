@@ -218,11 +218,43 @@ enum DiscoveryChoice {
     Foreign(Arc<dyn ForeignDiscovery>),
 }
 
+/// How long releasing a session that was not shut down waits for its goodbye.
+const DROP_SHUTDOWN: Duration = Duration::from_secs(1);
+
 /// A multipeer session. Create it with a config and a delegate; call [`Session::shutdown`] when done.
+///
+/// Releasing it (Kotlin `close()`, Swift `deinit`, Python garbage collection) without `shutdown` shuts it
+/// down too: peers see it leave ("left"). The release then waits up to a second for the goodbye.
 #[derive(uniffi::Object)]
 pub struct Session {
     runtime: Arc<tokio::runtime::Runtime>,
     session: multipeer::Session,
+}
+
+impl Drop for Session {
+    /// Shuts the session down on its runtime before the runtime goes (which would cancel the goodbye).
+    fn drop(&mut self) {
+        if self.session.is_closed() {
+            return;
+        }
+        let session = self.session.clone();
+        let runtime = &self.runtime;
+        let shutdown = move || {
+            runtime.block_on(async move {
+                if tokio::time::timeout(DROP_SHUTDOWN, session.shutdown()).await.is_err() {
+                    tracing::warn!("session released without shutdown: the goodbye took too long");
+                }
+            });
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Released inside an async context, where `block_on` is not allowed: wait from a thread of its own.
+            std::thread::scope(|scope| {
+                let _ = scope.spawn(shutdown).join();
+            });
+        } else {
+            shutdown();
+        }
+    }
 }
 
 impl Session {

@@ -88,6 +88,8 @@ impl Actor {
                     }
                 },
                 _ = sleep_until(wakeup) => {}
+                // Nobody reads the events any more: leave rather than keep peers talking to no one.
+                () = self.ctx.events.closed() => break None,
             }
         };
         self.shutdown().await;
@@ -489,6 +491,7 @@ impl Actor {
         self.ctx.endpoint.close(codes::GOODBYE.into(), b"shutdown");
         self.tasks.shutdown().await;
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, self.ctx.endpoint.wait_idle()).await;
+        self.shared.set_shut_down();
         let bound = self.ctx.endpoint.local_addr().ok();
         // The event stream ends only once the socket is released, so "shut down" means everything is gone.
         let events = self.ctx.events.clone();
@@ -507,7 +510,7 @@ impl Actor {
     }
 }
 
-async fn goodbye(link: &Link) {
+pub(super) async fn goodbye(link: &Link) {
     let farewell = async {
         if let Ok(bytes) = frame::encode_frame(&Frame::Goodbye) {
             link.control.close(&bytes).await;

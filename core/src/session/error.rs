@@ -67,6 +67,21 @@ pub enum SendError {
     /// The value could not be serialized as JSON.
     #[error("cannot encode JSON: {0}")]
     Json(String),
+    /// Sent to several peers, the message did not reach some (or all) of them. Every recipient was tried
+    /// once; those in `delivered` got it.
+    #[error("{}", recipients_message(delivered, failed))]
+    Recipients {
+        /// The recipients the message was sent to, in the order given.
+        delivered: Vec<PeerId>,
+        /// The recipients it was not sent to, in the order given, each with why.
+        failed: Vec<(PeerId, SendError)>,
+    },
+}
+
+fn recipients_message(delivered: &[PeerId], failed: &[(PeerId, SendError)]) -> String {
+    let total = delivered.len() + failed.len();
+    let why: Vec<String> = failed.iter().map(|(_, e)| e.to_string()).collect();
+    format!("not sent to {} of {total} recipients: {}", failed.len(), why.join("; "))
 }
 
 /// Why a stream could not be opened.

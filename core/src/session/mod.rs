@@ -13,6 +13,7 @@ mod actor;
 pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
+mod farewell;
 mod queue;
 pub(crate) mod stream;
 mod writer;
@@ -79,6 +80,8 @@ pub(crate) struct Link {
 pub(crate) struct Shared {
     links: RwLock<HashMap<PeerId, Arc<Link>>>,
     closed: AtomicBool,
+    /// The session's task has said goodbye and closed the endpoint.
+    shut_down: AtomicBool,
     /// Bumped whenever a link is added (and at shutdown), for tasks waiting for a peer to come back.
     links_changed: tokio::sync::watch::Sender<u64>,
 }
@@ -120,12 +123,27 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Called by the session's task once the goodbyes are said and the endpoint is idle.
+    pub(crate) fn set_shut_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+
     pub(crate) fn link(&self, peer: &PeerId) -> Option<Arc<Link>> {
         self.links().get(peer).cloned()
+    }
+
+    fn all_links(&self) -> Vec<Arc<Link>> {
+        self.links().values().cloned().collect()
     }
 }
 
 struct Handle {
+    /// The runtime the session runs on, for the goodbye when the last handle is dropped.
+    runtime: tokio::runtime::Handle,
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     resources: Arc<Hub>,
@@ -134,11 +152,27 @@ struct Handle {
     service_type: String,
 }
 
+impl Drop for Handle {
+    /// The last handle is gone: the session's task shuts down once it sees the command channel close, but
+    /// if the runtime stops right after (`main` returning) it never gets to, so say goodbye here.
+    fn drop(&mut self) {
+        farewell::on_last_drop(&self.runtime, &self.shared);
+    }
+}
+
 /// A multipeer session: the local peer and the peers connected to it.
 ///
 /// `Session` is a cheap handle: clone it freely. The session runs on the Tokio runtime it was started on
-/// until [`Session::shutdown`] or until the last handle is dropped, which also shuts it down (saying goodbye
-/// to every peer, closing the socket and ending every task and thread it started).
+/// until [`Session::shutdown`], until the last handle is dropped, or until its [`Events`] are dropped; each
+/// shuts it down, saying goodbye to every peer (they see [`crate::RemovalReason::Left`]), closing the socket
+/// and ending every task and thread it started.
+///
+/// Dropping the last handle says goodbye even when the runtime stops right after, as when `main` returns
+/// without calling [`Session::shutdown`]: on a multi-thread runtime (the default of `#[tokio::main]`) the drop
+/// waits for the goodbyes to leave, at most half a second. On a current-thread runtime a drop cannot wait
+/// (nothing else runs meanwhile): the goodbye is said only if the runtime keeps running, so call
+/// [`Session::shutdown`] before a current-thread runtime stops. `shutdown` is also the way to know the
+/// goodbye is complete and the socket released.
 ///
 /// ```no_run
 /// use multipeer::{Event, Reliability, Session, SessionConfig, To};
@@ -309,6 +343,7 @@ impl SessionBuilder {
         let shared = Arc::new(Shared {
             links: RwLock::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
             links_changed: tokio::sync::watch::Sender::new(0),
         });
         let resources = Hub::new(
@@ -350,6 +385,7 @@ impl SessionBuilder {
         tracing::info!(id = %local_id.short(), %local_addr, service = %config.service_type, "session started");
         let session = Session {
             inner: Arc::new(Handle {
+                runtime,
                 commands: command_tx,
                 shared,
                 resources,
@@ -434,15 +470,19 @@ impl Session {
         self.inner.shared.is_closed()
     }
 
-    fn targets(&self, to: To) -> Result<Vec<Arc<Link>>, SendError> {
+    /// The recipients of `to`, each once, in the caller's order, with its link (`None`: not connected).
+    fn recipients(&self, to: To) -> Vec<(PeerId, Option<Arc<Link>>)> {
         let links = self.inner.shared.links();
         match to {
-            To::All => Ok(links.values().cloned().collect()),
-            To::Peer(id) => Ok(vec![links.get(&id).cloned().ok_or(SendError::NotConnected(id))?]),
-            To::Peers(ids) => ids
-                .iter()
-                .map(|id| links.get(id).cloned().ok_or(SendError::NotConnected(*id)))
-                .collect(),
+            To::All => links.iter().map(|(id, link)| (*id, Some(link.clone()))).collect(),
+            To::Peer(id) => vec![(id, links.get(&id).cloned())],
+            To::Peers(ids) => {
+                let mut seen = std::collections::HashSet::with_capacity(ids.len());
+                ids.into_iter()
+                    .filter(|id| seen.insert(*id))
+                    .map(|id| (id, links.get(&id).cloned()))
+                    .collect()
+            }
         }
     }
 
@@ -450,10 +490,13 @@ impl Session {
     ///
     /// A reliable send returns once the message is queued on the connection, in order; messages sent in quick
     /// succession are written to QUIC together. Reliable messages wait while the receiver is behind
-    /// (back-pressure) and fail with [`SendError::MessageTooLarge`] above 4 MiB. Unreliable messages never wait and fail with
-    /// [`SendError::DatagramTooLarge`] if they do not fit one packet. With [`To::All`], peers that leave
-    /// while the message is sent are skipped; with explicit recipients, the first failure is returned after
-    /// every recipient was tried.
+    /// (back-pressure) and fail with [`SendError::MessageTooLarge`] above 4 MiB. Unreliable messages never wait
+    /// and fail with [`SendError::DatagramTooLarge`] if they do not fit one packet.
+    ///
+    /// Every recipient is tried, once (a peer listed twice in [`To::Peers`] gets the message once). A send
+    /// to one peer fails with that peer's error. A send to several fails with [`SendError::Recipients`] if
+    /// any of them did not get the message: it lists who got it and who did not, and why. With [`To::All`],
+    /// peers that leave while the message is sent are skipped.
     pub async fn send(
         &self,
         data: impl Into<Bytes>,
@@ -465,41 +508,34 @@ impl Session {
         if self.is_closed() {
             return Err(SendError::SessionClosed);
         }
-        let lenient = to == To::All;
-        // One recipient (the common case) without collecting a list.
-        let (one, many) = match to {
-            To::Peer(id) => (
-                Some(self.inner.shared.link(&id).ok_or(SendError::NotConnected(id))?),
-                Vec::new(),
-            ),
-            to => (None, self.targets(to)?),
+        let too_large = || SendError::MessageTooLarge {
+            size: data.len(),
+            max: MAX_MESSAGE_LEN,
         };
-        let result = match reliability {
-            Reliability::Reliable => {
-                if data.len() > MAX_MESSAGE_LEN {
-                    return Err(SendError::MessageTooLarge {
-                        size: data.len(),
-                        max: MAX_MESSAGE_LEN,
-                    });
-                }
-                let header =
-                    frame::frame_header(FRAME_MESSAGE, data.len()).map_err(|_| SendError::MessageTooLarge {
-                        size: data.len(),
-                        max: MAX_MESSAGE_LEN,
-                    })?;
-                match (&one, many.as_slice()) {
-                    (Some(link), _) | (None, [link]) => send_reliable(link, &header, &data).await,
-                    (None, many) => first_error(
-                        futures_util::future::join_all(many.iter().map(|l| send_reliable(l, &header, &data))).await,
-                    ),
-                }
-            }
-            Reliability::Unreliable => first_error(one.iter().chain(&many).map(|l| send_datagram(l, &data)).collect()),
-        };
-        match result {
-            Err(SendError::ConnectionLost(_)) if lenient => Ok(()),
-            other => other,
+        if reliability == Reliability::Reliable && data.len() > MAX_MESSAGE_LEN {
+            return Err(too_large());
         }
+        let header = match reliability {
+            Reliability::Reliable => frame::frame_header(FRAME_MESSAGE, data.len()).map_err(|_| too_large())?,
+            // Datagrams carry no header.
+            Reliability::Unreliable => Default::default(),
+        };
+        // One recipient (the common case) without collecting a list.
+        if let To::Peer(id) = to {
+            let link = self.inner.shared.link(&id).ok_or(SendError::NotConnected(id))?;
+            return send_one(&link, reliability, &header, &data).await;
+        }
+        let lenient = to == To::All;
+        let recipients = self.recipients(to);
+        let (header, data) = (&header, &data);
+        let sends = recipients.iter().map(|(id, link)| async move {
+            match link {
+                Some(link) => send_one(link, reliability, header, data).await,
+                None => Err(SendError::NotConnected(*id)),
+            }
+        });
+        let results = futures_util::future::join_all(sends).await;
+        outcome(recipients.into_iter().map(|(id, _)| id).zip(results), lenient)
     }
 
     /// Sends `value` as JSON; receivers decode it with [`crate::Message::json`].
@@ -708,6 +744,14 @@ fn if_index(name: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// Sends to one link: a reliable message after `header`, or a datagram.
+async fn send_one(link: &Link, reliability: Reliability, header: &[u8], data: &Bytes) -> Result<(), SendError> {
+    match reliability {
+        Reliability::Reliable => send_reliable(link, header, data).await,
+        Reliability::Unreliable => send_datagram(link, data),
+    }
+}
+
 async fn send_reliable(link: &Link, header: &[u8], data: &Bytes) -> Result<(), SendError> {
     link.control
         .send(header, data)
@@ -741,6 +785,21 @@ fn send_datagram(link: &Link, data: &Bytes) -> Result<(), SendError> {
     })
 }
 
-fn first_error(results: Vec<Result<(), SendError>>) -> Result<(), SendError> {
-    results.into_iter().collect()
+/// The result of a send to several recipients: `Ok` if every one got it. With `lenient`, peers that left
+/// meanwhile do not count. A single failed recipient and nobody else gives that recipient's own error.
+fn outcome(results: impl Iterator<Item = (PeerId, Result<(), SendError>)>, lenient: bool) -> Result<(), SendError> {
+    let mut delivered = Vec::new();
+    let mut failed = Vec::new();
+    for (peer, result) in results {
+        match result {
+            Ok(()) => delivered.push(peer),
+            Err(SendError::ConnectionLost(_)) if lenient => {}
+            Err(e) => failed.push((peer, e)),
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        1 if delivered.is_empty() => Err(failed.remove(0).1),
+        _ => Err(SendError::Recipients { delivered, failed }),
+    }
 }

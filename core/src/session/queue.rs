@@ -121,6 +121,11 @@ pub(crate) struct EventSender {
 }
 
 impl EventSender {
+    /// Resolves once the app has dropped its [`Events`].
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await;
+    }
+
     fn enqueue_control(&self, event: Event) -> Result<(), QueueClosed> {
         self.shared.control.fetch_add(1, Ordering::AcqRel);
         if self.tx.send(Item::Control(event)).is_err() {
@@ -339,6 +344,13 @@ pub(crate) fn queue() -> (EventSender, Events) {
 /// `PeerRemoved` after the last. Up to [`EVENT_BYTES_PER_PEER`] of one peer's messages (and
 /// [`EVENT_BYTES_TOTAL`] of all) wait here; past that the session stops reading from that peer until the app
 /// catches up, while membership changes are always queued at once.
+///
+/// Dropping `Events` shuts the session down, as [`Session::shutdown`](crate::Session::shutdown) does: nobody
+/// would read what peers send, so the session says goodbye (peers see
+/// [`RemovalReason::Left`](crate::RemovalReason::Left)) instead of leaving them connected to an app that no
+/// longer listens. Later calls on the [`Session`](crate::Session) fail with a "session closed" error. Keep
+/// `Events` for as long as the session should run, even if you only send (read it and ignore what you do not
+/// need).
 ///
 /// ```no_run
 /// # async fn run(mut events: multipeer::Events) {
