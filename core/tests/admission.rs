@@ -221,6 +221,17 @@ async fn repeated_wrong_guesses_are_held_back() {
             Ok(_) => panic!("a wrong guess was admitted"),
             Err(e) => e,
         };
+        if closed.contains("wrong passphrase") {
+            // The session counts the failure when it sees our close: wait for it before the next guess.
+            expect(&mut events, T, "failure recorded", |e| match e {
+                Event::ConnectionFailed {
+                    peer,
+                    reason: ConnectionFailure::WrongPassphrase,
+                } if peer == id => Some(()),
+                _ => None,
+            })
+            .await;
+        }
         outcomes.push(closed);
     }
     // The first guesses get an answer whose confirmation fails; then the session refuses at once.

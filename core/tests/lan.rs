@@ -355,7 +355,9 @@ fn eight_hosts_form_a_full_mesh_and_a_full_session_refuses_a_ninth() {
     let v = ninth.proc.expect_event(JOIN, "connection_failed", |_| true);
     assert_eq!(v["reason"], "session_full", "{v}");
     assert_eq!(v["peer"].as_str(), Some(leader.as_str()), "told by the leader: {v}");
-    ninth.proc.expect_none(QUIET, "a second 'full'", |v| v["event"] == "connection_failed");
+    ninth
+        .proc
+        .expect_none(QUIET, "a second 'full'", |v| v["event"] == "connection_failed");
     ninth
         .proc
         .expect_none(QUIET, "peer_added on the refused host", |v| v["event"] == "peer_added");
@@ -423,13 +425,17 @@ fn a_host_that_stopped_looking_keeps_its_links_but_takes_no_newcomer() {
     // roster, never a newcomer linked to only part of it.
     let leader_stopped = id0 < id1;
     if leader_stopped {
-        newcomer.proc.expect_none(QUIET, "a newcomer joining while the leader does not look", |v| {
-            v["event"] == "peer_added"
-        });
+        newcomer
+            .proc
+            .expect_none(QUIET, "a newcomer joining while the leader does not look", |v| {
+                v["event"] == "peer_added"
+            });
         assert_eq!(peers[0].proc.query_peers(DELIVERY), ids(&[&id1]));
     } else {
         for id in [&id0, &id1] {
-            newcomer.proc.expect_event(JOIN, "peer_added", |v| v["id"] == id.as_str());
+            newcomer
+                .proc
+                .expect_event(JOIN, "peer_added", |v| v["id"] == id.as_str());
         }
         assert_eq!(peers[0].proc.query_peers(DELIVERY), ids(&[&id1, &id2]));
     }
@@ -447,8 +453,12 @@ fn a_host_that_stopped_looking_keeps_its_links_but_takes_no_newcomer() {
     // Looking again, all three are one session.
     peers[0].proc.send(json!({"cmd": "start_looking"}));
     if leader_stopped {
-        newcomer.proc.expect_event(JOIN, "peer_added", |v| v["id"] == id0.as_str());
-        newcomer.proc.expect_event(JOIN, "peer_added", |v| v["id"] == id1.as_str());
+        newcomer
+            .proc
+            .expect_event(JOIN, "peer_added", |v| v["id"] == id0.as_str());
+        newcomer
+            .proc
+            .expect_event(JOIN, "peer_added", |v| v["id"] == id1.as_str());
     }
     assert_eq!(newcomer.proc.query_peers(DELIVERY), ids(&[&id0, &id1]));
 }

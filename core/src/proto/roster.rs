@@ -289,24 +289,24 @@ impl Roster {
     }
 
     /// We dialed `peer` and it admitted us with roster `theirs`. Returns whether our roster changed (flood it),
-    /// or `Err` when the two cannot be reconciled (close the link and retry later).
-    pub fn admitted(&mut self, peer: PeerId, theirs: &RosterView) -> Result<bool, ()> {
+    /// or `None` when the two cannot be reconciled (close the link and retry later).
+    pub fn admitted(&mut self, peer: PeerId, theirs: &RosterView) -> Option<bool> {
         self.waiting_on = None;
         if self.members.contains(&peer) && theirs.version <= self.version {
-            return Ok(false);
+            return Some(false);
         }
         if !theirs.contains(&self.local) {
-            return Err(());
+            return None;
         }
         let union = self.union_with(theirs);
         if union.len() > self.max_peers || !union.contains(&peer) || !union.contains(&self.local) {
-            return Err(());
+            return None;
         }
         let grew = union.len() != theirs.members.len();
         self.take_excluded(theirs);
         self.members = union;
         self.version = self.version.max(theirs.version) + u64::from(grew);
-        Ok(true)
+        Some(true)
     }
 
     /// A ROSTER update from a member: what it did to ours.
@@ -423,7 +423,7 @@ mod tests {
         ));
         assert_eq!(a.view(), view(1, &[1, 2]));
         let mut b = Roster::new(id(2), 8);
-        assert_eq!(b.admitted(id(1), &a.view()), Ok(true));
+        assert_eq!(b.admitted(id(1), &a.view()), Some(true));
         assert_eq!(b.view(), view(1, &[1, 2]));
         assert_eq!(b.inbound(id(3), &view(0, &[3]), false), Decision::Redirect(id(1)));
     }

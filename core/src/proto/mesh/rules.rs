@@ -300,7 +300,7 @@ impl Mesh {
                 self.probing = None;
             }
             match self.roster.admitted(peer, theirs) {
-                Ok(changed) => {
+                Some(changed) => {
                     if changed {
                         self.flood(Some(peer));
                         if theirs.members.len() < self.roster.view().members.len() {
@@ -308,7 +308,7 @@ impl Mesh {
                         }
                     }
                 }
-                Err(()) => {
+                None => {
                     self.slots.remove(&peer);
                     self.schedule_retry(&peer, Retry::Backoff, now);
                     return Err(Refusal::NotMember);
