@@ -115,8 +115,10 @@ async fn hostile_resource_streams_are_refused_and_others_carry_on() {
     init_tracing();
     let inbox = TempDir::new("hostile-resources");
     let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, config("a").resource_directory(&inbox.0)).await;
-    let (b, mut b_events) = start(&net, config("b")).await;
+    // `a` leads the session (smaller id), so it is the one that admits the raw peers below.
+    let (leader, member) = ordered_identities();
+    let (a, mut a_events) = start(&net, config("a").resource_directory(&inbox.0).identity(leader)).await;
+    let (b, mut b_events) = start(&net, config("b").identity(member)).await;
     expect_peers_added(&mut a_events, 1, T).await;
     expect_peers_added(&mut b_events, 1, T).await;
     // An unknown kind of bidirectional stream, and a duplex stream with an empty name: protocol error,

@@ -378,6 +378,67 @@ fn eight_hosts_form_a_full_mesh_and_a_full_session_refuses_a_ninth() {
     assert_eq!(ninth.proc.query_peers(DELIVERY), BTreeSet::new());
 }
 
+/// `n` hosts started at once with `max_peers` 8 settle (within `limit`) into one session of 8 with the same
+/// roster on every member; every other host has no link and was told once that the session is full.
+fn crowd_on_the_lan(n: usize, limit: Duration) {
+    let Some(lan) = VirtualLan::new(n) else { return };
+    let t0 = Instant::now();
+    let mut peers = start_peers(&lan, 0..n, SERVICE, &["--max-peers", "8"]);
+    let mut last = String::new();
+    loop {
+        let links: Vec<BTreeSet<String>> = peers.iter_mut().map(|p| p.proc.query_peers(DELIVERY)).collect();
+        let rosters: Vec<BTreeSet<String>> = links
+            .iter()
+            .zip(&peers)
+            .map(|(l, p)| l.iter().cloned().chain([p.id.clone()]).collect())
+            .collect();
+        let members: Vec<usize> = (0..n).filter(|i| !links[*i].is_empty()).collect();
+        let same = members.iter().all(|i| rosters[*i] == rosters[members[0]]);
+        let told = |p: &Peer| {
+            p.proc
+                .events()
+                .iter()
+                .filter(|v| v["event"] == "connection_failed" && v["reason"] == "session_full")
+                .count()
+        };
+        let outsiders_told = (0..n).filter(|i| links[*i].is_empty()).all(|i| told(&peers[i]) >= 1);
+        if members.len() == 8 && same && outsiders_told {
+            eprintln!("{n} hosts: one session of 8 in {:?} from spawn", t0.elapsed());
+            break;
+        }
+        last = format!(
+            "{} members, same roster: {same}, outsiders told: {outsiders_told}",
+            members.len()
+        );
+        assert!(
+            t0.elapsed() < limit,
+            "{n} hosts did not settle within {limit:?}: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Stable, and nobody outside is told again and again.
+    for p in peers.iter_mut() {
+        p.proc.take_all();
+    }
+    for p in peers.iter_mut() {
+        p.proc
+            .expect_none(Duration::from_millis(300), "a change after settling", |v| {
+                v["event"] == "peer_added" || v["event"] == "peer_removed"
+            });
+    }
+    let _ = last;
+}
+
+#[test]
+fn twelve_hosts_started_together_form_one_session_of_eight() {
+    crowd_on_the_lan(12, Duration::from_secs(60));
+}
+
+#[test]
+fn sixteen_hosts_started_together_form_one_session_of_eight() {
+    crowd_on_the_lan(16, Duration::from_secs(90));
+}
+
 #[test]
 fn hosts_of_another_service_type_never_join() {
     let Some(lan) = VirtualLan::new(4) else { return };

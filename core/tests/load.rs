@@ -102,7 +102,8 @@ async fn eight_peers_all_to_all_lose_nothing_reliable() {
             if let Some(r) = stream_reader {
                 stream_bytes = r.await.unwrap();
             }
-            (finished.values().sum::<u64>(), datagrams, stream_bytes, session)
+            // The events go back with the session: dropping them would shut it down.
+            (finished.values().sum::<u64>(), datagrams, stream_bytes, session, events)
         });
         tasks.push((sender, receiver));
     }
@@ -110,10 +111,12 @@ async fn eight_peers_all_to_all_lose_nothing_reliable() {
     let mut received_total = 0;
     let mut datagrams_total = 0;
     let mut sessions = Vec::new();
+    let mut keep = Vec::new();
     within(RUN + Duration::from_secs(90), "load run", async {
         for (sender, receiver) in tasks {
             let sent = sender.await.unwrap();
-            let (received, datagrams, stream_bytes, session) = receiver.await.unwrap();
+            let (received, datagrams, stream_bytes, session, events) = receiver.await.unwrap();
+            keep.push(events);
             assert_eq!(stream_bytes, STREAM_BYTES, "each peer's stream arrived whole");
             sent_total += sent * (PEERS as u64 - 1);
             received_total += received;

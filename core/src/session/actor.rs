@@ -419,14 +419,14 @@ impl Actor {
                         roster: self.mesh.roster(),
                         dissolve_into: None,
                     };
-                    self.send_roster(&peer, &frame).await;
+                    self.send_roster(&peer, &frame);
                 }
                 Action::Dissolve { peer, into } => {
                     let frame = RosterFrame {
                         roster: self.mesh.roster(),
                         dissolve_into: Some(into),
                     };
-                    self.send_roster(&peer, &frame).await;
+                    self.send_roster(&peer, &frame);
                     self.drop_link(&peer, Refusal::NotMember, "our session dissolved", true);
                 }
                 Action::Close(peer, _, refusal) => {
@@ -436,13 +436,17 @@ impl Actor {
         }
     }
 
-    async fn send_roster(&self, peer: &PeerId, frame: &RosterFrame) {
+    /// Queues a ROSTER frame on `peer`'s control stream without waiting: the actor never waits on a peer's flow
+    /// control (rosters carry versions, so their order does not matter).
+    fn send_roster(&mut self, peer: &PeerId, frame: &RosterFrame) {
         let Some(link) = self.shared.link(peer) else { return };
-        if let Ok(payload) = frame.encode() {
-            if let Ok(header) = frame::frame_header(frame::FRAME_ROSTER, payload.len()) {
-                let _ = link.control.send(&header, &payload).await;
-            }
-        }
+        let Ok(payload) = frame.encode() else { return };
+        let Ok(header) = frame::frame_header(frame::FRAME_ROSTER, payload.len()) else {
+            return;
+        };
+        self.tasks.spawn(async move {
+            let _ = tokio::time::timeout(GOODBYE_TIMEOUT * 5, link.control.send(&header, &payload)).await;
+        });
     }
 
     /// Closes the link to `peer` and reports its removal. With `let_peer_close`, the peer closes it once it read

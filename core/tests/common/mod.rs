@@ -66,14 +66,25 @@ pub async fn expect<T>(
     .await
 }
 
-/// Two sessions "a" and "b" on a fresh in-process network, connected to each other.
+/// Two sessions "a" and "b" on a fresh in-process network, connected to each other; `a` leads (smaller id).
 pub async fn connected_pair() -> (Session, Events, Session, Events) {
     let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, config("a")).await;
-    let (b, mut b_events) = start(&net, config("b")).await;
+    let (leader, member) = ordered_identities();
+    let (a, mut a_events) = start(&net, config("a").identity(leader)).await;
+    let (b, mut b_events) = start(&net, config("b").identity(member)).await;
     expect_peers_added(&mut a_events, 1, Duration::from_secs(10)).await;
     expect_peers_added(&mut b_events, 1, Duration::from_secs(10)).await;
     (a, a_events, b, b_events)
+}
+
+/// Two fresh identities, the first with the smaller id: a session using it leads (admits newcomers).
+pub fn ordered_identities() -> (multipeer::Identity, multipeer::Identity) {
+    let (x, y) = (multipeer::Identity::generate(), multipeer::Identity::generate());
+    if x.peer_id() < y.peer_id() {
+        (x, y)
+    } else {
+        (y, x)
+    }
 }
 
 /// Sessions `a` and `b` connected to each other: `a` finds `b` only through a [`UdpRelay`] (returned) that

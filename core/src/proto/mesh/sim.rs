@@ -466,6 +466,7 @@ impl Sim {
                 n.min(max_peers)
             ));
         }
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let me = self.ids[i];
             if session.contains(&me) {
