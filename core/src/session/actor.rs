@@ -126,7 +126,8 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::Disconnect(reply) => {
-                self.stop_looking();
+                self.mesh.set_looking(false);
+                self.withdraw();
                 self.leave().await;
                 let _ = reply.send(());
             }
@@ -148,8 +149,18 @@ impl Actor {
         }
     }
 
+    /// Stops admitting newcomers and dialing peers outside the session. While the session has other members we
+    /// stay discoverable (they, and members the session admits later, must be able to reach us); alone, we
+    /// withdraw our advertisement too.
     fn stop_looking(&mut self) {
         self.mesh.set_looking(false);
+        if self.mesh.roster().members.len() <= 1 {
+            self.withdraw();
+        }
+    }
+
+    /// Withdraws our advertisement and stops browsing; aborts dials.
+    fn withdraw(&mut self) {
         self.subscription = None;
         self.known.clear();
         for (_, dial) in self.dials.drain() {
@@ -160,9 +171,9 @@ impl Actor {
     }
 
     fn start_looking(&mut self) -> Result<(), ControlError> {
-        if self.subscription.is_none() {
-            self.subscription = Some(self.discovery.start(self.advertisement.clone())?);
-        }
+        // Announced anew, so peers that gave up on us while we were not looking find us again.
+        self.subscription = None;
+        self.subscription = Some(self.discovery.start(self.advertisement.clone())?);
         self.mesh.set_looking(true);
         Ok(())
     }
@@ -490,7 +501,8 @@ impl Actor {
     async fn shutdown(mut self) {
         self.shared.close();
         self.ctx.resources.shutdown();
-        self.stop_looking();
+        self.mesh.set_looking(false);
+        self.withdraw();
         self.leave().await;
         self.ctx.endpoint.close(codes::GOODBYE.into(), b"shutdown");
         self.tasks.shutdown().await;

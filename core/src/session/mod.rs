@@ -702,7 +702,9 @@ impl Session {
         self.command(Command::Diagnostics).await
     }
 
-    /// Stops advertising, browsing and admitting new peers. Connected peers stay.
+    /// Stops admitting newcomers and dialing peers outside the session. The session and its links stay; while it
+    /// has other members this peer stays discoverable (members, including ones the session admits later, must
+    /// reach it); alone, it stops advertising and browsing.
     pub async fn stop_looking_for_peers(&self) -> Result<(), ControlError> {
         self.command(Command::StopLooking).await
     }

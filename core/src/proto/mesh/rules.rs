@@ -18,10 +18,11 @@ impl Mesh {
             return None;
         }
         if self.roster.contains(peer) {
+            // Members link with every member, looking or not.
             let defer = if self.local > *peer { DIAL_DEFER } else { Duration::ZERO };
             return Some(c.next_attempt + defer);
         }
-        if self.probing.is_some() {
+        if self.probing.is_some() || !self.looking {
             return None;
         }
         if c.invited && !self.roster.is_full() {
@@ -42,7 +43,7 @@ impl Mesh {
 
     /// Whom we dial now, if anyone: the candidate ready soonest, members first, then fewest failures, smallest id.
     fn dial_target(&self, now: Instant) -> Option<PeerId> {
-        if !self.looking || self.dialing() >= MAX_CONCURRENT_DIALS {
+        if self.dialing() >= MAX_CONCURRENT_DIALS {
             return None;
         }
         self.candidates
@@ -66,7 +67,7 @@ impl Mesh {
 
     /// When [`Mesh::poll_dial`] or [`Mesh::tick`] may next have something to do.
     pub fn next_wakeup(&self) -> Option<Instant> {
-        let dials = if self.looking && self.dialing() < MAX_CONCURRENT_DIALS {
+        let dials = if self.dialing() < MAX_CONCURRENT_DIALS {
             self.candidates.iter().filter_map(|(p, c)| self.ready_at(p, c)).min()
         } else {
             None
