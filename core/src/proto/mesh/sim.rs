@@ -85,6 +85,7 @@ pub(super) fn retry_for(refusal: Refusal) -> Retry {
         Refusal::Redirect(leader) => Retry::Redirect(leader),
         Refusal::NotYet => Retry::Soon,
         Refusal::NotMember => Retry::Removed,
+        Refusal::Lost => Retry::Backoff,
     }
 }
 
@@ -107,6 +108,8 @@ pub(super) struct Sim {
     fifo: HashMap<(usize, usize), Duration>,
     pub(super) trace: Vec<String>,
     max_delay_ms: u64,
+    /// Percent of dials lost on the way (they time out after the handshake timeout).
+    loss_percent: u64,
 }
 
 impl Sim {
@@ -137,6 +140,7 @@ impl Sim {
             fifo: HashMap::new(),
             trace: Vec::new(),
             max_delay_ms,
+            loss_percent: 0,
         };
         let spread_ms = spread.as_millis() as u64;
         for at in 0..n {
@@ -148,6 +152,12 @@ impl Sim {
             }
         }
         sim
+    }
+
+    /// Loses `percent` of dials from now on.
+    pub(super) fn with_dial_loss(mut self, percent: u64) -> Self {
+        self.loss_percent = percent;
+        self
     }
 
     pub(super) fn id(&self, i: usize) -> PeerId {

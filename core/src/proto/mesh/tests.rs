@@ -174,6 +174,26 @@ fn seeded_schedules_of_2_to_16_endpoints_converge_to_one_session() {
 }
 
 #[test]
+fn seeded_schedules_converge_when_a_fifth_of_dials_are_lost() {
+    let mut failures = Vec::new();
+    for n in [3, 8, 9, 12, 16] {
+        for seed in 0..60u64 {
+            let mut sim = Sim::new(n, 8, seed * 7919 + n as u64, Duration::from_millis(400), 20).with_dial_loss(20);
+            sim.run(Duration::from_secs(180));
+            if let Err(e) = sim.check_converged(8) {
+                failures.push(format!("n={n} seed={}: {e}", seed * 7919 + n as u64));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+#[test]
 fn the_same_seed_gives_the_same_trace() {
     let a = Sim::new(9, 8, 42, Duration::from_millis(400), 20);
     let b = Sim::new(9, 8, 42, Duration::from_millis(400), 20);
