@@ -15,7 +15,7 @@ use crate::proto::roster::{Roster, RosterView};
 
 /// How long the peer with the larger id waits before dialing a member it is not linked with yet, so that in the
 /// common case only the smaller id dials and no duplicate handshake happens.
-pub const DIAL_DEFER: Duration = Duration::from_millis(200);
+pub const DIAL_DEFER: Duration = Duration::from_millis(50);
 /// First retry delay after a failed attempt; it doubles per failure.
 pub const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest retry delay.
@@ -23,7 +23,7 @@ pub const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Longest retry delay while waiting for a seat in a full session.
 pub const FULL_RETRY_MAX: Duration = Duration::from_secs(5);
 /// Delay before trying again after `NOT_YET`.
-pub const NOT_YET_DELAY: Duration = Duration::from_millis(100);
+pub const NOT_YET_DELAY: Duration = Duration::from_millis(25);
 /// How long a leader keeps a member in the roster without a link to it, and a member stays without a link to its
 /// leader.
 pub const UNLINKED_GRACE: Duration = Duration::from_secs(5);

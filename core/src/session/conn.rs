@@ -166,7 +166,7 @@ impl From<ConnectionError> for HandshakeError {
                 CloseCode::WrongPassphrase => (Some(ConnectionFailure::WrongPassphrase), Retry::UntilRediscovered),
                 CloseCode::RateLimited => (Some(ConnectionFailure::TooManyAttempts), Retry::Backoff),
                 CloseCode::VersionMismatch => (Some(ConnectionFailure::VersionMismatch), Retry::UntilRediscovered),
-                CloseCode::Duplicate => (None, Retry::Backoff),
+                CloseCode::Duplicate => (None, Retry::Soon),
                 CloseCode::ProtocolError => (
                     Some(ConnectionFailure::ProtocolError(
                         String::from_utf8_lossy(&close.reason).into_owned(),

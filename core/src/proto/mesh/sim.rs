@@ -81,7 +81,7 @@ pub(super) fn retry_for(refusal: Refusal) -> Retry {
     match refusal {
         Refusal::Full(leader) => Retry::Full(leader),
         Refusal::NotLooking | Refusal::Blocked => Retry::UntilRediscovered,
-        Refusal::Duplicate => Retry::Backoff,
+        Refusal::Duplicate => Retry::Soon,
         Refusal::Redirect(leader) => Retry::Redirect(leader),
         Refusal::NotYet => Retry::Soon,
         Refusal::NotMember => Retry::Removed,
