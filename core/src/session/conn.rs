@@ -665,6 +665,16 @@ async fn accept_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) 
     }
     .await;
     guard_record(ctx, peer, conn, finished.is_ok());
+    // With a passphrase, a dialer that leaves after our confirmation without confirming its own (closing, ending
+    // its stream, or sending a wrong one) tried a passphrase that did not match: one guess, reported as such.
+    let finished = finished.map_err(|e| match ctx.passphrase {
+        Some(_) => HandshakeError::ours(
+            codes::WRONG_PASSPHRASE,
+            ConnectionFailure::WrongPassphrase,
+            Retry::UntilRediscovered,
+        ),
+        None => e,
+    });
     let (control_send, admitted) = finished?;
     let hello = reader.hello().await?;
     check_roster(&hello, &peer)?;
