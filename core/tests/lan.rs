@@ -621,6 +621,7 @@ const ZEROCONF_BROWSE: &str = r#"
 import json, sys, time
 from zeroconf import IPVersion, ServiceBrowser, Zeroconf
 stype, iface, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
+want = sys.argv[4] if len(sys.argv) > 4 else None
 deadline = time.monotonic() + limit
 zc = Zeroconf(interfaces=[iface], ip_version=IPVersion.V4Only)
 names = []
@@ -635,6 +636,8 @@ while result is None and time.monotonic() < deadline:
         info = zc.get_service_info(stype, name, timeout=2000)
         if info is not None and info.port:
             txt = {k.decode(): (None if v is None else v.decode()) for k, v in info.properties.items()}
+            if want is not None and txt.get("id") != want:
+                continue
             result = {"event": "resolved", "name": name, "server": info.server, "port": info.port,
                       "addresses": info.parsed_addresses(), "txt": txt}
             break
@@ -652,6 +655,58 @@ fn python_zeroconf(test: &str) -> bool {
         eprintln!("skipping {test}: needs python3 with zeroconf (python3 -m pip install zeroconf)");
     }
     ok
+}
+
+/// An app that reads none of its events while a peer floods it with large messages: its mDNS responder still
+/// answers an independent DNS-SD client, and its session still answers commands at once.
+#[test]
+fn an_app_that_reads_nothing_stalls_neither_its_mdns_answers_nor_its_session() {
+    if !python_zeroconf("mDNS answers while the app reads nothing") {
+        return;
+    }
+    let Some(lan) = VirtualLan::new(3) else { return };
+    let mut quiet = started(spawn_peer(&lan, 0, "quiet", "mpqt", &["--no-read"]));
+    let mut loud = started(spawn_peer(&lan, 1, "loud", "mpqt", &[]));
+    let quiet_id = quiet.id.clone();
+    loud.proc
+        .expect_event(JOIN, "peer_added", |v| v["id"] == quiet_id.as_str());
+    // 200 messages of 1 MiB: far beyond what the quiet app may have waiting (16 MiB per peer).
+    loud.proc
+        .send(json!({"cmd": "flood", "to": quiet_id, "count": 200, "bytes": 1 << 20}));
+    let started_at = Instant::now();
+    assert_eq!(
+        quiet.proc.query_peers(DELIVERY),
+        ids(&[&loud.id]),
+        "the session answers"
+    );
+    let out = lan.run(
+        2,
+        "python3",
+        &[
+            "-c",
+            ZEROCONF_BROWSE,
+            "_mpqt._udp.local.",
+            &lan.addr(2),
+            "25",
+            &quiet_id,
+        ],
+        Duration::from_secs(60),
+    );
+    let line = out.stdout.lines().last().unwrap_or_default();
+    let found: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("browser printed {:?} ({e}); stderr: {}", out.stdout, out.stderr));
+    assert_eq!(
+        found["event"], "resolved",
+        "no answer from the quiet host: {found}\n{}",
+        out.stderr
+    );
+    assert_eq!(found["port"], quiet.port);
+    // Still answering after the browse, with the flood held back by flow control.
+    assert_eq!(quiet.proc.query_peers(DELIVERY), ids(&[&loud.id]));
+    eprintln!(
+        "quiet host answered DNS-SD and commands {:?} into the flood",
+        started_at.elapsed()
+    );
 }
 
 #[test]

@@ -90,10 +90,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .start_with_events()
         .await?;
     emit(json!({"event": "started", "id": session.local_peer().id, "port": session.local_addr().port()}));
+    // `--no-read`: an app that never reads its events (the session must still answer commands and mDNS).
+    let read_events = !args.iter().any(|a| a == "--no-read");
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         tokio::select! {
-            event = events.next() => match event {
+            event = events.next(), if read_events => match event {
                 Some(Event::PeerAdded(p)) => emit(json!({"event": "peer_added", "id": p.id, "name": p.display_name})),
                 Some(Event::PeerRemoved { peer, reason }) => emit(json!({
                     "event": "peer_removed", "id": peer.id, "name": peer.display_name, "reason": removal(&reason)
@@ -128,6 +130,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                             };
                             let text = cmd["text"].as_str().unwrap_or_default().to_owned();
                             session.send(text, to, reliability).await?;
+                        }
+                        Some("flood") => {
+                            // `count` messages of `bytes` each to `to`, from a task of their own.
+                            let to: multipeer::PeerId = cmd["to"].as_str().unwrap_or_default().parse()?;
+                            let count = cmd["count"].as_u64().unwrap_or(0);
+                            let bytes = usize::try_from(cmd["bytes"].as_u64().unwrap_or(0)).unwrap_or(0);
+                            let flooder = session.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..count {
+                                    let data = vec![7u8; bytes];
+                                    if flooder.send(data, To::Peer(to), Reliability::Reliable).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            });
                         }
                         Some("stop_looking") => session.stop_looking_for_peers().await?,
                         Some("start_looking") => session.start_looking_for_peers().await?,
