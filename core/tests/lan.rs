@@ -657,6 +657,18 @@ fn python_zeroconf(test: &str) -> bool {
     ok
 }
 
+/// Browses `stype` with Python zeroconf on `host` (at most 25 s) and returns what it printed: the first service
+/// resolved (with TXT `id` equal to `want`, if given), or `not_found`.
+fn zeroconf_resolve(lan: &VirtualLan, host: usize, stype: &str, want: Option<&str>) -> Value {
+    let addr = lan.addr(host);
+    let mut args = vec!["-c", ZEROCONF_BROWSE, stype, &addr, "25"];
+    args.extend(want);
+    let out = lan.run(host, "python3", &args, Duration::from_secs(60));
+    let line = out.stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("browser printed {:?} ({e}); stderr: {}", out.stdout, out.stderr))
+}
+
 /// An app that reads none of its events while a peer floods it with large messages: its mDNS responder still
 /// answers an independent DNS-SD client, and its session still answers commands at once.
 #[test]
@@ -679,27 +691,8 @@ fn an_app_that_reads_nothing_stalls_neither_its_mdns_answers_nor_its_session() {
         ids(&[&loud.id]),
         "the session answers"
     );
-    let out = lan.run(
-        2,
-        "python3",
-        &[
-            "-c",
-            ZEROCONF_BROWSE,
-            "_mpqt._udp.local.",
-            &lan.addr(2),
-            "25",
-            &quiet_id,
-        ],
-        Duration::from_secs(60),
-    );
-    let line = out.stdout.lines().last().unwrap_or_default();
-    let found: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("browser printed {:?} ({e}); stderr: {}", out.stdout, out.stderr));
-    assert_eq!(
-        found["event"], "resolved",
-        "no answer from the quiet host: {found}\n{}",
-        out.stderr
-    );
+    let found = zeroconf_resolve(&lan, 2, "_mpqt._udp.local.", Some(&quiet_id));
+    assert_eq!(found["event"], "resolved", "no answer from the quiet host: {found}");
     assert_eq!(found["port"], quiet.port);
     // Still answering after the browse, with the flood held back by flow control.
     assert_eq!(quiet.proc.query_peers(DELIVERY), ids(&[&loud.id]));
@@ -718,19 +711,10 @@ fn an_independent_mdns_client_sees_the_service_with_port_txt_and_address() {
     let name = "Zed Peer";
     let mut peer = started(spawn_peer(&lan, 0, name, "mpzc", &[]));
     let stype = "_mpzc._udp.local.";
-    let out = lan.run(
-        1,
-        "python3",
-        &["-c", ZEROCONF_BROWSE, stype, &lan.addr(1), "25"],
-        Duration::from_secs(60),
-    );
-    let line = out.stdout.lines().last().unwrap_or_default();
-    let found: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("browser printed {:?} ({e}); stderr: {}", out.stdout, out.stderr));
+    let found = zeroconf_resolve(&lan, 1, stype, None);
     assert_eq!(
         found["event"], "resolved",
-        "zeroconf did not resolve our service: {found}\n{}",
-        out.stderr
+        "zeroconf did not resolve our service: {found}"
     );
     eprintln!("zeroconf resolved: {found}");
     assert_eq!(found["port"], peer.port, "SRV port is the QUIC port");

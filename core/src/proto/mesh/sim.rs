@@ -239,7 +239,7 @@ impl Sim {
                     .established(self.ids[to], attempt, &roster, now)
                     .is_err()
                 {
-                    self.close_remote(from, attempt, Refusal::NotMember);
+                    self.close(from, attempt, retry_for(Refusal::NotMember));
                 }
                 from
             }
@@ -302,7 +302,7 @@ impl Sim {
         match self.meshes[to].inbound(self.ids[from], roster) {
             Ok(admission) => {
                 if let Some(replaced) = admission.replaces {
-                    self.close_local(to, replaced, Retry::Soon);
+                    self.close(to, replaced, Retry::Soon);
                 }
                 let accepted = Msg::Accepted {
                     from,
@@ -337,36 +337,17 @@ impl Sim {
         to
     }
 
-    /// Closes our side of a link and tells the other side how it reads.
-    fn close_remote(&mut self, at: usize, attempt: AttemptId, refusal: Refusal) {
+    /// Closes our side of a link; the other side learns it with `retry`.
+    fn close(&mut self, at: usize, attempt: AttemptId, retry: Retry) {
         if let Some((other, theirs)) = self.links.remove(&(at, attempt)) {
             self.links.remove(&(other, theirs));
-            self.send(
-                at,
-                other,
-                Msg::Closed {
-                    at: other,
-                    other: at,
-                    attempt: theirs,
-                    retry: retry_for(refusal),
-                },
-            );
-        }
-    }
-
-    fn close_local(&mut self, at: usize, attempt: AttemptId, retry: Retry) {
-        if let Some((other, theirs)) = self.links.remove(&(at, attempt)) {
-            self.links.remove(&(other, theirs));
-            self.send(
-                at,
-                other,
-                Msg::Closed {
-                    at: other,
-                    other: at,
-                    attempt: theirs,
-                    retry,
-                },
-            );
+            let closed = Msg::Closed {
+                at: other,
+                other: at,
+                attempt: theirs,
+                retry,
+            };
+            self.send(at, other, closed);
         }
     }
 
@@ -449,7 +430,7 @@ impl Sim {
                     );
                 }
             }
-            Action::Close(_, attempt, refusal) => self.close_remote(at, attempt, refusal),
+            Action::Close(_, attempt, refusal) => self.close(at, attempt, retry_for(refusal)),
         }
     }
 

@@ -149,48 +149,38 @@ fn a_peer_that_lost_the_link_replaces_it() {
     );
 }
 
-fn converge(n: usize, seed: u64) -> Result<(), String> {
-    let mut sim = Sim::new(n, 8, seed, Duration::from_millis(400), 20);
-    sim.run(Duration::from_secs(60));
-    sim.check_converged(8)
+/// Runs `n` endpoints with `seed` (a fraction `loss` of dials lost) for `run`; `Err` names the seed and why.
+fn converge(n: usize, seed: u64, loss: u64, run: Duration) -> Result<(), String> {
+    let mut sim = Sim::new(n, 8, seed, Duration::from_millis(400), 20).with_dial_loss(loss);
+    sim.run(run);
+    sim.check_converged(8).map_err(|e| format!("n={n} seed={seed}: {e}"))
+}
+
+/// Asserts every `(n, seed)` converges; reports the first few that do not.
+fn all_converge(cases: impl Iterator<Item = (usize, u64)>, loss: u64, run: Duration) {
+    let failures: Vec<String> = cases
+        .filter_map(|(n, seed)| converge(n, seed, loss, run).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
 }
 
 #[test]
 fn seeded_schedules_of_2_to_16_endpoints_converge_to_one_session() {
-    let mut failures = Vec::new();
-    for n in 2..=16 {
-        for seed in 0..150u64 {
-            if let Err(e) = converge(n, seed * 1000 + n as u64) {
-                failures.push(format!("n={n} seed={}: {e}", seed * 1000 + n as u64));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failed, e.g. {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    let cases = (2..=16usize).flat_map(|n| (0..150u64).map(move |s| (n, s * 1000 + n as u64)));
+    all_converge(cases, 0, Duration::from_secs(60));
 }
 
 #[test]
 fn seeded_schedules_converge_when_a_fifth_of_dials_are_lost() {
-    let mut failures = Vec::new();
-    for n in [3, 8, 9, 12, 16] {
-        for seed in 0..60u64 {
-            let mut sim = Sim::new(n, 8, seed * 7919 + n as u64, Duration::from_millis(400), 20).with_dial_loss(20);
-            sim.run(Duration::from_secs(180));
-            if let Err(e) = sim.check_converged(8) {
-                failures.push(format!("n={n} seed={}: {e}", seed * 7919 + n as u64));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failed, e.g. {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    let cases = [3usize, 8, 9, 12, 16]
+        .into_iter()
+        .flat_map(|n| (0..60u64).map(move |s| (n, s * 7919 + n as u64)));
+    all_converge(cases, 20, Duration::from_secs(180));
 }
 
 #[test]
