@@ -105,8 +105,6 @@ pub enum Refusal {
     NotYet,
     /// The peer is not in our session (any more).
     NotMember,
-    /// No answer: the dial was lost or timed out (not sent as a close code).
-    Lost,
 }
 
 /// An inbound connection that may proceed to the hello exchange.

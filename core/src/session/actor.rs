@@ -63,7 +63,7 @@ impl Actor {
         self.tasks.spawn(conn::accept_loop(self.ctx.clone()));
         let shutdown_reply = loop {
             self.mesh.tick(std::time::Instant::now());
-            self.apply_actions().await;
+            self.apply_actions();
             if let Some(leader) = self.mesh.take_newly_waiting() {
                 // Told once per time we are left out, not per refusal while we wait for a seat.
                 self.emit(Event::ConnectionFailed {
@@ -294,7 +294,10 @@ impl Actor {
             }
             // The app is far behind on membership events: admit no one until it catches up.
             Internal::InboundHello { reply, .. } if self.ctx.events.backlogged() => {
-                let _ = reply.send(Err(Refusal::NotYet));
+                // Refused as full (the dialer backs off up to 5 s), not "not yet" (it would retry every 25 ms).
+                let _ = reply.send(Err(Refusal::Full(
+                    self.mesh.roster().leader().unwrap_or(self.ctx.local_id),
+                )));
             }
             Internal::Declined { peer } => self.mesh.declined(peer),
             Internal::Roster { peer, frame } => match frame.dissolve_into {
@@ -422,7 +425,7 @@ impl Actor {
     }
 
     /// Carries out what the mesh decided: rosters to send, sessions dissolved, links to close.
-    async fn apply_actions(&mut self) {
+    fn apply_actions(&mut self) {
         while let Some(action) = self.mesh.poll_action() {
             match action {
                 Action::SendRoster(peer) => {

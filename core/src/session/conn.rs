@@ -35,7 +35,6 @@ pub(crate) fn refusal_code(refusal: Refusal) -> (u32, String) {
         Refusal::Redirect(leader) => (codes::REDIRECT, leader.to_string()),
         Refusal::NotYet => (codes::NOT_YET, "not yet".into()),
         Refusal::NotMember => (codes::NOT_MEMBER, "not in the session".into()),
-        Refusal::Lost => (codes::PROTOCOL_ERROR, "no answer".into()),
     }
 }
 

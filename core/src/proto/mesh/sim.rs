@@ -30,6 +30,12 @@ impl Rng {
 
 #[derive(Debug, Clone)]
 enum Msg {
+    /// A dial that never arrived: the dialer's handshake timed out.
+    TimedOut {
+        from: usize,
+        to: usize,
+        attempt: AttemptId,
+    },
     Found {
         at: usize,
         peer: usize,
@@ -85,7 +91,6 @@ pub(super) fn retry_for(refusal: Refusal) -> Retry {
         Refusal::Redirect(leader) => Retry::Redirect(leader),
         Refusal::NotYet => Retry::Soon,
         Refusal::NotMember => Retry::Removed,
-        Refusal::Lost => Retry::Backoff,
     }
 }
 
@@ -253,6 +258,10 @@ impl Sim {
                 self.meshes[from].dial_failed(self.ids[to], attempt, retry, now);
                 from
             }
+            Msg::TimedOut { from, to, attempt } => {
+                self.meshes[from].dial_failed(self.ids[to], attempt, Retry::Backoff, now);
+                from
+            }
             Msg::Roster {
                 from,
                 to,
@@ -375,6 +384,15 @@ impl Sim {
         while let Some(dial) = self.meshes[at].poll_dial(now) {
             let to = self.index(&dial.peer);
             let roster = self.meshes[at].roster();
+            if self.rng.below(100) < self.loss_percent {
+                // Lost on the way: the dialer gives up after the handshake timeout.
+                let attempt = dial.attempt;
+                self.push(
+                    self.now + Duration::from_secs(5),
+                    Msg::TimedOut { from: at, to, attempt },
+                );
+                continue;
+            }
             let d = self.delay() + self.delay();
             self.push(
                 self.now + d,
