@@ -682,6 +682,8 @@ fn an_app_that_reads_nothing_stalls_neither_its_mdns_answers_nor_its_session() {
     let quiet_id = quiet.id.clone();
     loud.proc
         .expect_event(JOIN, "peer_added", |v| v["id"] == quiet_id.as_str());
+    // The quiet side admits the loud one on its own schedule (it may finish its handshake later).
+    quiet.proc.poll_peers(JOIN, &ids(&[&loud.id]));
     // 200 messages of 1 MiB: far beyond what the quiet app may have waiting (16 MiB per peer).
     loud.proc
         .send(json!({"cmd": "flood", "to": quiet_id, "count": 200, "bytes": 1 << 20}));

@@ -571,6 +571,29 @@ impl PeerProcess {
             .collect()
     }
 
+    /// Asks for the peer list (the `peers` command) until it equals `want`, at most `limit` (for an app that
+    /// reads no events, whose membership shows only in answers to commands). Panics with the last answer.
+    pub fn poll_peers(&mut self, limit: Duration, want: &BTreeSet<String>) {
+        let deadline = Instant::now() + limit;
+        for _ in 0..1_000 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let have = self.query_peers(left.max(Duration::from_secs(1)));
+            if &have == want {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{}: its peers are {:?}, wanted {:?}",
+                    self.label,
+                    short_ids(&have),
+                    short_ids(want)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{}: peers never became {:?}", self.label, short_ids(want));
+    }
+
     /// Marks every event so far as taken: later `expect` / `expect_none` calls see only what arrives after.
     pub fn take_all(&mut self) {
         let n = self.output.0.lock().unwrap().events.len();
