@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use mdns_sd::{DaemonEvent, IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use tokio::sync::mpsc;
 
+use super::adverts::{Adverts, Outcome};
 use super::{
     Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
     SeenService,
@@ -273,7 +274,7 @@ impl Pending {
 
 /// What the browse task keeps.
 struct Browser {
-    names: HashMap<String, PeerId>,
+    adverts: Adverts,
     pending: Pending,
     report: Arc<Mutex<DiscoveryReport>>,
     own_id: PeerId,
@@ -281,7 +282,11 @@ struct Browser {
 }
 
 impl Browser {
-    fn queue(&mut self, peer: PeerId, event: DiscoveryEvent) {
+    fn queue(&mut self, event: DiscoveryEvent) {
+        let peer = match &event {
+            DiscoveryEvent::Found(p) => p.peer_id,
+            DiscoveryEvent::Lost(id) => *id,
+        };
         if !self.pending.put(peer, event) {
             tracing::debug!(peer = %peer.short(), "session behind on discovery; event dropped");
         }
@@ -307,18 +312,20 @@ impl Browser {
                 match parse_record(&txt, service.get_port(), &socket_addrs(&service)) {
                     Ok(peer) if peer.peer_id == self.own_id => {}
                     Ok(peer) => {
-                        if !self.names.contains_key(&fullname) && self.names.len() >= MAX_TRACKED_SERVICES {
+                        let id = peer.peer_id;
+                        let Outcome::Recorded(events) = self.adverts.resolved(&fullname, peer) else {
                             tracing::debug!(%fullname, "too many services; ignored");
                             return;
-                        }
-                        self.names.insert(fullname.clone(), peer.peer_id);
+                        };
                         let seen = SeenService {
                             name: fullname,
-                            peer: Some(peer.peer_id),
+                            peer: Some(id),
                             ignored: None,
                         };
                         note(&self.report, |r| r.seen(seen));
-                        self.queue(peer.peer_id, DiscoveryEvent::Found(peer));
+                        for event in events {
+                            self.queue(event);
+                        }
                     }
                     Err(reason) => {
                         tracing::debug!(%fullname, "ignoring service: {reason}");
@@ -332,8 +339,8 @@ impl Browser {
                 }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
-                if let Some(peer) = self.names.remove(&fullname) {
-                    self.queue(peer, DiscoveryEvent::Lost(peer));
+                if let Some(event) = self.adverts.removed(&fullname) {
+                    self.queue(event);
                 }
             }
             _ => {}
@@ -350,7 +357,7 @@ async fn run(
     own_fullname: String,
 ) {
     let mut browser = Browser {
-        names: HashMap::new(),
+        adverts: Adverts::new(MAX_TRACKED_SERVICES),
         pending: Pending::default(),
         report: report.clone(),
         own_id,

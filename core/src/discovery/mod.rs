@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::identity::PeerId;
 
+mod adverts;
 mod mdns;
 mod memory;
 

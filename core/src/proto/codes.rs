@@ -4,7 +4,7 @@
 pub const GOODBYE: u32 = 0x00;
 /// The session is full: it already holds its maximum number of peers.
 pub const SESSION_FULL: u32 = 0x01;
-/// The app declined the invitation, or the session is not accepting new peers.
+/// The app declined the invitation (or this peer is kept out of the session).
 pub const DECLINED: u32 = 0x02;
 /// The peer was removed from the session and may not come back until allowed.
 pub const EXPELLED: u32 = 0x03;
@@ -28,6 +28,8 @@ pub const REDIRECT: u32 = 0x0b;
 pub const NOT_YET: u32 = 0x0c;
 /// The peer is not (or no longer) in our session.
 pub const NOT_MEMBER: u32 = 0x0d;
+/// The session does not take newcomers now (it stopped looking for peers): try again later, backing off.
+pub const NOT_LOOKING: u32 = 0x0e;
 
 /// Why a connection attempt or a connection was refused, as decoded from a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub enum CloseCode {
     NotYet,
     /// See [`NOT_MEMBER`].
     NotMember,
+    /// See [`NOT_LOOKING`].
+    NotLooking,
     /// A code this version does not know.
     Unknown(u64),
 }
@@ -83,6 +87,7 @@ impl CloseCode {
             Ok(REDIRECT) => Self::Redirect,
             Ok(NOT_YET) => Self::NotYet,
             Ok(NOT_MEMBER) => Self::NotMember,
+            Ok(NOT_LOOKING) => Self::NotLooking,
             _ => Self::Unknown(code),
         }
     }
@@ -104,6 +109,7 @@ impl CloseCode {
             Self::Redirect => REDIRECT,
             Self::NotYet => NOT_YET,
             Self::NotMember => NOT_MEMBER,
+            Self::NotLooking => NOT_LOOKING,
             Self::Unknown(code) => return code,
         })
     }
@@ -115,7 +121,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in 0..=13u64 {
+        for code in 0..=14u64 {
             assert_eq!(CloseCode::from_code(code).code(), code);
         }
         assert_eq!(CloseCode::from_code(u64::MAX), CloseCode::Unknown(u64::MAX));

@@ -32,6 +32,10 @@ pub const UNLINKED_GRACE: Duration = Duration::from_secs(5);
 /// and never keeps a real peer from dialing us.
 pub const MAX_CONCURRENT_DIALS: usize = 16;
 
+/// Most candidates held at once (discovery bounds its own table; this also bounds what any other
+/// [`Discovery`](crate::discovery::Discovery) implementation and the app's invitations can add).
+pub const MAX_CANDIDATES: usize = 1024;
+
 /// Identifies one connection attempt (outbound dial or inbound connection).
 pub type AttemptId = u64;
 
@@ -75,6 +79,8 @@ pub enum Retry {
     Full(PeerId),
     /// The peer says we are not in its session (any more).
     Removed,
+    /// The peer takes no newcomers now: try again, backing off up to [`FULL_RETRY_MAX`].
+    Later,
 }
 
 /// A dial the session should start.
@@ -93,8 +99,10 @@ pub struct Dial {
 pub enum Refusal {
     /// The session (led by this peer) holds its maximum number of peers.
     Full(PeerId),
-    /// The session is not looking for peers.
+    /// The session is not looking for peers (for now).
     NotLooking,
+    /// The app declined this peer: it is kept out of the session.
+    Declined,
     /// The app removed this peer.
     Blocked,
     /// A connection between the pair that wins by the tie-break rule exists.
@@ -271,10 +279,14 @@ impl Mesh {
         self.actions.pop_front()
     }
 
-    /// Discovery found `peer` at `addrs` (again).
-    pub fn found(&mut self, peer: PeerId, addrs: Vec<SocketAddr>, now: Instant) {
+    /// Discovery found `peer` at `addrs` (again). Returns whether it is a candidate now (`false`: it is us, or
+    /// the table is full).
+    pub fn found(&mut self, peer: PeerId, addrs: Vec<SocketAddr>, now: Instant) -> bool {
         if peer == self.local {
-            return;
+            return false;
+        }
+        if !self.candidates.contains_key(&peer) && self.candidates.len() >= MAX_CANDIDATES && !self.roster.contains(&peer) {
+            return false;
         }
         match self.candidates.get_mut(&peer) {
             Some(c) => {
@@ -299,6 +311,7 @@ impl Mesh {
                 );
             }
         }
+        true
     }
 
     /// The app invites `peer` at `addrs` (a ticket): it is dialed whatever our role in the session.

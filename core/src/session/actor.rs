@@ -186,8 +186,9 @@ impl Actor {
                     return;
                 }
                 tracing::debug!(peer = %peer.peer_id.short(), addrs = ?peer.addrs, "found");
-                self.mesh.found(peer.peer_id, peer.addrs.clone(), now);
-                self.known.insert(peer.peer_id, peer);
+                if self.mesh.found(peer.peer_id, peer.addrs.clone(), now) {
+                    self.known.insert(peer.peer_id, peer);
+                }
             }
             DiscoveryEvent::Lost(peer) => {
                 tracing::debug!(peer = %peer.short(), "lost");

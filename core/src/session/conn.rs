@@ -29,7 +29,8 @@ use crate::tls::{self, ClientIdentity};
 pub(crate) fn refusal_code(refusal: Refusal) -> (u32, String) {
     match refusal {
         Refusal::Full(leader) => (codes::SESSION_FULL, leader.to_string()),
-        Refusal::NotLooking => (codes::DECLINED, "not accepting peers".into()),
+        Refusal::NotLooking => (codes::NOT_LOOKING, "not accepting peers now".into()),
+        Refusal::Declined => (codes::DECLINED, "declined".into()),
         Refusal::Blocked => (codes::EXPELLED, "removed from the session".into()),
         Refusal::Duplicate => (codes::DUPLICATE, "duplicate connection".into()),
         Refusal::Redirect(leader) => (codes::REDIRECT, leader.to_string()),
@@ -160,6 +161,7 @@ impl From<ConnectionError> for HandshakeError {
                 CloseCode::Redirect => (None, leader_in(&close.reason).map_or(Retry::Backoff, Retry::Redirect)),
                 CloseCode::NotYet => (None, Retry::Soon),
                 CloseCode::NotMember => (None, Retry::Removed),
+                CloseCode::NotLooking => (None, Retry::Later),
                 CloseCode::Declined => (Some(ConnectionFailure::Declined), Retry::UntilRediscovered),
                 CloseCode::Expelled => (Some(ConnectionFailure::Expelled), Retry::UntilRediscovered),
                 CloseCode::WrongPassphrase => (Some(ConnectionFailure::WrongPassphrase), Retry::UntilRediscovered),

@@ -166,6 +166,10 @@ impl Mesh {
                 c.failures = c.failures.saturating_add(1);
                 c.next_attempt = now + backoff(c.failures, FULL_RETRY_MAX);
             }
+            Retry::Later => {
+                c.failures = c.failures.saturating_add(1);
+                c.next_attempt = now + backoff(c.failures, FULL_RETRY_MAX);
+            }
         }
     }
 
@@ -257,7 +261,7 @@ impl Mesh {
                 return Err(Refusal::Full(leader));
             }
             Decision::NotMember => return Err(Refusal::NotMember),
-            Decision::Declined => return Err(Refusal::NotLooking),
+            Decision::Declined => return Err(Refusal::Declined),
         }
         if let Some(ours) = abort_dial {
             if self.probing == Some(ours) {

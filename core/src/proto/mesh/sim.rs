@@ -86,7 +86,8 @@ enum Msg {
 pub(super) fn retry_for(refusal: Refusal) -> Retry {
     match refusal {
         Refusal::Full(leader) => Retry::Full(leader),
-        Refusal::NotLooking | Refusal::Blocked => Retry::UntilRediscovered,
+        Refusal::Declined | Refusal::Blocked => Retry::UntilRediscovered,
+        Refusal::NotLooking => Retry::Later,
         Refusal::Duplicate => Retry::Soon,
         Refusal::Redirect(leader) => Retry::Redirect(leader),
         Refusal::NotYet => Retry::Soon,

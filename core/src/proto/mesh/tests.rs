@@ -236,3 +236,22 @@ fn trace_of_one_seed() {
     }
     eprintln!("{:?}", sim.check_converged(8));
 }
+
+#[test]
+fn the_candidate_table_is_bounded_and_a_lost_peer_leaves_it() {
+    let now = Instant::now();
+    let mut m = Mesh::new(id(0), 8);
+    let many = |n: usize| {
+        let mut bytes = [0xee; 32];
+        bytes[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        PeerId::from_bytes(bytes)
+    };
+    for n in 0..MAX_CANDIDATES {
+        assert!(m.found(many(n), addr(), now));
+    }
+    assert!(!m.found(many(MAX_CANDIDATES), addr(), now), "a full table takes no newcomer");
+    assert!(m.found(many(3), addr(), now), "a known candidate is still updated");
+    m.lost(&many(3));
+    assert_eq!(m.candidates().len(), MAX_CANDIDATES - 1);
+    assert!(m.found(many(MAX_CANDIDATES), addr(), now), "room again after a loss");
+}
