@@ -831,3 +831,102 @@ fn forged_and_garbage_mdns_services_do_not_keep_real_peers_apart() {
         .expect_event(DELIVERY, "message", |v| v["text"] == "still here");
     flood.kill();
 }
+
+const FORGE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/mdns_forge.py");
+
+/// Stray adverts that carry real peers' ids (a lingering record, one identity on two devices, a forger) appear
+/// and go away; then a link outage. The real peers reconnect as usual: a stray advert neither replaces a peer's
+/// addresses nor takes the peer with it when it goes.
+#[test]
+fn stray_adverts_with_real_ids_neither_replace_nor_remove_real_peers() {
+    if !python_zeroconf("stray adverts test") {
+        return;
+    }
+    let Some(lan) = VirtualLan::new(3) else { return };
+    let idle = IDLE_MS.to_string();
+    let mut peers = start_peers(&lan, 0..2, SERVICE, &["--idle-ms", &idle]);
+    wait_full_mesh(&mut peers, JOIN);
+    let (id0, id1) = (peers[0].id.clone(), peers[1].id.clone());
+    let stype = format!("_{SERVICE}._udp.local.");
+    let addr = lan.addr(2);
+    let mut forge = lan.spawn(2, "python3", &[FORGE_SCRIPT, "stray", &stype, &addr, "3", &id0, &id1]);
+    forge.expect_event(STARTUP, "announced", |_| true);
+    forge.expect_event(JOIN, "withdrawn", |_| true);
+    // The goodbyes are handled (they reach each peer's cache within a second): the links never noticed.
+    for p in &mut peers {
+        p.proc
+            .expect_none(Duration::from_secs(2), "a removal caused by stray adverts", |v| {
+                v["event"] == "peer_removed"
+            });
+    }
+
+    lan.link_down(1);
+    expect_removed(&mut peers[0], &id1, REMOVAL);
+    peers[1].proc.wait_peers(REMOVAL, &BTreeSet::new());
+    lan.link_up(1);
+    let up = Instant::now();
+    wait_full_mesh(&mut peers, JOIN);
+    eprintln!(
+        "stray adverts, then an outage: full mesh again {:?} after the link came back",
+        up.elapsed()
+    );
+    send(&mut peers[1], "after the strays", true, Some(&id0));
+    expect_message(&mut peers[0], &id1, "after the strays", true);
+}
+
+/// Asks a peer for its diagnostics.
+fn diagnostics(p: &mut Peer) -> Value {
+    p.proc.send(json!({"cmd": "diagnostics"}));
+    p.proc.expect_event(DELIVERY, "diagnostics", |_| true)
+}
+
+/// One instance name re-announced with 5,000 fresh ids: each new id replaces the old one (a `Lost` for it), so
+/// the candidate table stays small and bounded, memory stays put, and all of it drains once the name goes.
+#[test]
+fn one_name_re_announced_with_fresh_ids_leaves_bounded_candidates_that_drain() {
+    if !python_zeroconf("advert churn test") {
+        return;
+    }
+    let Some(lan) = VirtualLan::new(3) else { return };
+    let mut peers = start_peers(&lan, 0..2, SERVICE, &[]);
+    wait_full_mesh(&mut peers, JOIN);
+    let (rss0, _) = common::process_rss_and_threads(peers[0].proc.pid()).unwrap();
+    let stype = format!("_{SERVICE}._udp.local.");
+    let addr = lan.addr(2);
+    let mut forge = lan.spawn(2, "python3", &[FORGE_SCRIPT, "churn", &stype, &addr, "5000"]);
+    forge.expect_event(STARTUP, "churning", |_| true);
+    let mut most = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Sample while the churn runs (bounded in count and time).
+    for _ in 0..2_000 {
+        let d = diagnostics(&mut peers[0]);
+        most = most.max(d["candidates"].as_u64().unwrap());
+        let done = forge.events().iter().any(|v| v["event"] == "withdrawn");
+        if done || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    forge.expect_event(JOIN, "withdrawn", |_| true);
+    let (rss1, _) = common::process_rss_and_threads(peers[0].proc.pid()).unwrap();
+    eprintln!(
+        "5,000 ids under one name: at most {most} candidates seen; RSS {} -> {} KiB",
+        rss0 / 1024,
+        rss1 / 1024
+    );
+    assert!(most >= 2, "the churned adverts never reached the peer");
+    // The real peer plus the churner's current id, and a few replaced ones not yet handed over.
+    assert!(most <= 8, "candidates grew to {most}");
+    assert!(rss1.saturating_sub(rss0) < 16 << 20, "RSS grew: {rss0} -> {rss1}");
+    // After the goodbye only the real peer is left.
+    let mut left = u64::MAX;
+    for _ in 0..200 {
+        left = diagnostics(&mut peers[0])["candidates"].as_u64().unwrap();
+        if left == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(left, 1, "candidates did not drain");
+    assert_eq!(peers[0].proc.query_peers(DELIVERY), ids(&[&peers[1].id]));
+}

@@ -167,9 +167,15 @@ mod tests {
     fn a_peer_is_the_union_of_its_adverts_and_goes_only_with_the_last() {
         let a = crate::Identity::generate().peer_id();
         let mut t = Adverts::new(16);
-        assert_eq!(found_addrs(&recorded(t.resolved("real", peer(a, "A", &[1, 2])))), [1, 2]);
+        assert_eq!(
+            found_addrs(&recorded(t.resolved("real", peer(a, "A", &[1, 2])))),
+            [1, 2]
+        );
         // A stray advert with the same id: its address joins, interleaved, newest first.
-        assert_eq!(found_addrs(&recorded(t.resolved("stray", peer(a, "A", &[9])))), [9, 1, 2]);
+        assert_eq!(
+            found_addrs(&recorded(t.resolved("stray", peer(a, "A", &[9])))),
+            [9, 1, 2]
+        );
         // The same record again changes nothing.
         assert_eq!(recorded(t.resolved("stray", peer(a, "A", &[9]))), []);
         // The stray goes: the peer stays, at its real addresses.

@@ -285,7 +285,10 @@ impl Mesh {
         if peer == self.local {
             return false;
         }
-        if !self.candidates.contains_key(&peer) && self.candidates.len() >= MAX_CANDIDATES && !self.roster.contains(&peer) {
+        if !self.candidates.contains_key(&peer)
+            && self.candidates.len() >= MAX_CANDIDATES
+            && !self.roster.contains(&peer)
+        {
             return false;
         }
         match self.candidates.get_mut(&peer) {

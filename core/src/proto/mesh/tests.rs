@@ -249,7 +249,10 @@ fn the_candidate_table_is_bounded_and_a_lost_peer_leaves_it() {
     for n in 0..MAX_CANDIDATES {
         assert!(m.found(many(n), addr(), now));
     }
-    assert!(!m.found(many(MAX_CANDIDATES), addr(), now), "a full table takes no newcomer");
+    assert!(
+        !m.found(many(MAX_CANDIDATES), addr(), now),
+        "a full table takes no newcomer"
+    );
     assert!(m.found(many(3), addr(), now), "a known candidate is still updated");
     m.lost(&many(3));
     assert_eq!(m.candidates().len(), MAX_CANDIDATES - 1);
