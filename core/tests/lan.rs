@@ -930,3 +930,35 @@ fn one_name_re_announced_with_fresh_ids_leaves_bounded_candidates_that_drain() {
     assert_eq!(left, 1, "candidates did not drain");
     assert_eq!(peers[0].proc.query_peers(DELIVERY), ids(&[&peers[1].id]));
 }
+
+/// A display name with a dot, an apostrophe, spaces and an emoji, 63 bytes long: an independent DNS-SD client
+/// lists the instance as written (one label: the dot is part of the name, RFC 6763 §4.3), cut to fit the short
+/// id that keeps two devices' names apart, and reads the whole name from the TXT record.
+#[test]
+fn a_display_name_with_dots_spaces_and_emoji_is_listed_as_written() {
+    if !python_zeroconf("DNS-SD instance name test") {
+        return;
+    }
+    let Some(lan) = VirtualLan::new(2) else { return };
+    let mut name = String::from("Zoë's i.Phone 🎲 v2.1 ");
+    while name.len() < 63 {
+        name.push('x');
+    }
+    assert_eq!(name.len(), 63);
+    let peer = started(spawn_peer(&lan, 0, &name, "mpname", &[]));
+    let id: multipeer::PeerId = peer.id.parse().unwrap();
+    let instance = multipeer::discovery::instance_name(&name, &id);
+    assert!(
+        instance.starts_with("Zoë's i.Phone 🎲 v2.1 ") && instance.len() <= 63,
+        "{instance}"
+    );
+    let found = zeroconf_resolve(&lan, 1, "_mpname._udp.local.", Some(&peer.id));
+    assert_eq!(found["event"], "resolved", "not resolved: {found}");
+    assert_eq!(
+        found["name"],
+        format!("{instance}._mpname._udp.local."),
+        "listed as {found}"
+    );
+    assert_eq!(found["txt"]["dn"], name.as_str());
+    eprintln!("listed as {}", found["name"]);
+}
