@@ -836,7 +836,8 @@ const FORGE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/md
 
 /// Stray adverts that carry real peers' ids (a lingering record, one identity on two devices, a forger) appear
 /// and go away; then a link outage. The real peers reconnect as usual: a stray advert neither replaces a peer's
-/// addresses nor takes the peer with it when it goes.
+/// addresses nor takes the peer with it when it goes. Each real peer also sees an advert with its own id, checks
+/// it (no handshake proves the key there) and carries on: a forged advert never makes a session withdraw.
 #[test]
 fn stray_adverts_with_real_ids_neither_replace_nor_remove_real_peers() {
     if !python_zeroconf("stray adverts test") {
@@ -961,4 +962,54 @@ fn a_display_name_with_dots_spaces_and_emoji_is_listed_as_written() {
     );
     assert_eq!(found["txt"]["dn"], name.as_str());
     eprintln!("listed as {}", found["name"]);
+}
+
+/// The same identity started twice (an app opened twice): the younger session proves the other holds the same key,
+/// reports it once (`identity_in_use`) and withdraws; the older one keeps its session, which stays steady.
+#[test]
+fn the_same_identity_started_twice_is_reported_once_and_does_not_flap() {
+    let Some(lan) = VirtualLan::new(3) else { return };
+    let dir = TempDir::new("twin");
+    let key = dir.0.join("twin.key");
+    let key = key.to_str().unwrap();
+    let mut peers = vec![
+        started(spawn_peer(&lan, 0, "original", SERVICE, &["--identity", key])),
+        started(spawn_peer(&lan, 1, "other", SERVICE, &[])),
+    ];
+    wait_full_mesh(&mut peers, JOIN);
+    let (id0, id1) = (peers[0].id.clone(), peers[1].id.clone());
+    let mut twin = started(spawn_peer(&lan, 2, "twin", SERVICE, &["--identity", key]));
+    assert_eq!(twin.id, id0, "same identity file, same id");
+    let report = twin
+        .proc
+        .expect_event(JOIN, "connection_failed", |v| v["reason"] == "identity_in_use");
+    assert_eq!(report["peer"], id0.as_str(), "reported with our own id");
+    let reported = Instant::now();
+    // The original keeps (or gets back) its link with the other peer, and from then on nothing flaps.
+    peers[1].proc.poll_peers(JOIN, &ids(&[&id0]));
+    let churn_before = peers[1].proc.events().len();
+    peers[1].proc.take_all();
+    send(&mut peers[0], "still the original", true, Some(&id1));
+    expect_message(&mut peers[1], &id0, "still the original", true);
+    peers[1]
+        .proc
+        .expect_none(QUIET, "the twin's id flapping at the other peer", |v| {
+            v["event"] == "peer_removed" || v["event"] == "peer_added"
+        });
+    twin.proc
+        .expect_none(Duration::ZERO, "a second report", |v| v["reason"] == "identity_in_use");
+    assert!(
+        !peers[0].proc.events().iter().any(|v| v["reason"] == "identity_in_use"),
+        "the original withdrew too"
+    );
+    assert_eq!(twin.proc.query_peers(DELIVERY), BTreeSet::new(), "the twin withdrew");
+    let flaps = peers[1].proc.events()[..churn_before]
+        .iter()
+        .filter(|v| v["event"] == "peer_removed")
+        .count();
+    assert!(flaps <= 1, "the other peer lost the original {flaps} times");
+    eprintln!(
+        "same identity twice: reported {:?} after the twin's start; {flaps} removal(s) at the other peer before",
+        reported.duration_since(twin.proc.spawned_at())
+    );
 }

@@ -209,8 +209,15 @@ impl Discovery for MdnsDiscovery {
             ..DiscoveryReport::default()
         }));
         let (tx, rx) = DiscoverySubscription::channel();
-        let own_id = ad.peer_id;
-        let task = runtime.spawn(run(browse, monitor, tx, report.clone(), own_id, fullname.clone()));
+        let browser = Browser {
+            adverts: Adverts::new(MAX_TRACKED_SERVICES),
+            pending: Pending::default(),
+            report: report.clone(),
+            own_id: ad.peer_id,
+            own_fullname: fullname.clone(),
+            own_port: ad.port,
+        };
+        let task = runtime.spawn(run(browse, monitor, tx, browser));
         let stop_daemon = daemon.clone();
         let report_view = report.clone();
         Ok(DiscoverySubscription::new(rx, move || {
@@ -279,6 +286,7 @@ struct Browser {
     report: Arc<Mutex<DiscoveryReport>>,
     own_id: PeerId,
     own_fullname: String,
+    own_port: u16,
 }
 
 impl Browser {
@@ -286,6 +294,7 @@ impl Browser {
         let peer = match &event {
             DiscoveryEvent::Found(p) => p.peer_id,
             DiscoveryEvent::Lost(id) => *id,
+            _ => self.own_id,
         };
         if !self.pending.put(peer, event) {
             tracing::debug!(peer = %peer.short(), "session behind on discovery; event dropped");
@@ -296,9 +305,6 @@ impl Browser {
         match event {
             ServiceEvent::ServiceResolved(service) => {
                 let fullname = service.get_fullname().to_owned();
-                if fullname == self.own_fullname {
-                    return;
-                }
                 let txt: Vec<(String, Option<String>)> = service
                     .get_properties()
                     .iter()
@@ -310,7 +316,12 @@ impl Browser {
                     })
                     .collect();
                 match parse_record(&txt, service.get_port(), &socket_addrs(&service)) {
-                    Ok(peer) if peer.peer_id == self.own_id => {}
+                    Ok(peer) if peer.peer_id == self.own_id => {
+                        // Our own advert comes back to us; another one with our id is worth a check.
+                        if fullname != self.own_fullname || peer.addrs.iter().any(|a| a.port() != self.own_port) {
+                            self.queue(DiscoveryEvent::OwnIdElsewhere(peer.addrs));
+                        }
+                    }
                     Ok(peer) => {
                         let id = peer.peer_id;
                         let Outcome::Recorded(events) = self.adverts.resolved(&fullname, peer) else {
@@ -352,17 +363,9 @@ async fn run(
     browse: mdns_sd::Receiver<ServiceEvent>,
     monitor: mdns_sd::Receiver<DaemonEvent>,
     tx: mpsc::Sender<DiscoveryEvent>,
-    report: Arc<Mutex<DiscoveryReport>>,
-    own_id: PeerId,
-    own_fullname: String,
+    mut browser: Browser,
 ) {
-    let mut browser = Browser {
-        adverts: Adverts::new(MAX_TRACKED_SERVICES),
-        pending: Pending::default(),
-        report: report.clone(),
-        own_id,
-        own_fullname,
-    };
+    let report = browser.report.clone();
     loop {
         tokio::select! {
             event = browse.recv_async() => {

@@ -62,6 +62,9 @@ pub enum DiscoveryEvent {
     Found(DiscoveredPeer),
     /// A peer stopped advertising.
     Lost(PeerId),
+    /// An advert other than ours announces our own id, at these addresses (the same identity running twice, or
+    /// a forger: the session checks with a TLS handshake before it believes it).
+    OwnIdElsewhere(Vec<SocketAddr>),
 }
 
 /// Why discovery could not start.

@@ -30,6 +30,9 @@ pub const NOT_YET: u32 = 0x0c;
 pub const NOT_MEMBER: u32 = 0x0d;
 /// The session does not take newcomers now (it stopped looking for peers): try again later, backing off.
 pub const NOT_LOOKING: u32 = 0x0e;
+/// The dialer presented our own id: the same identity runs twice. The reason holds the age of the dialed session
+/// in milliseconds (decimal).
+pub const IDENTITY_IN_USE: u32 = 0x0f;
 
 /// Why a connection attempt or a connection was refused, as decoded from a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,8 @@ pub enum CloseCode {
     NotMember,
     /// See [`NOT_LOOKING`].
     NotLooking,
+    /// See [`IDENTITY_IN_USE`].
+    IdentityInUse,
     /// A code this version does not know.
     Unknown(u64),
 }
@@ -88,6 +93,7 @@ impl CloseCode {
             Ok(NOT_YET) => Self::NotYet,
             Ok(NOT_MEMBER) => Self::NotMember,
             Ok(NOT_LOOKING) => Self::NotLooking,
+            Ok(IDENTITY_IN_USE) => Self::IdentityInUse,
             _ => Self::Unknown(code),
         }
     }
@@ -110,6 +116,7 @@ impl CloseCode {
             Self::NotYet => NOT_YET,
             Self::NotMember => NOT_MEMBER,
             Self::NotLooking => NOT_LOOKING,
+            Self::IdentityInUse => IDENTITY_IN_USE,
             Self::Unknown(code) => return code,
         })
     }
@@ -121,7 +128,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in 0..=14u64 {
+        for code in 0..=15u64 {
             assert_eq!(CloseCode::from_code(code).code(), code);
         }
         assert_eq!(CloseCode::from_code(u64::MAX), CloseCode::Unknown(u64::MAX));

@@ -49,6 +49,7 @@ pub(crate) struct Actor {
     pub(crate) dials: HashMap<AttemptId, AbortHandle>,
     pub(crate) drivers: HashMap<PeerId, AbortHandle>,
     pub(crate) last_failure: HashMap<PeerId, String>,
+    pub(crate) twin: super::twin::TwinWatch,
 }
 
 async fn next_discovery(subscription: &mut Option<DiscoverySubscription>) -> Option<DiscoveryEvent> {
@@ -195,7 +196,34 @@ impl Actor {
                 self.mesh.lost(&peer);
                 self.known.remove(&peer);
             }
+            DiscoveryEvent::OwnIdElsewhere(addrs) => self.check_twin(addrs),
         }
+    }
+
+    /// Something says our identity runs elsewhere: check it with a handshake (rate-limited).
+    fn check_twin(&mut self, addrs: Vec<std::net::SocketAddr>) {
+        if !addrs.is_empty() && self.twin.start_probe(std::time::Instant::now()) {
+            tracing::debug!(?addrs, "checking for a session with our identity");
+            self.tasks.spawn(super::twin::probe(self.ctx.clone(), addrs));
+        }
+    }
+
+    /// A check for a twin finished: the younger of two sessions with one identity withdraws and says so, once.
+    async fn twin_probed(&mut self, result: Option<(std::net::SocketAddr, Duration)>) {
+        let our_port = self.ctx.endpoint.local_addr().map(|a| a.port()).unwrap_or(0);
+        let found = result.map(|(addr, age)| (age, addr.port()));
+        if !self.twin.probed(found, self.ctx.started.elapsed(), our_port) {
+            return;
+        }
+        let Some((elsewhere, _)) = result else { return };
+        tracing::warn!(%elsewhere, "our identity runs in an older session elsewhere; withdrawing");
+        self.emit(Event::ConnectionFailed {
+            peer: self.ctx.local_id,
+            reason: crate::session::events::ConnectionFailure::IdentityInUse { elsewhere },
+        });
+        self.mesh.set_looking(false);
+        self.withdraw();
+        self.leave().await;
     }
 
     fn diagnostics(&self) -> Diagnostics {
@@ -341,6 +369,8 @@ impl Actor {
                     }
                 }
             }
+            Internal::TwinProbed { result } => self.twin_probed(result).await,
+            Internal::TwinDialed { addr } => self.check_twin(vec![addr]),
         }
     }
 

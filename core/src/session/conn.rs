@@ -71,6 +71,8 @@ pub(crate) struct ConnCtx {
     pub(crate) admission: Admission,
     pub(crate) internal: mpsc::Sender<Internal>,
     pub(crate) events: EventSender,
+    /// When the session started (its age settles which of two sessions with one identity yields).
+    pub(crate) started: std::time::Instant,
 }
 
 /// A connection whose hello exchange completed.
@@ -117,10 +119,18 @@ pub(crate) enum Internal {
         reason: RemovalReason,
         retry: Retry,
     },
+    /// A session with our identity answered at this address with its age (`None`: none proved itself).
+    TwinProbed {
+        result: Option<(SocketAddr, Duration)>,
+    },
+    /// A session with our identity dialed us from this address.
+    TwinDialed {
+        addr: SocketAddr,
+    },
 }
 
 /// A failure during the handshake, with the close code to send (if we close).
-struct HandshakeError {
+pub(crate) struct HandshakeError {
     close: Option<u32>,
     failure: Option<ConnectionFailure>,
     retry: Retry,
@@ -410,7 +420,7 @@ async fn dial_exchange(
 
 /// Connects to the first address that answers; later addresses start after [`NEXT_ADDRESS_DELAY`] each, so an
 /// unreachable first address does not stall the dial.
-async fn connect_any(
+pub(crate) async fn connect_any(
     endpoint: &quinn::Endpoint,
     config: quinn::ClientConfig,
     addrs: &[SocketAddr],
@@ -561,7 +571,7 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         return;
     };
     if peer == ctx.local_id {
-        close(&conn, codes::PROTOCOL_ERROR, "that is our own id");
+        super::twin::answer(ctx, &conn).await;
         return;
     }
     let admitted = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_exchange(ctx, peer, &conn)).await {

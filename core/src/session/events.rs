@@ -136,6 +136,14 @@ pub enum ConnectionFailure {
     VersionMismatch,
     /// No address of the peer answered in time.
     Unreachable,
+    /// Another session runs with this session's own identity (reported with our own id as the peer): the same
+    /// identity opened twice, or copied to another device. It proved the key in a TLS handshake, and it was
+    /// running first, so this session withdrew as after `disconnect` (no adverts, no links). Reported once; stop
+    /// one of the two, or start this one with another identity.
+    IdentityInUse {
+        /// Where the other session answered.
+        elsewhere: std::net::SocketAddr,
+    },
     /// The peer broke the protocol during the hello.
     ProtocolError(String),
     /// Another failure.
@@ -159,6 +167,12 @@ impl fmt::Display for ConnectionFailure {
             }
             Self::VersionMismatch => f.write_str("incompatible protocol version"),
             Self::Unreachable => f.write_str("unreachable"),
+            Self::IdentityInUse { elsewhere } => {
+                write!(
+                    f,
+                    "this identity is in use by another session at {elsewhere}; this one withdrew"
+                )
+            }
             Self::ProtocolError(e) => write!(f, "protocol error: {e}"),
             Self::Other(e) => f.write_str(e),
         }

@@ -16,6 +16,7 @@ pub(crate) mod events;
 mod farewell;
 mod queue;
 pub(crate) mod stream;
+mod twin;
 mod writer;
 
 use self::actor::{Actor, Command};
@@ -364,6 +365,7 @@ impl SessionBuilder {
             admission: self.admission.unwrap_or_else(|| Arc::new(|_: &Invitation| true)),
             internal: internal_tx,
             events: event_tx,
+            started: std::time::Instant::now(),
         });
         let local = actor::local_peer(&advertisement, config.initial_data.clone());
         let actor = Actor {
@@ -380,6 +382,7 @@ impl SessionBuilder {
             dials: HashMap::new(),
             drivers: HashMap::new(),
             last_failure: HashMap::new(),
+            twin: Default::default(),
         };
         runtime.spawn(actor.run());
         tracing::info!(id = %local_id.short(), %local_addr, service = %config.service_type, "session started");

@@ -43,6 +43,7 @@ fn failure(reason: &ConnectionFailure) -> &'static str {
         ConnectionFailure::IdentityMismatch { .. } => "identity_mismatch",
         ConnectionFailure::VersionMismatch => "version_mismatch",
         ConnectionFailure::Unreachable => "unreachable",
+        ConnectionFailure::IdentityInUse { .. } => "identity_in_use",
         ConnectionFailure::ProtocolError(_) => "protocol_error",
         _ => "other",
     }
