@@ -258,3 +258,29 @@ fn the_candidate_table_is_bounded_and_a_lost_peer_leaves_it() {
     assert_eq!(m.candidates().len(), MAX_CANDIDATES - 1);
     assert!(m.found(many(MAX_CANDIDATES), addr(), now), "room again after a loss");
 }
+
+#[test]
+fn a_session_that_stopped_looking_is_dialed_again_backing_off_without_rediscovery() {
+    let now = Instant::now();
+    let mut leader = Mesh::new(id(1), 8);
+    leader.set_looking(false);
+    assert_eq!(leader.inbound(id(5), &alone(5)), Err(Refusal::NotLooking));
+    let mut newcomer = Mesh::new(id(5), 8);
+    newcomer.found(id(1), addr(), now);
+    let mut t = now;
+    for expected in [
+        RETRY_BASE,
+        RETRY_BASE * 2,
+        RETRY_BASE * 4,
+        RETRY_BASE * 8,
+        FULL_RETRY_MAX,
+    ] {
+        let d = newcomer.poll_dial(t).expect("dialed again");
+        newcomer.dial_failed(id(1), d.attempt, sim::retry_for(Refusal::NotLooking), t);
+        assert_eq!(newcomer.next_wakeup(), Some(t + expected));
+        t += expected;
+    }
+    // Looking again, the leader admits it on the next try.
+    leader.set_looking(true);
+    assert!(leader.inbound(id(5), &alone(5)).is_ok());
+}
