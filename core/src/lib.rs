@@ -61,8 +61,8 @@ pub use resource::{
 };
 pub use session::error::{ControlError, SendError, StartError, StreamError};
 pub use session::events::{
-    ConnectionFailure, Event, Events, Invitation, Message, Peer, Reliability, RemovalReason, SessionDelegate,
-    CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD,
+    ConnectionFailure, Event, Events, Invitation, Message, NearbyPeer, Peer, Reliability, RemovalReason,
+    SessionDelegate, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD,
 };
 pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};

@@ -18,6 +18,7 @@ import org.multipeer.ffi.ForeignDiscovery
 import org.multipeer.ffi.InProcessNetwork
 import org.multipeer.ffi.LocalAdvertisement
 import org.multipeer.ffi.MultipeerException
+import org.multipeer.ffi.NearbyPeerInfo
 import org.multipeer.ffi.PeerInfo
 import org.multipeer.ffi.RefusalReason
 import org.multipeer.ffi.ResourceTransfer
@@ -107,6 +108,22 @@ suspend fun twoPeersExchangeMessagesAndAStream(scope: CoroutineScope) {
     } catch (e: MultipeerException.SessionClosed) {
     }
     b.shutdown()
+}
+
+/** Presence: a peer is found (with its name and discovery info) and listed nearby, then lost when it leaves. */
+suspend fun peersAreFoundAndLost(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val a = MultipeerSession.start(config("alice"), network)
+    val b = MultipeerSession.start(config("bob"), network)
+    val aIn = Inbox(a.events, scope)
+    val found = aIn.expect("bob found") { (it as? SessionEvent.PeerFound)?.peer }
+    check(found.id == b.localPeer.id && found.displayName == "bob" && found.discoveryInfo["room"] == "kt") { "found $found" }
+    check(a.nearby.map { it.id } == listOf(b.localPeer.id)) { "nearby ${a.nearby}" }
+    b.shutdown()
+    val lost = aIn.expect("bob lost") { (it as? SessionEvent.PeerLost)?.peer }
+    check(lost.id == found.id) { "lost $lost" }
+    check(a.nearby.isEmpty()) { "nearby after bob left: ${a.nearby}" }
+    a.shutdown()
 }
 
 /** The admission passphrase: the same one joins (and both ends show one pairing code), another is refused. */
@@ -215,6 +232,8 @@ fun invalidConfigAndIdentities() {
 }
 
 object NoopDelegate : SessionDelegate {
+    override fun peerFound(peer: NearbyPeerInfo) {}
+    override fun peerLost(peer: NearbyPeerInfo) {}
     override fun peerAdded(peer: PeerInfo) {}
     override fun peerRemoved(peer: PeerInfo, reason: String) {}
     override fun received(from: String, data: ByteArray, reliable: Boolean) {}
@@ -348,6 +367,7 @@ suspend fun resourcesAreDeliveredVerifiedOrRefused(scope: CoroutineScope) {
 fun main() {
     val tests = listOf<Pair<String, suspend (CoroutineScope) -> Unit>>(
         "two peers exchange messages and a stream" to ::twoPeersExchangeMessagesAndAStream,
+        "peers are found and lost" to ::peersAreFoundAndLost,
         "a discovery written in Kotlin finds peers" to ::kotlinDiscoveryFindsPeersAndBadRecordsAreRefused,
         "invalid config and identities" to { _ -> invalidConfigAndIdentities() },
         "throwing callbacks are contained" to ::throwingCallbacksAreContained,

@@ -96,6 +96,30 @@ impl From<CongestionControl> for multipeer::CongestionControl {
     }
 }
 
+/// A peer discovery sees nearby, in the session or not (what it announces; unproved until it joins).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct NearbyPeerInfo {
+    /// Its id (64 hex characters).
+    pub id: String,
+    /// A 10-character form of the id, for display.
+    pub short_id: String,
+    /// Its display name.
+    pub display_name: String,
+    /// Its discovery info.
+    pub discovery_info: HashMap<String, String>,
+}
+
+impl From<&multipeer::NearbyPeer> for NearbyPeerInfo {
+    fn from(p: &multipeer::NearbyPeer) -> Self {
+        Self {
+            id: p.id.to_string(),
+            short_id: p.id.short(),
+            display_name: p.display_name.clone(),
+            discovery_info: p.discovery_info.clone().into_iter().collect(),
+        }
+    }
+}
+
 /// A peer in the session.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct PeerInfo {
@@ -126,6 +150,10 @@ impl From<&multipeer::Peer> for PeerInfo {
 /// Receives a session's events (a Kotlin interface / Swift protocol).
 #[uniffi::export(with_foreign)]
 pub trait SessionDelegate: Send + Sync {
+    /// Discovery found a peer nearby (or what it announces changed), whether or not it joins.
+    fn peer_found(&self, peer: NearbyPeerInfo) -> Result<(), MultipeerError>;
+    /// A peer found earlier stopped advertising.
+    fn peer_lost(&self, peer: NearbyPeerInfo) -> Result<(), MultipeerError>;
     /// A peer joined.
     fn peer_added(&self, peer: PeerInfo) -> Result<(), MultipeerError>;
     /// A peer left; `reason` says why (for example "left", "timed out").
@@ -350,6 +378,8 @@ fn spawn_delegate(
         .spawn(move || {
             while let Some(call) = rx.blocking_recv() {
                 let result = match call {
+                    Call::Event(Event::PeerFound(peer)) => delegate.peer_found(NearbyPeerInfo::from(&peer)),
+                    Call::Event(Event::PeerLost(peer)) => delegate.peer_lost(NearbyPeerInfo::from(&peer)),
                     Call::Event(Event::PeerAdded(peer)) => delegate.peer_added(PeerInfo::from(&peer)),
                     Call::Event(Event::PeerRemoved { peer, reason }) => {
                         delegate.peer_removed(PeerInfo::from(&peer), reason.to_string())
@@ -418,6 +448,11 @@ impl Session {
     /// The local peer.
     pub fn local_peer(&self) -> PeerInfo {
         PeerInfo::from(self.session.local_peer())
+    }
+
+    /// Peers discovery sees nearby now, in the session or not, ordered by id.
+    pub fn nearby(&self) -> Vec<NearbyPeerInfo> {
+        self.session.nearby().iter().map(NearbyPeerInfo::from).collect()
     }
 
     /// The connected peers, ordered by id.

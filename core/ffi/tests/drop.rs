@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use multipeer_ffi::{
-    InProcessNetwork, MultipeerError, PeerInfo, ResourceTransfer, Session, SessionConfig, SessionDelegate,
+    InProcessNetwork, MultipeerError, NearbyPeerInfo, PeerInfo, ResourceTransfer, Session, SessionConfig,
+    SessionDelegate,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -35,6 +36,12 @@ impl Recorder {
 }
 
 impl SessionDelegate for Recorder {
+    fn peer_found(&self, _: NearbyPeerInfo) -> Result<(), MultipeerError> {
+        Ok(())
+    }
+    fn peer_lost(&self, _: NearbyPeerInfo) -> Result<(), MultipeerError> {
+        Ok(())
+    }
     fn peer_added(&self, peer: PeerInfo) -> Result<(), MultipeerError> {
         self.record(Seen::Added(peer.id))
     }

@@ -44,7 +44,6 @@ pub(crate) struct Actor {
     pub(crate) advertisement: Advertisement,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) internal: mpsc::Receiver<Internal>,
-    pub(crate) known: HashMap<PeerId, DiscoveredPeer>,
     pub(crate) tasks: JoinSet<()>,
     pub(crate) dials: HashMap<AttemptId, AbortHandle>,
     pub(crate) drivers: HashMap<PeerId, AbortHandle>,
@@ -136,7 +135,7 @@ impl Actor {
                 if peer.peer_id != self.ctx.local_id {
                     self.mesh
                         .invite(peer.peer_id, peer.addrs.clone(), std::time::Instant::now());
-                    self.known.insert(peer.peer_id, peer);
+                    self.shared.found(peer);
                 }
                 let _ = reply.send(());
             }
@@ -163,7 +162,11 @@ impl Actor {
     /// Withdraws our advertisement and stops browsing; aborts dials.
     fn withdraw(&mut self) {
         self.subscription = None;
-        self.known.clear();
+        for peer in self.shared.clear_nearby() {
+            self.ctx
+                .events
+                .offer_presence(Event::PeerLost(super::nearby_peer(&peer)));
+        }
         for (_, dial) in self.dials.drain() {
             dial.abort();
         }
@@ -188,13 +191,20 @@ impl Actor {
                 }
                 tracing::debug!(peer = %peer.peer_id.short(), addrs = ?peer.addrs, "found");
                 if self.mesh.found(peer.peer_id, peer.addrs.clone(), now) {
-                    self.known.insert(peer.peer_id, peer);
+                    let nearby = super::nearby_peer(&peer);
+                    if self.shared.found(peer) {
+                        self.ctx.events.offer_presence(Event::PeerFound(nearby));
+                    }
                 }
             }
             DiscoveryEvent::Lost(peer) => {
                 tracing::debug!(peer = %peer.short(), "lost");
                 self.mesh.lost(&peer);
-                self.known.remove(&peer);
+                if let Some(gone) = self.shared.lost(&peer) {
+                    self.ctx
+                        .events
+                        .offer_presence(Event::PeerLost(super::nearby_peer(&gone)));
+                }
             }
             DiscoveryEvent::OwnIdElsewhere(addrs) => self.check_twin(addrs),
         }
@@ -283,7 +293,7 @@ impl Actor {
                 self.mesh.dial_failed(dial.peer, dial.attempt, Retry::Backoff, now);
                 continue;
             }
-            if let Some(found) = self.known.get(&dial.peer) {
+            if let Some(found) = self.shared.nearby_peer(&dial.peer) {
                 let invitation = Invitation {
                     peer_id: found.peer_id,
                     display_name: found.display_name.clone(),

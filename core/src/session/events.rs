@@ -13,6 +13,29 @@ use crate::resource::{ResourceError, ResourceOffer, ResourceTransfer};
 pub(crate) use super::queue::{queue, EventSender, LaneGate, PeerLane};
 pub use super::queue::{Events, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD};
 
+/// A peer that discovery sees nearby, in the session or not (what its advert says; unproved until it joins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NearbyPeer {
+    /// The id it announces.
+    pub id: PeerId,
+    /// The name it announces.
+    pub display_name: String,
+    /// The discovery info it publishes.
+    pub discovery_info: BTreeMap<String, String>,
+}
+
+impl NearbyPeer {
+    /// A nearby peer (for discovery implementations and tests).
+    pub fn new(id: PeerId, display_name: impl Into<String>, discovery_info: BTreeMap<String, String>) -> Self {
+        Self {
+            id,
+            display_name: display_name.into(),
+            discovery_info,
+        }
+    }
+}
+
 /// A peer in the session.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -187,6 +210,12 @@ impl fmt::Display for ConnectionFailure {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
+    /// Discovery found a peer nearby (or what it announces changed). Independent of joining: a peer is found
+    /// before it joins and stays found while it advertises. Lossy under a backlog: [`crate::Session::nearby`]
+    /// always has the current list.
+    PeerFound(NearbyPeer),
+    /// A peer found earlier stopped advertising (or its record expired).
+    PeerLost(NearbyPeer),
     /// A peer joined. Its messages follow this event.
     PeerAdded(Peer),
     /// A peer left. No message from this connection follows.
@@ -244,6 +273,16 @@ pub struct Invitation {
 /// the session stops reading from that peer until the delegate catches up (membership events never wait).
 /// [`SessionDelegate::should_admit`] is called on the session's runtime and must return quickly.
 pub trait SessionDelegate: Send + Sync + 'static {
+    /// Discovery found a peer nearby (or what it announces changed).
+    fn peer_found(&self, peer: &NearbyPeer) {
+        let _ = peer;
+    }
+
+    /// A peer found earlier stopped advertising.
+    fn peer_lost(&self, peer: &NearbyPeer) {
+        let _ = peer;
+    }
+
     /// A peer joined.
     fn peer_added(&self, peer: &Peer) {
         let _ = peer;
@@ -301,6 +340,8 @@ pub trait SessionDelegate: Send + Sync + 'static {
 
 pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
     match event {
+        Event::PeerFound(peer) => delegate.peer_found(&peer),
+        Event::PeerLost(peer) => delegate.peer_lost(&peer),
         Event::PeerAdded(peer) => delegate.peer_added(&peer),
         Event::PeerRemoved { peer, reason } => delegate.peer_removed(&peer, &reason),
         Event::Message(message) => delegate.receive(message),

@@ -22,7 +22,7 @@ mod writer;
 use self::actor::{Actor, Command};
 use self::conn::{Admission, ConnCtx};
 use self::error::{ControlError, SendError, StartError, StreamError};
-use self::events::{Events, Invitation, Peer, Reliability, SessionDelegate};
+use self::events::{Events, Invitation, NearbyPeer, Peer, Reliability, SessionDelegate};
 use self::stream::{DuplexStream, OutgoingStream};
 use self::writer::ControlWriter;
 use crate::config::SessionConfig;
@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     shut_down: AtomicBool,
     /// Bumped whenever a link is added (and at shutdown), for tasks waiting for a peer to come back.
     links_changed: tokio::sync::watch::Sender<u64>,
+    /// Peers discovery reports (and peers the app added with a ticket), written by the session's task only.
+    nearby: RwLock<HashMap<PeerId, DiscoveredPeer>>,
 }
 
 impl Shared {
@@ -110,6 +112,43 @@ impl Shared {
 
     pub(crate) fn remove_link(&self, peer: &PeerId) -> Option<Arc<Link>> {
         self.links.write().unwrap_or_else(PoisonError::into_inner).remove(peer)
+    }
+
+    /// Records a found peer; whether its name or info is new or changed (worth telling the app).
+    pub(crate) fn found(&self, peer: DiscoveredPeer) -> bool {
+        let mut nearby = self.nearby.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = nearby
+            .get(&peer.peer_id)
+            .is_none_or(|old| old.display_name != peer.display_name || old.discovery_info != peer.discovery_info);
+        nearby.insert(peer.peer_id, peer);
+        changed
+    }
+
+    /// Forgets a lost peer, returning what it was.
+    pub(crate) fn lost(&self, peer: &PeerId) -> Option<DiscoveredPeer> {
+        self.nearby.write().unwrap_or_else(PoisonError::into_inner).remove(peer)
+    }
+
+    /// Forgets every nearby peer, returning them.
+    pub(crate) fn clear_nearby(&self) -> Vec<DiscoveredPeer> {
+        let mut nearby = self.nearby.write().unwrap_or_else(PoisonError::into_inner);
+        nearby.drain().map(|(_, p)| p).collect()
+    }
+
+    /// A nearby peer, as discovered.
+    pub(crate) fn nearby_peer(&self, peer: &PeerId) -> Option<DiscoveredPeer> {
+        self.nearby
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(peer)
+            .cloned()
+    }
+
+    fn nearby(&self) -> Vec<NearbyPeer> {
+        let nearby = self.nearby.read().unwrap_or_else(PoisonError::into_inner);
+        let mut list: Vec<NearbyPeer> = nearby.values().map(nearby_peer).collect();
+        list.sort_by_key(|p| p.id);
+        list
     }
 
     pub(crate) fn peer_ids(&self) -> Vec<PeerId> {
@@ -346,6 +385,7 @@ impl SessionBuilder {
             closed: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
             links_changed: tokio::sync::watch::Sender::new(0),
+            nearby: RwLock::new(HashMap::new()),
         });
         let resources = Hub::new(
             config.resources.clone(),
@@ -377,7 +417,6 @@ impl SessionBuilder {
             advertisement,
             commands: command_rx,
             internal: internal_rx,
-            known: HashMap::new(),
             tasks: JoinSet::new(),
             dials: HashMap::new(),
             drivers: HashMap::new(),
@@ -439,6 +478,11 @@ impl Session {
         let mut peers: Vec<Peer> = self.inner.shared.links().values().map(|l| l.peer.clone()).collect();
         peers.sort_by_key(|p| p.id);
         peers
+    }
+
+    /// Peers discovery sees nearby now, in the session or not, ordered by id (see [`Event::PeerFound`]).
+    pub fn nearby(&self) -> Vec<NearbyPeer> {
+        self.inner.shared.nearby()
     }
 
     /// Everyone in the session, this peer included, ordered by id: once the mesh is complete, the same list on
@@ -807,4 +851,9 @@ fn outcome(results: impl Iterator<Item = (PeerId, Result<(), SendError>)>, lenie
         1 if delivered.is_empty() => Err(failed.remove(0).1),
         _ => Err(SendError::Recipients { delivered, failed }),
     }
+}
+
+/// What the app sees of a discovered peer.
+pub(crate) fn nearby_peer(p: &DiscoveredPeer) -> NearbyPeer {
+    NearbyPeer::new(p.peer_id, p.display_name.clone(), p.discovery_info.clone())
 }

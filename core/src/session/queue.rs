@@ -145,6 +145,12 @@ impl EventSender {
         !self.backlogged() && self.enqueue_control(event).is_ok()
     }
 
+    /// Queues a presence event (lossy: the app can always ask for the list) while fewer than half of
+    /// [`CONTROL_BACKLOG`] events wait, so presence never crowds out membership; `false` if it was dropped.
+    pub(crate) fn offer_presence(&self, event: Event) -> bool {
+        self.shared.control.load(Ordering::Acquire) < CONTROL_BACKLOG / 2 && self.enqueue_control(event).is_ok()
+    }
+
     /// Queues a control event, first waiting while [`CONTROL_BACKLOG`] events wait (for tasks that may wait).
     pub(crate) async fn send(&self, event: Event) -> Result<(), QueueClosed> {
         let mut room = self.room();
@@ -519,6 +525,20 @@ mod tests {
         assert!(matches!(events.next().await, Some(Event::Message(_))));
         assert!(matches!(events.next().await, Some(Event::PeerRemoved { .. })));
         assert_eq!((tx.queued_bytes(), tx.queued_control()), (0, 0));
+    }
+
+    #[test]
+    fn presence_fills_at_most_half_the_control_backlog() {
+        let (tx, _events) = queue();
+        let nearby = || Event::PeerFound(crate::NearbyPeer::new(id(), "n", Default::default()));
+        let mut taken = 0;
+        for _ in 0..CONTROL_BACKLOG {
+            taken += usize::from(tx.offer_presence(nearby()));
+        }
+        assert_eq!(taken, CONTROL_BACKLOG / 2);
+        // Membership and failures still have room before the session counts as backlogged.
+        assert!(!tx.backlogged());
+        assert!(tx.offer(failed(id())));
     }
 
     #[test]

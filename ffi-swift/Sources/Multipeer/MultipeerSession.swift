@@ -7,6 +7,10 @@ import Foundation
 
 /// Everything that happens in a session, in order.
 public enum SessionEvent: Equatable {
+    /// Discovery found a peer nearby (or what it announces changed), whether or not it joins.
+    case peerFound(NearbyPeerInfo)
+    /// A peer found earlier stopped advertising.
+    case peerLost(NearbyPeerInfo)
     /// A peer joined.
     case peerAdded(PeerInfo)
     /// A peer left; `reason` says why ("left", "timed out", ...).
@@ -212,6 +216,11 @@ public final class MultipeerSession: @unchecked Sendable {
         session.localPeer()
     }
 
+    /// Peers discovery sees nearby now, in the session or not, ordered by id.
+    public var nearby: [NearbyPeerInfo] {
+        session.nearby()
+    }
+
     /// The connected peers, ordered by id.
     public var peers: [PeerInfo] {
         session.peers()
@@ -362,6 +371,14 @@ private final class EventDelegate: SessionDelegate, @unchecked Sendable {
         if case .terminated = continuation.yield(event) {
             slots.signal()
         }
+    }
+
+    func peerFound(peer: NearbyPeerInfo) throws {
+        emit(.peerFound(peer))
+    }
+
+    func peerLost(peer: NearbyPeerInfo) throws {
+        emit(.peerLost(peer))
     }
 
     func peerAdded(peer: PeerInfo) throws {

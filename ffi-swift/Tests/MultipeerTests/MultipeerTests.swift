@@ -95,6 +95,23 @@ final class MultipeerTests: XCTestCase {
         try await c.shutdown()
     }
 
+    func testPeersAreFoundAndLost() async throws {
+        let network = InProcessNetwork()
+        let a = try MultipeerSession(config: config("alice"), network: network)
+        let b = try MultipeerSession(config: config("bob"), network: network)
+        let aIn = Inbox(a.events)
+        let found = try await aIn.expect("bob found") { $0.foundPeer }
+        XCTAssertEqual(found.id, b.localPeer.id)
+        XCTAssertEqual(found.displayName, "bob")
+        XCTAssertEqual(found.discoveryInfo["room"], "swift")
+        XCTAssertEqual(a.nearby.map(\.id), [found.id])
+        try await b.shutdown()
+        let lost = try await aIn.expect("bob lost") { $0.lostPeer }
+        XCTAssertEqual(lost.id, found.id)
+        XCTAssertTrue(a.nearby.isEmpty)
+        try await a.shutdown()
+    }
+
     func testInvalidConfigThrowsInvalidConfig() {
         let invalid = SessionConfig(serviceType: "Not A Service!", displayName: "x", discoveryInfo: [:])
         XCTAssertThrowsError(try MultipeerSession(config: invalid, network: InProcessNetwork())) { error in
@@ -220,6 +237,16 @@ private struct Timeout: Error, CustomStringConvertible {
 }
 
 private extension SessionEvent {
+    var foundPeer: NearbyPeerInfo? {
+        if case let .peerFound(peer) = self { return peer }
+        return nil
+    }
+
+    var lostPeer: NearbyPeerInfo? {
+        if case let .peerLost(peer) = self { return peer }
+        return nil
+    }
+
     var addedPeer: PeerInfo? {
         if case let .peerAdded(peer) = self { return peer }
         return nil

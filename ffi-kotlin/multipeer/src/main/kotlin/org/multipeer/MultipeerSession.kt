@@ -10,6 +10,7 @@ import kotlinx.coroutines.flow.receiveAsFlow
 import org.multipeer.ffi.ForeignDiscovery
 import org.multipeer.ffi.InProcessNetwork
 import org.multipeer.ffi.MultipeerException
+import org.multipeer.ffi.NearbyPeerInfo
 import org.multipeer.ffi.OutgoingStream
 import org.multipeer.ffi.PeerInfo
 import org.multipeer.ffi.ResourceProgress
@@ -20,6 +21,10 @@ import org.multipeer.ffi.SessionDelegate
 
 /** Everything that happens in a session, in order. */
 sealed interface SessionEvent {
+    /** Discovery found a peer nearby (or what it announces changed), whether or not it joins. */
+    data class PeerFound(val peer: NearbyPeerInfo) : SessionEvent
+    /** A peer found earlier stopped advertising. */
+    data class PeerLost(val peer: NearbyPeerInfo) : SessionEvent
     /** A peer joined. */
     data class PeerAdded(val peer: PeerInfo) : SessionEvent
     /** A peer left, with the reason ("left", "timed out", ...). */
@@ -96,6 +101,9 @@ class MultipeerSession private constructor(
 
     /** The local peer. */
     val localPeer: PeerInfo get() = session.localPeer()
+
+    /** Peers discovery sees nearby now, in the session or not, ordered by id. */
+    val nearby: List<NearbyPeerInfo> get() = session.nearby()
 
     /** Connected peers, ordered by id. */
     val peers: List<PeerInfo> get() = session.peers()
@@ -184,6 +192,8 @@ private class ChannelDelegate(
         channel.trySendBlocking(event)
     }
 
+    override fun peerFound(peer: NearbyPeerInfo) = emit(SessionEvent.PeerFound(peer))
+    override fun peerLost(peer: NearbyPeerInfo) = emit(SessionEvent.PeerLost(peer))
     override fun peerAdded(peer: PeerInfo) = emit(SessionEvent.PeerAdded(peer))
     override fun peerRemoved(peer: PeerInfo, reason: String) = emit(SessionEvent.PeerRemoved(peer, reason))
     override fun received(from: String, data: ByteArray, reliable: Boolean) =
