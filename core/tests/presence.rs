@@ -1,5 +1,7 @@
 //! Presence: who is nearby, before and independent of joining.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
