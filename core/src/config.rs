@@ -131,6 +131,16 @@ pub enum CongestionControl {
     Bbr,
 }
 
+/// A secret that `Debug` never prints (configurations end up in logs).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// A validated session configuration. Build one with [`SessionConfig::builder`].
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -140,7 +150,7 @@ pub struct SessionConfig {
     pub(crate) discovery_info: BTreeMap<String, String>,
     pub(crate) initial_data: serde_json::Value,
     pub(crate) identity: Identity,
-    pub(crate) passphrase: Option<String>,
+    pub(crate) passphrase: Option<Secret>,
     pub(crate) invitation_context: Option<Vec<u8>>,
     pub(crate) idle_timeout: Duration,
     pub(crate) keep_alive_interval: Duration,
@@ -255,7 +265,7 @@ pub struct SessionConfigBuilder {
     discovery_info: Vec<(String, String)>,
     initial_data: serde_json::Value,
     identity: Option<Identity>,
-    passphrase: Option<String>,
+    passphrase: Option<Secret>,
     invitation_context: Option<Vec<u8>>,
     idle_timeout: Duration,
     keep_alive_interval: Option<Duration>,
@@ -298,7 +308,7 @@ impl SessionConfigBuilder {
     /// A passphrase every peer must share to join. It never crosses the network: peers prove knowledge of
     /// it with an HMAC bound to the TLS session.
     pub fn passphrase(mut self, passphrase: impl Into<String>) -> Self {
-        self.passphrase = Some(passphrase.into());
+        self.passphrase = Some(Secret(passphrase.into()));
         self
     }
 
@@ -395,7 +405,7 @@ impl SessionConfigBuilder {
                 return Err(ConfigError::InvitationContextTooLarge { size: context.len() });
             }
         }
-        if self.passphrase.as_deref() == Some("") {
+        if self.passphrase.as_ref().is_some_and(|p| p.0.is_empty()) {
             return Err(ConfigError::EmptyPassphrase);
         }
         if !(MIN_IDLE_TIMEOUT..=MAX_IDLE_TIMEOUT).contains(&self.idle_timeout) {
@@ -659,6 +669,15 @@ mod tests {
             Err(ConfigError::InvitationContextTooLarge { size: 1025 })
         ));
         assert_eq!(b().passphrase("").build().unwrap_err(), ConfigError::EmptyPassphrase);
+        let secret = b().passphrase("hunter2");
+        assert!(
+            !format!("{secret:?}").contains("hunter2"),
+            "the builder's Debug prints the passphrase"
+        );
+        assert!(
+            !format!("{:?}", secret.build().unwrap()).contains("hunter2"),
+            "Debug prints the passphrase"
+        );
         assert!(matches!(
             b().idle_timeout(Duration::from_millis(10)).build(),
             Err(ConfigError::InvalidTimeouts { .. })

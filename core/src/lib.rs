@@ -38,6 +38,9 @@ pub mod config;
 pub mod diagnostics;
 pub mod discovery;
 mod identity;
+// The wire protocol's I/O-free state machines, public only for the fuzzers, the benchmarks and the tests that
+// play a hostile peer: not part of the API, and not covered by semver.
+#[doc(hidden)]
 pub mod proto;
 mod resource;
 mod session;

@@ -24,8 +24,9 @@ pub use memory::{MemoryDiscovery, MemoryNetwork};
 /// How many discovery events may wait for the session before an implementation must drop or wait.
 pub const DISCOVERY_QUEUE: usize = 256;
 
-/// What a session publishes about itself.
+/// What a session publishes about itself (made by the session; a [`Discovery`] implementation reads it).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Advertisement {
     /// The DNS-SD service type (for example `chat`).
     pub service_type: String,
@@ -43,6 +44,7 @@ pub struct Advertisement {
 
 /// A peer found by discovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DiscoveredPeer {
     /// The id it announces (proved later by the TLS handshake).
     pub peer_id: PeerId,
@@ -52,6 +54,25 @@ pub struct DiscoveredPeer {
     pub addrs: Vec<SocketAddr>,
     /// Its discovery info.
     pub discovery_info: BTreeMap<String, String>,
+}
+
+impl DiscoveredPeer {
+    /// A peer announcing `peer_id` and `display_name`, reachable at `addrs` (best first), with no discovery info.
+    pub fn new(peer_id: PeerId, display_name: impl Into<String>, addrs: Vec<SocketAddr>) -> Self {
+        Self {
+            peer_id,
+            display_name: display_name.into(),
+            addrs,
+            discovery_info: BTreeMap::new(),
+        }
+    }
+
+    /// The same, with this discovery info.
+    #[must_use]
+    pub fn with_discovery_info(mut self, discovery_info: BTreeMap<String, String>) -> Self {
+        self.discovery_info = discovery_info;
+        self
+    }
 }
 
 /// A change discovery observed.

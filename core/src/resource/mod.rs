@@ -62,6 +62,7 @@ impl fmt::Debug for ResourceId {
 
 /// How far a transfer has come.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Progress {
     /// Bytes transferred (on resumption this starts where the interrupted attempt stopped).
     pub transferred: u64,
@@ -72,6 +73,15 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Progress of `transferred` bytes out of `total`, at `bytes_per_second` (for tests and app-side models).
+    pub fn new(transferred: u64, total: u64, bytes_per_second: f64) -> Self {
+        Self {
+            transferred,
+            total,
+            bytes_per_second,
+        }
+    }
+
     /// `transferred / total`, from 0.0 to 1.0 (1.0 for an empty resource).
     pub fn fraction(&self) -> f64 {
         if self.total == 0 {

@@ -400,7 +400,7 @@ impl SessionBuilder {
             endpoint,
             client,
             hello,
-            passphrase: config.passphrase.clone(),
+            passphrase: config.passphrase.as_ref().map(|p| p.0.clone()),
             guard: std::sync::Mutex::new(crate::proto::guard::GuessGuard::new()),
             admission: self.admission.unwrap_or_else(|| Arc::new(|_: &Invitation| true)),
             internal: internal_tx,

@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: sessions on loopback, event waiting, a lossy UDP relay.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -368,12 +367,7 @@ impl Drop for UdpRelay {
 /// A discovered-peer record pointing at `addr`.
 pub fn discovered(session: &Session, addr: SocketAddr) -> DiscoveredPeer {
     let local = session.local_peer();
-    DiscoveredPeer {
-        peer_id: local.id,
-        display_name: local.display_name.clone(),
-        addrs: vec![addr],
-        discovery_info: BTreeMap::new(),
-    }
+    DiscoveredPeer::new(local.id, local.display_name.clone(), vec![addr])
 }
 
 /// A numeric field of `/proc/<process>/status` (for example `VmRSS` in KiB, or `Threads`) (Linux).
