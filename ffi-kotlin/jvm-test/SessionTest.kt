@@ -126,6 +126,26 @@ suspend fun peersAreFoundAndLost(scope: CoroutineScope) {
     a.shutdown()
 }
 
+/** A removed peer is kept out until it is allowed again; then it joins anew. */
+suspend fun aRemovedPeerIsKeptOutUntilAllowed(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val a = MultipeerSession.start(config("alice"), network)
+    val b = MultipeerSession.start(config("bob"), network)
+    val aIn = Inbox(a.events, scope)
+    val bIn = Inbox(b.events, scope)
+    val bob = aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
+    bIn.expect("alice added") { it as? SessionEvent.PeerAdded }
+    a.removePeer(bob.id)
+    val removed = bIn.expect("bob removed") { it as? SessionEvent.PeerRemoved }
+    check(removed.peer.id == a.localPeer.id) { "removed $removed" }
+    check(a.peers.isEmpty()) { "a still has ${a.peers}" }
+    a.allowPeer(bob.id)
+    val again = aIn.expect("bob back") { (it as? SessionEvent.PeerAdded)?.peer }
+    check(again.id == bob.id) { "back: $again" }
+    a.shutdown()
+    b.shutdown()
+}
+
 /** The admission passphrase: the same one joins (and both ends show one pairing code), another is refused. */
 suspend fun passphrasesAdmitAndRefuse(scope: CoroutineScope) {
     val network = InProcessNetwork()
@@ -368,6 +388,7 @@ fun main() {
     val tests = listOf<Pair<String, suspend (CoroutineScope) -> Unit>>(
         "two peers exchange messages and a stream" to ::twoPeersExchangeMessagesAndAStream,
         "peers are found and lost" to ::peersAreFoundAndLost,
+        "a removed peer is kept out until allowed" to ::aRemovedPeerIsKeptOutUntilAllowed,
         "a discovery written in Kotlin finds peers" to ::kotlinDiscoveryFindsPeersAndBadRecordsAreRefused,
         "invalid config and identities" to { _ -> invalidConfigAndIdentities() },
         "throwing callbacks are contained" to ::throwingCallbacksAreContained,

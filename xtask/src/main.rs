@@ -274,6 +274,7 @@ fn swift_check() -> Result {
         "func peerFound(peer: NearbyPeerInfo) throws",
         "func peerLost(peer: NearbyPeerInfo) throws",
         "func nearby() -> [NearbyPeerInfo]",
+        "func allowPeer(peer: String) async throws",
         "public func generateIdentity() -> Data",
         "func sendResource(path: String, name: String, peer: String) async throws -> ResourceTransfer",
         "open class ResourceTransfer",

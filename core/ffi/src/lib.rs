@@ -536,6 +536,13 @@ impl Session {
             .await
     }
 
+    /// Lets a peer removed with `remove_peer` join again.
+    pub async fn allow_peer(&self, peer: String) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        let peer = parse_peer(&peer)?;
+        self.on_runtime(async move { Ok(session.allow_peer(peer).await?) }).await
+    }
+
     /// A ticket other devices can use to join without mDNS.
     pub fn ticket(&self) -> String {
         self.session.ticket().to_string()

@@ -296,6 +296,11 @@ public final class MultipeerSession: @unchecked Sendable {
         try await session.removePeer(peer: peer)
     }
 
+    /// Lets a peer removed with ``removePeer(_:)`` join again.
+    public func allowPeer(_ peer: String) async throws {
+        try await session.allowPeer(peer: peer)
+    }
+
     /// Leaves the session (others see it at once); the session stays usable to look for peers again.
     public func disconnect() async throws {
         try await session.disconnect()

@@ -134,6 +134,12 @@ class MultipeerSession private constructor(
     /** Looks for peers again. */
     suspend fun startLookingForPeers() = session.startLookingForPeers()
 
+    /** Expels [peer] from the session and keeps it out until [allowPeer]. */
+    suspend fun removePeer(peer: String) = session.removePeer(peer)
+
+    /** Lets a peer removed with [removePeer] join again. */
+    suspend fun allowPeer(peer: String) = session.allowPeer(peer)
+
     /** Leaves the session; others see it at once. */
     suspend fun disconnect() = session.disconnect()
 
