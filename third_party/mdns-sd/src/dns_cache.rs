@@ -499,15 +499,20 @@ impl DnsCache {
 
     /// Checks refresh due for PTR records of `ty_domain`.
     /// Returns all updated refresh time.
-    pub(crate) fn refresh_due_ptr(&mut self, ty_domain: &str) -> HashSet<Instant> {
-        let now = Instant::now();
-
+    ///
+    /// `early`: see [`DnsRecord::refresh_maybe`](crate::dns_parser::DnsRecord::refresh_maybe).
+    pub(crate) fn refresh_due_ptr(
+        &mut self,
+        ty_domain: &str,
+        now: Instant,
+        early: bool,
+    ) -> HashSet<Instant> {
         // Check all PTR records for this ty_domain.
         self.ptr
             .get_mut(ty_domain)
             .into_iter()
             .flatten()
-            .filter_map(|record| record.record.updated_refresh_time(now))
+            .filter_map(|record| record.record.updated_refresh_time(now, early))
             .collect()
     }
 
@@ -515,12 +520,17 @@ impl DnsCache {
     /// 1. the map of instance names together with RRType(s) that are due for refresh
     ///    its SRV or TXT records.
     /// 2. the set of new timers that are due for refresh.
+    ///
+    /// Instances in `own` (lowercase full names) are skipped: their records are ours,
+    /// and we answer for them rather than ask (RFC 6762 section 5.2 refreshes records
+    /// learned from the network).
     pub(crate) fn refresh_due_srv_txt(
         &mut self,
         ty_domain: &str,
+        now: Instant,
+        early: bool,
+        own: &HashSet<String>,
     ) -> (HashMap<String, Vec<RRType>>, HashSet<Instant>) {
-        let now = Instant::now();
-
         let instances: Vec<_> = self
             .ptr
             .get(ty_domain)
@@ -534,6 +544,7 @@ impl DnsCache {
                     .downcast_ref::<DnsPointer>()
                     .map(|ptr| ptr.alias())
             })
+            .filter(|instance| !own.contains(&instance.to_lowercase()))
             .collect();
 
         let mut refresh_due: HashMap<String, Vec<RRType>> = HashMap::new();
@@ -545,7 +556,7 @@ impl DnsCache {
                 .get_mut(instance)
                 .into_iter()
                 .flatten()
-                .filter_map(|record| record.record.updated_refresh_time(now))
+                .filter_map(|record| record.record.updated_refresh_time(now, early))
                 .collect();
 
             if !refresh_timers.is_empty() {
@@ -562,7 +573,7 @@ impl DnsCache {
                 .get_mut(instance)
                 .into_iter()
                 .flatten()
-                .filter_map(|record| record.record.updated_refresh_time(now))
+                .filter_map(|record| record.record.updated_refresh_time(now, early))
                 .collect();
 
             if !refresh_timers.is_empty() {
@@ -579,12 +590,15 @@ impl DnsCache {
 
     /// Returns the set of `host`, where refreshing the A / AAAA records is due
     /// for a `ty_domain`.
+    ///
+    /// Hosts in `own` (lowercase) are skipped, as in [`Self::refresh_due_srv_txt`].
     pub(crate) fn refresh_due_hosts(
         &mut self,
         ty_domain: &str,
+        now: Instant,
+        early: bool,
+        own: &HashSet<String>,
     ) -> (HashSet<String>, HashSet<Instant>) {
-        let now = Instant::now();
-
         let instances: Vec<_> = self
             .ptr
             .get(ty_domain)
@@ -622,12 +636,15 @@ impl DnsCache {
         let mut refresh_due = HashSet::new();
         let mut new_timers = HashSet::new();
         for hostname in hostnames_browsed {
+            if own.contains(&hostname.to_lowercase()) {
+                continue;
+            }
             let refresh_timers: HashSet<Instant> = self
                 .addr
                 .get_mut(&hostname.to_lowercase())
                 .into_iter()
                 .flatten()
-                .filter_map(|record| record.record.updated_refresh_time(now))
+                .filter_map(|record| record.record.updated_refresh_time(now, early))
                 .collect();
 
             if !refresh_timers.is_empty() {
@@ -668,6 +685,31 @@ impl DnsCache {
                         .address(),
                 ))
             })
+            .collect()
+    }
+
+    /// Counts another host's query for `name` / `qtype` as our own refresh query
+    /// for the matching cached records whose refresh falls due within the jitter
+    /// window: their refresh time moves on as if we had asked (RFC 6762 section
+    /// 7.3). Returns the new refresh times.
+    pub(crate) fn refresh_asked_by_other(
+        &mut self,
+        name: &str,
+        qtype: RRType,
+        now: Instant,
+    ) -> HashSet<Instant> {
+        let records = match qtype {
+            RRType::PTR => self.ptr.get_mut(name),
+            RRType::SRV => self.srv.get_mut(name),
+            RRType::TXT => self.txt.get_mut(name),
+            RRType::A | RRType::AAAA => self.addr.get_mut(&name.to_lowercase()),
+            _ => None,
+        };
+        records
+            .into_iter()
+            .flatten()
+            .filter(|record| record.record.get_type() == qtype)
+            .filter_map(|record| record.record.updated_refresh_time(now, true))
             .collect()
     }
 

@@ -439,6 +439,13 @@ pub struct DnsQuestion {
     pub(crate) entry: DnsEntry,
 }
 
+impl DnsQuestion {
+    /// Whether the question asks for a unicast response (the "QU" bit, RFC 6762 section 5.4).
+    pub(crate) const fn unicast_response(&self) -> bool {
+        self.entry.cache_flush
+    }
+}
+
 impl DnsEntryExt for DnsQuestion {
     fn entry_name(&self) -> &str {
         &self.entry.name
@@ -476,7 +483,7 @@ impl DnsRecord {
         // From RFC 6762 section 5.2:
         // "... The querier should plan to issue a query at 80% of the record
         // lifetime, and then if no answer is received, at 85%, 90%, and 95%."
-        let refresh = get_expiration_time(created, ttl, 80);
+        let refresh = get_refresh_time(created, ttl, 80);
 
         let expires = get_expiration_time(created, ttl, 100);
 
@@ -534,8 +541,17 @@ impl DnsRecord {
     }
 
     /// Returns if this record is due for refresh. If yes, `refresh` time is updated.
-    pub fn refresh_maybe(&mut self, now: Instant) -> bool {
-        if self.is_expired(now) || !self.refresh_due(now) {
+    ///
+    /// With `early`, a refresh that falls due within the jitter window (2% of the
+    /// TTL) counts as due now: a querier that sends a refresh query anyway asks
+    /// for such records in the same packet instead of in another one moments later.
+    pub fn refresh_maybe(&mut self, now: Instant, early: bool) -> bool {
+        let due_by = if early {
+            now + Duration::from_millis(self.ttl as u64 * 20)
+        } else {
+            now
+        };
+        if self.is_expired(now) || !self.refresh_due(due_by) {
             return false;
         }
 
@@ -551,12 +567,15 @@ impl DnsRecord {
         //
         // If the answer is received in time, 'refresh' will be reset outside
         // this function, back to 80% of the new TTL.
-        if self.refresh == get_expiration_time(self.created, self.ttl, 80) {
-            self.refresh = get_expiration_time(self.created, self.ttl, 85);
-        } else if self.refresh == get_expiration_time(self.created, self.ttl, 85) {
-            self.refresh = get_expiration_time(self.created, self.ttl, 90);
-        } else if self.refresh == get_expiration_time(self.created, self.ttl, 90) {
-            self.refresh = get_expiration_time(self.created, self.ttl, 95);
+        //
+        // Each planned time carries up to 2% of the TTL of random jitter (see
+        // `get_refresh_time`), so the stage is found by comparing, not by equality.
+        if self.refresh < get_expiration_time(self.created, self.ttl, 85) {
+            self.refresh = get_refresh_time(self.created, self.ttl, 85);
+        } else if self.refresh < get_expiration_time(self.created, self.ttl, 90) {
+            self.refresh = get_refresh_time(self.created, self.ttl, 90);
+        } else if self.refresh < get_expiration_time(self.created, self.ttl, 95) {
+            self.refresh = get_refresh_time(self.created, self.ttl, 95);
         } else {
             self.refresh_no_more();
         }
@@ -603,7 +622,7 @@ impl DnsRecord {
         self.created = other.created;
         self.expires = get_expiration_time(self.created, self.ttl, 100);
         self.refresh = if self.ttl > 1 {
-            get_expiration_time(self.created, self.ttl, 80)
+            get_refresh_time(self.created, self.ttl, 80)
         } else {
             // If TTL is 1, it means this record is expiring,
             // then we set refresh to the same time as expires.
@@ -745,8 +764,10 @@ pub trait DnsRecordExt: fmt::Debug {
 
     /// Given `now`, if the record is due to refresh, this method updates the refresh time
     /// and returns the new refresh time. Otherwise, returns None.
-    fn updated_refresh_time(&mut self, now: Instant) -> Option<Instant> {
-        if self.get_record_mut().refresh_maybe(now) {
+    ///
+    /// `early`: see [`DnsRecord::refresh_maybe`].
+    fn updated_refresh_time(&mut self, now: Instant, early: bool) -> Option<Instant> {
+        if self.get_record_mut().refresh_maybe(now, early) {
             Some(self.get_record().get_refresh_time())
         } else {
             None
@@ -2869,6 +2890,20 @@ fn get_expiration_time(created: Instant, ttl: u32, percent: u32) -> Instant {
     // 'ttl' is in seconds, hence:
     // ttl * 1000 * (percent / 100) => ttl * percent * 10
     created + Duration::from_millis(ttl as u64 * percent as u64 * 10)
+}
+
+/// Returns the time of a planned refresh query at `percent` of the TTL, plus a
+/// random jitter of up to 2% of the TTL.
+///
+/// RFC 6762 section 5.2: "A random variation of 2% of the record TTL should be
+/// added to the time of any query, whether it is the initial refresh query or a
+/// subsequent retry". Without it, every querier that cached a record from the
+/// same answer asks again at the same instant, and the first query's multicast
+/// answer cannot refresh the other queriers' caches before they ask too.
+fn get_refresh_time(created: Instant, ttl: u32, percent: u32) -> Instant {
+    let jitter_max_millis = ttl as u64 * 20; // 2% of the TTL in millis.
+    get_expiration_time(created, ttl, percent)
+        + Duration::from_millis(fastrand::u64(0..=jitter_max_millis))
 }
 
 #[cfg(test)]

@@ -3545,6 +3545,8 @@ impl Zeroconf {
 
     /// Handle incoming query packets, figure out whether and what to respond.
     fn handle_query(&mut self, msg: DnsIncoming, if_index: u32, querier_addr: SocketAddr) {
+        self.suppress_duplicate_questions(&msg, querier_addr);
+
         let querier_ip = querier_addr.ip();
         let is_ipv4 = querier_ip.is_ipv4();
 
@@ -3676,6 +3678,84 @@ impl Zeroconf {
         }
 
         self.increase_counter(Counter::KnownAnswerSuppression, out.known_answer_count());
+    }
+
+    /// Duplicate question suppression (RFC 6762 section 7.3): when another host
+    /// asks a question (multicast answer requested) that we plan to ask soon,
+    /// with no known answer that we would not give ourselves, its query counts
+    /// as ours. Refresh queries of cached records due within their jitter window,
+    /// and a continuous browse query in the second half of its interval, are
+    /// rescheduled as if sent now.
+    fn suppress_duplicate_questions(&mut self, msg: &DnsIncoming, querier_addr: SocketAddr) {
+        let querier_ip = querier_addr.ip();
+        if self.is_legacy_querier(querier_addr)
+            || msg.num_authorities() > 0
+            || self
+                .my_intfs
+                .values()
+                .any(|intf| intf.addrs.iter().any(|a| a.ip() == querier_ip))
+        {
+            return; // Not a plain multicast query from another host.
+        }
+        let now = Instant::now();
+        for question in msg.questions() {
+            let (name, qtype) = (question.entry_name(), question.entry_type());
+            // A QU question gets a unicast answer that refreshes only the asker's cache.
+            if question.unicast_response() || !self.same_known_answers(msg, name, qtype, now) {
+                continue;
+            }
+            let timers = self.cache.refresh_asked_by_other(name, qtype, now);
+            for timer in timers {
+                self.add_timer(timer);
+            }
+            if qtype == RRType::PTR {
+                self.postpone_browse(name, now);
+            }
+        }
+    }
+
+    /// Whether the known answers of `msg` for `name` / `qtype` are the ones we would send.
+    fn same_known_answers(
+        &self,
+        msg: &DnsIncoming,
+        name: &str,
+        qtype: RRType,
+        now: Instant,
+    ) -> bool {
+        let ours = self.cache.get_known_answers(name, qtype, now);
+        let theirs: Vec<&DnsRecordBox> = msg
+            .answers()
+            .iter()
+            .filter(|a| a.get_type() == qtype && a.get_name().eq_ignore_ascii_case(name))
+            .collect();
+        theirs
+            .iter()
+            .all(|a| ours.iter().any(|k| k.record.matches(a.as_ref())))
+            && ours
+                .iter()
+                .all(|k| theirs.iter().any(|a| a.matches(k.record.as_ref())))
+    }
+
+    /// Counts another host's browse query for `ty_domain` as ours, if ours is due
+    /// in less than half of its current interval (see `exec_command_browse`).
+    fn postpone_browse(&mut self, ty_domain: &str, now: Instant) {
+        let mut timers = Vec::new();
+        for rerun in self.retransmissions.iter_mut() {
+            let Command::Browse(ty, delay, false, _) = &mut rerun.command else {
+                continue;
+            };
+            // `delay` is the interval after the next query: twice the current one.
+            let interval = Duration::from_millis(u64::from(*delay) * 500);
+            if ty != ty_domain || rerun.next_time > now + interval / 2 {
+                continue;
+            }
+            rerun.next_time = now + Duration::from_secs(u64::from(*delay));
+            *delay = cmp::min(*delay * 2, 60 * 60);
+            timers.push(rerun.next_time);
+        }
+        for timer in timers {
+            self.add_timer(timer);
+        }
     }
 
     fn is_legacy_querier(&self, addr: SocketAddr) -> bool {
@@ -4365,35 +4445,71 @@ impl Zeroconf {
 
     /// Refresh cached service records with active queriers
     fn refresh_active_services(&mut self) {
+        let now = Instant::now();
+        // Our own instances and hosts: we answer for them, we never ask for them.
+        let own_instances: HashSet<String> = self.my_services.keys().cloned().collect();
+        let own_hosts: HashSet<String> = self
+            .my_services
+            .values()
+            .map(|s| s.get_hostname().to_lowercase())
+            .collect();
+
+        let mut questions = self.collect_refresh_questions(now, false, &own_instances, &own_hosts);
+        if questions.is_empty() {
+            return;
+        }
+        // A query goes out anyway: ask in the same packet for the records that would
+        // fall due within their jitter window, rather than in another packet moments later.
+        questions.extend(self.collect_refresh_questions(now, true, &own_instances, &own_hosts));
+
+        let query_vec: Vec<(&str, RRType)> = questions
+            .iter()
+            .map(|(name, ty)| (name.as_str(), *ty))
+            .collect();
+        self.send_query_vec(&query_vec);
+    }
+
+    /// Advances the refresh time of every cached record of a browsed service type
+    /// that is due (see `DnsRecord::refresh_maybe` for `early`), and returns the
+    /// questions to ask for them.
+    fn collect_refresh_questions(
+        &mut self,
+        now: Instant,
+        early: bool,
+        own_instances: &HashSet<String>,
+        own_hosts: &HashSet<String>,
+    ) -> Vec<(String, RRType)> {
+        let mut questions = Vec::new();
         let mut query_ptr_count = 0;
         let mut query_srv_count = 0;
         let mut new_timers = HashSet::new();
         let mut query_addr_count = 0;
 
         for ty_domain in self.service_queriers.keys() {
-            let refreshed_timers = self.cache.refresh_due_ptr(ty_domain);
+            let refreshed_timers = self.cache.refresh_due_ptr(ty_domain, now, early);
             if !refreshed_timers.is_empty() {
                 trace!("sending refresh query for PTR: {}", ty_domain);
-                self.send_query(ty_domain, RRType::PTR);
+                questions.push((ty_domain.clone(), RRType::PTR));
                 query_ptr_count += 1;
                 new_timers.extend(refreshed_timers);
             }
 
-            let (instances, timers) = self.cache.refresh_due_srv_txt(ty_domain);
+            let (instances, timers) =
+                self.cache
+                    .refresh_due_srv_txt(ty_domain, now, early, own_instances);
             for (instance, types) in instances {
                 trace!("sending refresh query for: {}", instance);
-                let query_vec = types
-                    .into_iter()
-                    .map(|ty| (instance.as_str(), ty))
-                    .collect::<Vec<_>>();
-                self.send_query_vec(&query_vec);
+                questions.extend(types.into_iter().map(|ty| (instance.clone(), ty)));
                 query_srv_count += 1;
             }
             new_timers.extend(timers);
-            let (hostnames, timers) = self.cache.refresh_due_hosts(ty_domain);
-            for hostname in hostnames.iter() {
+            let (hostnames, timers) = self
+                .cache
+                .refresh_due_hosts(ty_domain, now, early, own_hosts);
+            for hostname in hostnames {
                 trace!("sending refresh queries for A and AAAA:  {}", hostname);
-                self.send_query_vec(&[(hostname, RRType::A), (hostname, RRType::AAAA)]);
+                questions.push((hostname.clone(), RRType::A));
+                questions.push((hostname, RRType::AAAA));
                 query_addr_count += 2;
             }
             new_timers.extend(timers);
@@ -4406,6 +4522,7 @@ impl Zeroconf {
         self.increase_counter(Counter::CacheRefreshPTR, query_ptr_count);
         self.increase_counter(Counter::CacheRefreshSrvTxt, query_srv_count);
         self.increase_counter(Counter::CacheRefreshAddr, query_addr_count);
+        questions
     }
 }
 
