@@ -551,7 +551,8 @@ impl DnsRecord {
         } else {
             now
         };
-        if self.is_expired(now) || !self.refresh_due(due_by) {
+        // After the last retry, `refresh` is the expiry time: the record just expires.
+        if self.is_expired(now) || self.refresh >= self.expires || !self.refresh_due(due_by) {
             return false;
         }
 
@@ -2926,6 +2927,35 @@ mod tests {
     /// An HINFO record with RDLENGTH 0 placed at the very end of a message left
     /// `read_char_string` with no length octet to read, and it indexed one byte
     /// past the packet.
+    #[test]
+    fn test_refresh_jitter_and_stages() {
+        use super::DnsRecord;
+        use std::time::Duration;
+
+        for _ in 0..100 {
+            let mut rec = DnsRecord::new("host.local.", RRType::A, CLASS_IN, 100);
+            let created = rec.get_created();
+            // TTL 100 s: `percent` % of the TTL is `percent` seconds.
+            let at = |percent: u64| created + Duration::from_secs(percent);
+            let within = |rec: &DnsRecord, percent: u64| {
+                let refresh = rec.get_refresh_time();
+                refresh >= at(percent) && refresh <= at(percent + 2)
+            };
+            assert!(within(&rec, 80), "first refresh at 80-82% of the TTL");
+            assert!(!rec.refresh_maybe(at(80) - Duration::from_millis(1), false));
+            assert!(rec.refresh_maybe(rec.get_refresh_time(), false));
+            assert!(within(&rec, 85));
+            // Early: due within the 2% window counts as due.
+            assert!(rec.refresh_maybe(at(85), true));
+            assert!(within(&rec, 90));
+            assert!(rec.refresh_maybe(rec.get_refresh_time(), false));
+            assert!(within(&rec, 95));
+            assert!(rec.refresh_maybe(rec.get_refresh_time(), false));
+            // No more refresh queries: the record just expires.
+            assert!(!rec.refresh_maybe(at(99), true));
+        }
+    }
+
     #[test]
     fn test_hinfo_char_string_at_end_of_packet() {
         let mut data = Vec::new();
