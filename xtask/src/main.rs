@@ -1,7 +1,7 @@
 //! Project tasks.
 //!
 //! - `cargo xtask test` — every check and test, installing what the tests need first (JNA, the Kotlin
-//!   compiler, iproute2, Python's zeroconf).
+//!   compiler, iproute2, tcpdump, Python's zeroconf).
 //! - `cargo xtask bindings [--release]` — builds the native library and regenerates the Kotlin and Swift
 //!   bindings into `target/bindings/` (generated code is never edited by hand).
 //! - `cargo xtask kotlin-test` — compiles the Kotlin bindings, the Flow wrapper and the JVM tests with `kotlinc`
@@ -153,6 +153,10 @@ fn install_prerequisites() -> Result {
     }
     if !succeeds(Command::new("ip").arg("-V")) {
         apt_install(&["iproute2"])?;
+    }
+    // The mDNS traffic test captures on the virtual LAN's bridge.
+    if !succeeds(Command::new("tcpdump").arg("--version")) {
+        apt_install(&["tcpdump"])?;
     }
     if !succeeds(Command::new("python3").args(["-c", "import zeroconf"])) {
         run(Command::new("python3").args(["-m", "pip", "install", "-q", "zeroconf"]))?;
