@@ -480,7 +480,7 @@ impl Session {
         peers
     }
 
-    /// Peers discovery sees nearby now, in the session or not, ordered by id (see [`Event::PeerFound`]).
+    /// Peers discovery sees nearby now, in the session or not, ordered by id (see [`crate::Event::PeerFound`]).
     pub fn nearby(&self) -> Vec<NearbyPeer> {
         self.inner.shared.nearby()
     }
