@@ -540,7 +540,8 @@ impl Session {
     pub async fn allow_peer(&self, peer: String) -> Result<(), MultipeerError> {
         let session = self.session.clone();
         let peer = parse_peer(&peer)?;
-        self.on_runtime(async move { Ok(session.allow_peer(peer).await?) }).await
+        self.on_runtime(async move { Ok(session.allow_peer(peer).await?) })
+            .await
     }
 
     /// A ticket other devices can use to join without mDNS.
