@@ -243,6 +243,10 @@ fn farewell(daemon: ServiceDaemon, fullname: String, domain: String) -> Farewell
     let work = move || {
         let start = Instant::now();
         let _ = daemon.stop_browse(&domain);
+        // mdns-sd sends the repeat on whichever interface its socket last multicast on, not on the interface
+        // of the goodbye it repeats. The goodbyes go to every interface in turn; with loopback among them it
+        // may come last, and the repeats would never reach the network. So loopback is left out of the goodbye.
+        let _ = daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6]);
         let confirmed = daemon
             .unregister(&fullname)
             .ok()
