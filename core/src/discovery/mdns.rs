@@ -215,9 +215,10 @@ impl Discovery for MdnsDiscovery {
         let task = runtime.spawn(run(browse, monitor, tx, report.clone(), own_id, fullname.clone()));
         let stop_daemon = daemon.clone();
         let report_view = report.clone();
+        let chosen = self.config.interfaces.clone();
         Ok(DiscoverySubscription::with_farewell(rx, move || {
             task.abort();
-            farewell(stop_daemon, fullname, domain)
+            farewell(stop_daemon, fullname, domain, chosen)
         })
         .with_report(move || report_view.lock().unwrap_or_else(PoisonError::into_inner).clone()))
     }
@@ -236,17 +237,20 @@ const REPEAT_COUNTER: &str = "unregister-resend";
 /// has to wait: the goodbye (records with TTL 0) leaves at once, its repeat 120 ms later (RFC 6762 §10.1), and
 /// only then does the daemon shut down, at most [`UNREGISTER_LIMIT`] + [`REPEAT_LIMIT`] after the stop. The
 /// returned future resolves when the daemon has been told to shut down.
-fn farewell(daemon: ServiceDaemon, fullname: String, domain: String) -> Farewell {
+fn farewell(daemon: ServiceDaemon, fullname: String, domain: String, chosen: Vec<String>) -> Farewell {
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     let fallback = daemon.clone();
     let fallback_name = fullname.clone();
     let work = move || {
         let start = Instant::now();
         let _ = daemon.stop_browse(&domain);
-        // mdns-sd sends the repeat on whichever interface its socket last multicast on, not on the interface
-        // of the goodbye it repeats. The goodbyes go to every interface in turn; with loopback among them it
-        // may come last, and the repeats would never reach the network. So loopback is left out of the goodbye.
-        let _ = daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6]);
+        // mdns-sd sends an IPv4 repeat on whichever interface its socket last multicast on, not on the
+        // interface of the goodbye it repeats. The goodbyes go to every interface in turn; with loopback among
+        // them it may come last, and the repeats would never reach the network. So loopback is left out of
+        // the goodbye, unless it is all there is.
+        if reaches_network_v4(&chosen) {
+            let _ = daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6]);
+        }
         let confirmed = daemon
             .unregister(&fullname)
             .ok()
@@ -270,6 +274,15 @@ fn farewell(daemon: ServiceDaemon, fullname: String, domain: String) -> Farewell
     }
     Box::pin(async move {
         let _ = finished.await;
+    })
+}
+
+/// Whether an interface other than loopback (of those `chosen`, if any were) has an IPv4 address.
+fn reaches_network_v4(chosen: &[String]) -> bool {
+    if_addrs::get_if_addrs().is_ok_and(|addrs| {
+        addrs
+            .iter()
+            .any(|a| !a.is_loopback() && a.ip().is_ipv4() && (chosen.is_empty() || chosen.contains(&a.name)))
     })
 }
 
