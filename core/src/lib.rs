@@ -44,6 +44,7 @@ mod identity;
 pub mod proto;
 mod resource;
 mod session;
+mod signal;
 mod ticket;
 mod tls;
 mod trust;
@@ -55,7 +56,7 @@ pub use config::{
 pub use diagnostics::Diagnostics;
 pub use discovery::{
     Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
-    MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork,
+    Farewell, MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork, FAREWELL_LIMIT,
 };
 pub use identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
 pub use resource::{
@@ -69,6 +70,7 @@ pub use session::events::{
 };
 pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};
+pub use signal::{shutdown_signal, SignalError, StopSignal};
 pub use ticket::{Ticket, TicketError, MAX_TICKET_ADDRS};
 pub use tls::TlsError;
 pub use trust::{

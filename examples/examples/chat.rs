@@ -103,6 +103,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = arg(&args, "--service").unwrap_or_else(|| "chat".into());
     let config = SessionConfig::builder(service, name.clone()).build()?;
     let (session, mut events) = Session::builder(config).start_with_events().await?;
+    // SIGINT / SIGTERM (Ctrl-C elsewhere) leave cleanly: peers see us go at once.
+    let stop = multipeer::shutdown_signal()?;
+    tokio::pin!(stop);
     let (mut input, mut out) = spawn_input(&name);
     out.line(format!(
         "* you are {name} ({}); looking for peers... /ticket, /join, /peers, /doctor, /quit",
@@ -113,6 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     loop {
         tokio::select! {
+            _ = &mut stop => break,
             event = events.next() => match event {
                 Some(Event::PeerAdded(peer)) => out.line(format!("* joined: {}", peer.display_name)),
                 Some(Event::PeerRemoved { peer, reason }) => out.line(format!("* left: {} ({reason})", peer.display_name)),

@@ -24,8 +24,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = arg("--seconds").map_or(Ok(5), |s| s.parse())?;
     let config = SessionConfig::builder(service.clone(), "doctor").build()?;
     let (session, _events) = Session::builder(config).start_with_events().await?;
+    let stop = multipeer::shutdown_signal()?;
     println!("listening for _{service}._udp.local. for {seconds} s...");
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+        // Interrupted: leave cleanly (withdrawing our advertisement), then report what was seen so far.
+        _ = stop => {}
+    }
     println!("{}", session.diagnostics().await?);
     println!("ticket: {}", session.ticket());
     session.shutdown().await?;

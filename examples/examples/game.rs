@@ -93,6 +93,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let headless = args.flag("--headless");
     let config = SessionConfig::builder(service, name.clone()).build()?;
     let (session, mut events) = Session::builder(config).start_with_events().await?;
+    // SIGINT / SIGTERM leave cleanly: the other players see us go at once.
+    let stop = multipeer::shutdown_signal()?;
+    tokio::pin!(stop);
     let me = session.local_peer().id;
     let mut game = Game {
         me,
@@ -119,6 +122,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ticks = 0u64;
     while game.rounds_over < rounds {
         tokio::select! {
+            _ = &mut stop => break,
             _ = tick.tick() => {
                 ticks += 1;
                 if game.playing {

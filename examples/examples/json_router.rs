@@ -40,6 +40,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = args.get("--service").unwrap_or_else(|| "whos-here".into());
     let config = SessionConfig::builder(service, me.name.clone()).build()?;
     let (session, mut events) = Session::builder(config).start_with_events().await?;
+    // SIGINT / SIGTERM leave cleanly: peers see us go at once.
+    let stop = multipeer::shutdown_signal()?;
+    tokio::pin!(stop);
 
     let mut router = Router::new(session.clone());
     let groups = router.groups();
@@ -63,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         tokio::select! {
+            _ = &mut stop => break,
             event = events.next() => match event {
                 Some(Event::PeerAdded(peer)) => report(router.send(peer.id.into(), "announce", &me).await),
                 Some(Event::PeerRemoved { peer, .. }) => {
@@ -112,7 +116,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     session.shutdown().await?;
-    Ok(())
+    // Not returning: the runtime would wait for its blocking stdin read, which only a new line ends.
+    std::process::exit(0);
 }
 
 /// Prints why a send failed (a peer may leave at any time; that is no reason to stop).

@@ -42,6 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = args.get("--service").unwrap_or_else(|| "secure-sum".into());
     let config = SessionConfig::builder(service, name).max_peers(n).build()?;
     let (session, mut events) = Session::builder(config).start_with_events().await?;
+    // SIGINT / SIGTERM leave cleanly: peers see us go at once (and the sum is abandoned).
+    let stop = multipeer::shutdown_signal()?;
+    tokio::pin!(stop);
     let me = session.local_peer().id;
     println!("waiting for {} more peer(s)", n - 1);
 
@@ -90,7 +93,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 break;
             }
         }
-        match events.next().await {
+        let event = tokio::select! {
+            event = events.next() => event,
+            _ = &mut stop => {
+                session.shutdown().await?;
+                return Err("interrupted before the sum was complete".into());
+            }
+        };
+        match event {
             Some(Event::PeerAdded(peer)) => println!("joined: {}", peer.display_name),
             Some(Event::Message(message)) => match message.json::<Wire>()? {
                 Wire::Share { share } => {

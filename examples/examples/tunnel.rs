@@ -28,6 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| format!("tunnel-{}", std::process::id()));
     let config = SessionConfig::builder(service, name).build()?;
     let (session, mut events) = Session::builder(config).start_with_events().await?;
+    // SIGINT / SIGTERM leave cleanly: peers see us go at once.
+    let stop = multipeer::shutdown_signal()?;
+    tokio::pin!(stop);
     let expose = args.get("--expose");
     let listener = match args.get("--listen") {
         Some(addr) => Some(TcpListener::bind(addr).await?),
@@ -41,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut next_id = 0u64;
     loop {
         tokio::select! {
+            _ = &mut stop => break,
             accepted = async { listener.as_ref()?.accept().await.ok() }, if listener.is_some() => {
                 let Some((tcp, _)) = accepted else { continue };
                 let wanted = |p: &Peer| to.as_ref().is_none_or(|name| *name == p.display_name);
@@ -68,6 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         }
     }
+    session.shutdown().await?;
     Ok(())
 }
 

@@ -8,14 +8,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use mdns_sd::{DaemonEvent, IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{
+    DaemonEvent, IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo, UnregisterStatus,
+};
 use tokio::sync::mpsc;
 
 use super::adverts::{Adverts, Outcome};
 use super::{
     Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
-    SeenService,
+    Farewell, SeenService,
 };
 use crate::config::{validate_discovery_info, validate_display_name, RESERVED_DISCOVERY_KEYS};
 use crate::identity::PeerId;
@@ -220,14 +223,84 @@ impl Discovery for MdnsDiscovery {
         let task = runtime.spawn(run(browse, monitor, tx, browser));
         let stop_daemon = daemon.clone();
         let report_view = report.clone();
-        Ok(DiscoverySubscription::new(rx, move || {
+        Ok(DiscoverySubscription::with_farewell(rx, move || {
             task.abort();
-            // Unregistering sends goodbye packets; the daemon handles commands in order before shutting down.
-            let _ = stop_daemon.unregister(&fullname);
-            let _ = stop_daemon.stop_browse(&domain);
-            let _ = stop_daemon.shutdown();
+            farewell(stop_daemon, fullname, domain)
         })
         .with_report(move || report_view.lock().unwrap_or_else(PoisonError::into_inner).clone()))
+    }
+}
+
+/// Longest wait for the daemon to confirm the withdrawal (its first goodbye has left by then).
+const UNREGISTER_LIMIT: Duration = Duration::from_millis(100);
+/// Longest wait, after the first goodbye, for its repeat (mdns-sd sends it 120 ms later) before shutting down.
+const REPEAT_LIMIT: Duration = Duration::from_millis(300);
+/// How often the farewell asks the daemon whether the repeat has left.
+const REPEAT_POLL: Duration = Duration::from_millis(15);
+/// The daemon's count of repeated goodbye packets, in its metrics.
+const REPEAT_COUNTER: &str = "unregister-resend";
+
+/// Withdraws our service and stops the daemon, on a thread of its own so that neither a drop nor the runtime
+/// has to wait: the goodbye (records with TTL 0) leaves at once, its repeat 120 ms later (RFC 6762 §10.1), and
+/// only then does the daemon shut down, at most [`UNREGISTER_LIMIT`] + [`REPEAT_LIMIT`] after the stop. The
+/// returned future resolves when the daemon has been told to shut down.
+fn farewell(daemon: ServiceDaemon, fullname: String, domain: String) -> Farewell {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let fallback = daemon.clone();
+    let fallback_name = fullname.clone();
+    let work = move || {
+        let start = Instant::now();
+        let _ = daemon.stop_browse(&domain);
+        let confirmed = daemon
+            .unregister(&fullname)
+            .ok()
+            .and_then(|status| status.recv_timeout(UNREGISTER_LIMIT).ok());
+        let repeats = match confirmed {
+            Some(UnregisterStatus::OK) => wait_for_repeat(&daemon, Instant::now() + REPEAT_LIMIT),
+            _ => 0,
+        };
+        let _ = daemon.shutdown();
+        tracing::debug!(repeats, took = ?start.elapsed(), "mDNS goodbye said");
+        let _ = done.send(());
+    };
+    let spawned = std::thread::Builder::new()
+        .name("multipeer-mdns-goodbye".into())
+        .spawn(work);
+    if let Err(e) = spawned {
+        // Without a thread of its own, stop at once: one goodbye rather than none.
+        tracing::debug!("no thread for the mDNS goodbye ({e}); stopping at once");
+        let _ = fallback.unregister(&fallback_name);
+        let _ = fallback.shutdown();
+    }
+    Box::pin(async move {
+        let _ = finished.await;
+    })
+}
+
+/// Waits until the daemon has sent the repeats of its goodbye (its counter rose and stayed put for one poll),
+/// or until `deadline`; returns how many it counted.
+fn wait_for_repeat(daemon: &ServiceDaemon, deadline: Instant) -> i64 {
+    let mut last = 0;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return last;
+        }
+        std::thread::sleep(REPEAT_POLL.min(deadline - now));
+        let count = daemon
+            .get_metrics()
+            .ok()
+            .and_then(|metrics| {
+                metrics
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok()
+            })
+            .and_then(|metrics| metrics.get(REPEAT_COUNTER).copied())
+            .unwrap_or(0);
+        if count > 0 && count == last {
+            return count;
+        }
+        last = count;
     }
 }
 

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -23,6 +26,13 @@ pub use memory::{MemoryDiscovery, MemoryNetwork};
 
 /// How many discovery events may wait for the session before an implementation must drop or wait.
 pub const DISCOVERY_QUEUE: usize = 256;
+
+/// Longest a session waits for a subscription's farewell (see [`DiscoverySubscription::stop`]).
+pub const FAREWELL_LIMIT: Duration = Duration::from_millis(500);
+
+/// What is left of a stopped subscription: resolves once the implementation has finished saying goodbye (for
+/// example sent a withdrawal and its repeat). Dropping it does not cancel the goodbye.
+pub type Farewell = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// What a session publishes about itself (made by the session; a [`Discovery`] implementation reads it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,11 +174,16 @@ impl DiscoveryReport {
 }
 
 type ReportFn = Box<dyn Fn() -> DiscoveryReport + Send + Sync>;
+type StopFn = Box<dyn FnOnce() -> Option<Farewell> + Send + Sync>;
 
 /// A running advertisement and browse: found/lost events arrive here; dropping it stops both.
+///
+/// Stopping may take the implementation a moment (mDNS repeats its goodbye): [`DiscoverySubscription::stop`]
+/// returns a future that waits for it, bounded by [`FAREWELL_LIMIT`]; a drop never waits, the goodbye goes on
+/// without the caller.
 pub struct DiscoverySubscription {
     events: mpsc::Receiver<DiscoveryEvent>,
-    on_stop: Option<Box<dyn FnOnce() + Send + Sync>>,
+    on_stop: Option<StopFn>,
     report: Option<ReportFn>,
 }
 
@@ -180,7 +195,25 @@ impl DiscoverySubscription {
     pub fn new(events: mpsc::Receiver<DiscoveryEvent>, on_stop: impl FnOnce() + Send + Sync + 'static) -> Self {
         Self {
             events,
-            on_stop: Some(Box::new(on_stop)),
+            on_stop: Some(Box::new(move || {
+                on_stop();
+                None
+            })),
+            report: None,
+        }
+    }
+
+    /// Like [`DiscoverySubscription::new`], for an implementation whose goodbye takes a moment: `on_stop` starts
+    /// it and returns a future that resolves once it is complete. The goodbye must go on when that future is
+    /// dropped unpolled (a dropped subscription does not wait for it), and should take well under
+    /// [`FAREWELL_LIMIT`].
+    pub fn with_farewell(
+        events: mpsc::Receiver<DiscoveryEvent>,
+        on_stop: impl FnOnce() -> Farewell + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            events,
+            on_stop: Some(Box::new(move || Some(on_stop()))),
             report: None,
         }
     }
@@ -205,12 +238,26 @@ impl DiscoverySubscription {
     pub async fn next(&mut self) -> Option<DiscoveryEvent> {
         self.events.recv().await
     }
+
+    /// Stops advertising and browsing now. The returned future resolves once the implementation's goodbye is
+    /// complete, or after [`FAREWELL_LIMIT`] (await it on a Tokio runtime); dropping it does not cancel the
+    /// goodbye.
+    pub fn stop(mut self) -> Farewell {
+        let farewell = self.on_stop.take().and_then(|stop| stop());
+        Box::pin(async move {
+            if let Some(farewell) = farewell {
+                if tokio::time::timeout(FAREWELL_LIMIT, farewell).await.is_err() {
+                    tracing::debug!("discovery farewell still going after {FAREWELL_LIMIT:?}; not waiting");
+                }
+            }
+        })
+    }
 }
 
 impl Drop for DiscoverySubscription {
     fn drop(&mut self) {
         if let Some(stop) = self.on_stop.take() {
-            stop();
+            drop(stop());
         }
     }
 }

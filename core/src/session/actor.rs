@@ -14,7 +14,7 @@ use super::events::{Event, Invitation, Peer, RemovalReason};
 use super::writer::ControlWriter;
 use super::{Link, Shared};
 use crate::diagnostics::{interface_addresses, AttemptDiagnostics, Diagnostics, LinkDiagnostics};
-use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoverySubscription};
+use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoverySubscription, Farewell};
 use crate::identity::PeerId;
 use crate::proto::codes;
 use crate::proto::frame::RosterFrame;
@@ -41,6 +41,8 @@ pub(crate) struct Actor {
     pub(crate) mesh: Mesh,
     pub(crate) discovery: Arc<dyn Discovery>,
     pub(crate) subscription: Option<DiscoverySubscription>,
+    /// The goodbye of the last subscription stopped, until a new one starts or the session shuts down.
+    pub(crate) farewell: Option<Farewell>,
     pub(crate) advertisement: Advertisement,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) internal: mpsc::Receiver<Internal>,
@@ -105,7 +107,7 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::StartLooking(reply) => {
-                let result = self.start_looking();
+                let result = self.start_looking().await;
                 let _ = reply.send(result);
             }
             Command::RemovePeer(peer, reply) => {
@@ -159,9 +161,11 @@ impl Actor {
         }
     }
 
-    /// Withdraws our advertisement and stops browsing; aborts dials.
+    /// Withdraws our advertisement and stops browsing, without waiting for the goodbye to finish; aborts dials.
     fn withdraw(&mut self) {
-        self.subscription = None;
+        if let Some(subscription) = self.subscription.take() {
+            self.farewell = Some(subscription.stop());
+        }
         for peer in self.shared.clear_nearby() {
             self.ctx
                 .events
@@ -174,9 +178,15 @@ impl Actor {
         self.mesh.release_pending_dials();
     }
 
-    fn start_looking(&mut self) -> Result<(), ControlError> {
-        // Announced anew, so peers that gave up on us while we were not looking find us again.
-        self.subscription = None;
+    async fn start_looking(&mut self) -> Result<(), ControlError> {
+        // Announced anew, so peers that gave up on us while we were not looking find us again. The old
+        // advertisement's goodbye (and its repeat) must be over first, or it would withdraw the new one.
+        if let Some(subscription) = self.subscription.take() {
+            self.farewell = Some(subscription.stop());
+        }
+        if let Some(farewell) = self.farewell.take() {
+            farewell.await;
+        }
         self.subscription = Some(self.discovery.start(self.advertisement.clone())?);
         self.mesh.set_looking(true);
         Ok(())
@@ -547,7 +557,14 @@ impl Actor {
         self.ctx.resources.shutdown();
         self.mesh.set_looking(false);
         self.withdraw();
-        self.leave().await;
+        // The discovery goodbye (bounded by FAREWELL_LIMIT) runs while the peers hear ours.
+        let farewell = self.farewell.take();
+        let discovery_goodbye = async {
+            if let Some(farewell) = farewell {
+                farewell.await;
+            }
+        };
+        tokio::join!(discovery_goodbye, self.leave());
         self.ctx.endpoint.close(codes::GOODBYE.into(), b"shutdown");
         self.tasks.shutdown().await;
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, self.ctx.endpoint.wait_idle()).await;

@@ -414,6 +414,7 @@ impl SessionBuilder {
             mesh: Mesh::new(local_id, config.max_peers),
             discovery,
             subscription: Some(subscription),
+            farewell: None,
             advertisement,
             commands: command_rx,
             internal: internal_rx,

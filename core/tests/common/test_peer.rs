@@ -2,7 +2,7 @@
 //!
 //! Commands arrive on stdin (`{"cmd":"send","text":"hi","reliable":true,"to":null}`, `stop_looking`,
 //! `start_looking`, `peers`, `diagnostics`, `shutdown`); events leave on stdout, one JSON object per line. Logs go to stderr
-//! (`RUST_LOG`).
+//! (`RUST_LOG`). SIGINT and SIGTERM shut the session down cleanly (events `signal`, then `shut_down`).
 #![allow(clippy::print_stdout)]
 
 use std::io::Write;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use multipeer::{
     ConnectionFailure, Event, Identity, MdnsConfig, MdnsDiscovery, Reliability, RemovalReason, Session, SessionConfig,
-    To,
+    StopSignal, To,
 };
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
@@ -69,6 +69,8 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let stop = multipeer::shutdown_signal()?;
+    tokio::pin!(stop);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = arg(&args, "--name").unwrap_or_else(|| "peer".into());
     let service = arg(&args, "--service").unwrap_or_else(|| "test".into());
@@ -96,6 +98,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         tokio::select! {
+            signal = &mut stop => {
+                let name = if signal == StopSignal::Terminate { "SIGTERM" } else { "SIGINT" };
+                emit(json!({"event": "signal", "signal": name}));
+                break;
+            }
             event = events.next(), if read_events => match event {
                 Some(Event::PeerAdded(p)) => emit(json!({"event": "peer_added", "id": p.id, "name": p.display_name})),
                 Some(Event::PeerRemoved { peer, reason }) => emit(json!({
@@ -181,5 +188,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     session.shutdown().await?;
-    Ok(())
+    emit(json!({"event": "shut_down"}));
+    // Not returning: the runtime would wait for its blocking stdin read, which only a new line ends.
+    std::process::exit(0);
 }

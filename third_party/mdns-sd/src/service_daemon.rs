@@ -4322,6 +4322,16 @@ impl Zeroconf {
         };
 
         debug!("UnregisterResend from {:?}", if_addr);
+        // The socket is shared by all interfaces: pick this one for the repeat, as
+        // `send_dns_outgoing` does, or it leaves on whichever interface was used last.
+        let picked = match if_addr.ip() {
+            IpAddr::V4(ipv4) => sock.pktinfo.set_multicast_if_v4(&ipv4),
+            IpAddr::V6(_) => sock.pktinfo.set_multicast_if_v6(intf.index),
+        };
+        if let Err(e) = picked {
+            debug!("UnregisterResend: cannot pick interface {}: {}", intf.name, e);
+            return;
+        }
         multicast_on_intf(
             &packet[..],
             &intf.name,
