@@ -108,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::pin!(stop);
     let (mut input, mut out) = spawn_input(&name);
     out.line(format!(
-        "* you are {name} ({}); looking for peers... /ticket, /join, /peers, /doctor, /quit",
+        "* you are {name} ({}); looking for peers... /nearby, /peers, /ticket, /join, /doctor, /quit",
         session.local_peer().id.short()
     ));
     if let Some(ticket) = arg(&args, "--ticket") {
@@ -118,6 +118,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             _ = &mut stop => break,
             event = events.next() => match event {
+                Some(Event::PeerFound(peer)) => out.line(format!("* nearby: {} ({})", peer.display_name, peer.id.short())),
+                Some(Event::PeerLost(peer)) => out.line(format!("* no longer nearby: {}", peer.display_name)),
                 Some(Event::PeerAdded(peer)) => out.line(format!("* joined: {}", peer.display_name)),
                 Some(Event::PeerRemoved { peer, reason }) => out.line(format!("* left: {} ({reason})", peer.display_name)),
                 Some(Event::Message(m)) => {
@@ -134,6 +136,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 match line.split_once(' ').map_or((line, ""), |(c, rest)| (c, rest.trim())) {
                     ("", _) => {}
                     ("/quit", _) => break,
+                    ("/nearby", _) => {
+                        let names: Vec<String> =
+                            session.nearby().iter().map(|p| format!("{} ({})", p.display_name, p.id.short())).collect();
+                        out.line(format!("* {} nearby: {}", names.len(), names.join(", ")));
+                    }
                     ("/peers", _) => {
                         let names: Vec<String> = session.peers().iter().map(ToString::to_string).collect();
                         out.line(format!("* {} peer(s): {}", names.len(), names.join(", ")));

@@ -35,6 +35,24 @@ fn lines_typed_on_one_chat_appear_on_the_others() {
             peer.expect(T, &want, |v| v["line"].as_str().filter(|l| *l == want).map(drop));
         }
     }
+    // Presence: each finds the two others by discovery (perhaps after joining them: a peer that dialed first
+    // is in the session before its advert is resolved here), then alice lists who is nearby.
+    for (i, peer) in peers.iter_mut().enumerate() {
+        for other in names.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, n)| *n) {
+            let want = format!("* nearby: {other} (");
+            peer.expect(T, &want, |v| {
+                v["line"].as_str().filter(|l| l.starts_with(&want)).map(drop)
+            });
+        }
+    }
+    peers[0].send_line("/nearby");
+    let listed = peers[0].expect(T, "the nearby list", |v| {
+        v["line"]
+            .as_str()
+            .filter(|l| l.starts_with("* 2 nearby: "))
+            .map(str::to_owned)
+    });
+    assert!(listed.contains("bob (") && listed.contains("carol ("), "{listed}");
     // Each types a line; the two others print it with the sender's name.
     for (i, name) in names.iter().enumerate() {
         let text = format!("hello from {name} on host {i}");
@@ -52,6 +70,13 @@ fn lines_typed_on_one_chat_appear_on_the_others() {
     for peer in &mut peers[..2] {
         peer.expect(T, "carol left", |v| {
             v["line"].as_str().filter(|l| l.starts_with("* left: carol")).map(drop)
+        });
+        // Her goodbye on mDNS: no longer nearby either.
+        peer.expect(T, "carol gone from nearby", |v| {
+            v["line"]
+                .as_str()
+                .filter(|l| *l == "* no longer nearby: carol")
+                .map(drop)
         });
     }
 }
