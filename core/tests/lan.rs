@@ -985,12 +985,15 @@ fn the_same_identity_started_twice_is_reported_once_and_does_not_flap() {
         .expect_event(JOIN, "connection_failed", |v| v["reason"] == "identity_in_use");
     assert_eq!(report["peer"], id0.as_str(), "reported with our own id");
     let reported = Instant::now();
-    // The original keeps (or gets back) its link with the other peer, and from then on nothing flaps.
+    // The twin withdraws; the original keeps (or gets back) its link with the other peer: a message from it
+    // arrives. From then on nothing flaps.
+    twin.proc.poll_peers(JOIN, &BTreeSet::new());
+    peers[0].proc.poll_peers(JOIN, &ids(&[&id1]));
     peers[1].proc.poll_peers(JOIN, &ids(&[&id0]));
-    let churn_before = peers[1].proc.events().len();
-    peers[1].proc.take_all();
     send(&mut peers[0], "still the original", true, Some(&id1));
     expect_message(&mut peers[1], &id0, "still the original", true);
+    let churn_before = peers[1].proc.events().len();
+    peers[1].proc.take_all();
     peers[1]
         .proc
         .expect_none(QUIET, "the twin's id flapping at the other peer", |v| {
