@@ -92,7 +92,7 @@ impl Progress {
     }
 }
 
-/// A resource a peer offers; see [`crate::SessionDelegate::should_accept_resource`].
+/// A resource a peer offers; see [`crate::SessionBuilder::resource_filter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResourceOffer {

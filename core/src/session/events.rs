@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
-use crate::resource::{ResourceError, ResourceOffer, ResourceTransfer};
+use crate::resource::{ResourceError, ResourceTransfer};
 
 pub(crate) use super::queue::{queue, EventSender, LaneGate, PeerLane};
 pub use super::queue::{Events, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD};
@@ -266,12 +266,14 @@ pub struct Invitation {
     pub inbound: bool,
 }
 
-/// Receives a session's events. Every method has a default, so implement only what you need.
+/// Receives a session's events as callbacks: an adapter over [`Events`], the primary way. Every method has a
+/// default, so implement only what you need.
 ///
 /// Methods are called one at a time, in event order, on a dedicated thread of the session (never on an
 /// async runtime worker). A slow method delays later events; past [`EVENT_BYTES_PER_PEER`] of a peer's messages
 /// the session stops reading from that peer until the delegate catches up (membership events never wait).
-/// [`SessionDelegate::should_admit`] is called on the session's runtime and must return quickly.
+/// Decisions (who may join, which files to accept) are not callbacks here but the builder's one hook each:
+/// [`crate::SessionBuilder::admission`] and [`crate::SessionBuilder::resource_filter`].
 pub trait SessionDelegate: Send + Sync + 'static {
     /// Discovery found a peer nearby (or what it announces changed).
     fn peer_found(&self, peer: &NearbyPeer) {
@@ -321,20 +323,6 @@ pub trait SessionDelegate: Send + Sync + 'static {
     /// A resource from a peer finished: `Ok(path)` once saved complete and verified, or why it failed.
     fn resource_finished(&self, transfer: &ResourceTransfer, result: &Result<PathBuf, ResourceError>) {
         let _ = (transfer, result);
-    }
-
-    /// Decides whether to accept a resource a peer offers (offers above
-    /// [`crate::SessionConfigBuilder::max_resource_size`] are refused before this is asked). The default
-    /// accepts. Called on the session's runtime: return quickly.
-    fn should_accept_resource(&self, offer: &ResourceOffer) -> bool {
-        let _ = offer;
-        true
-    }
-
-    /// Decides whether a peer may join. The default admits everyone.
-    fn should_admit(&self, invitation: &Invitation) -> bool {
-        let _ = invitation;
-        true
     }
 }
 

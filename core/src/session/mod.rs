@@ -278,17 +278,18 @@ impl SessionBuilder {
         self
     }
 
-    /// Decides per peer whether it may join (when events are consumed as a stream; a delegate decides with
-    /// [`SessionDelegate::should_admit`]). Called on the session's runtime: return quickly.
+    /// The one admission hook: decides per peer whether it may join, whether events are read as a stream or
+    /// through a [`SessionDelegate`]. Without it every peer is admitted. Called on the session's runtime: return
+    /// quickly.
     pub fn admission(mut self, admit: impl Fn(&Invitation) -> bool + Send + Sync + 'static) -> Self {
         self.admission = Some(Arc::new(admit));
         self
     }
 
-    /// Decides per offered resource whether to accept it (when events are consumed as a stream; a delegate
-    /// decides with [`SessionDelegate::should_accept_resource`]). Offers above
-    /// [`crate::SessionConfigBuilder::max_resource_size`] are refused before this is asked. Called on the
-    /// session's runtime: return quickly.
+    /// The one resource hook: decides per offered resource whether to accept it, whether events are read as a
+    /// stream or through a [`SessionDelegate`]. Without it every offer within
+    /// [`crate::SessionConfigBuilder::max_resource_size`] is accepted (larger ones are refused before this is
+    /// asked). Called on the session's runtime: return quickly.
     pub fn resource_filter(mut self, accept: impl Fn(&ResourceOffer) -> bool + Send + Sync + 'static) -> Self {
         self.resource_filter = Some(Arc::new(accept));
         self
@@ -300,16 +301,10 @@ impl SessionBuilder {
     }
 
     /// Starts the session and delivers its events to `delegate`, on a thread of the session's own.
-    pub async fn start(mut self, delegate: impl SessionDelegate) -> Result<Session, StartError> {
+    /// The delegate adapts the event stream to callbacks; admission and resource offers are decided by the
+    /// builder's [`SessionBuilder::admission`] and [`SessionBuilder::resource_filter`], as for the stream.
+    pub async fn start(self, delegate: impl SessionDelegate) -> Result<Session, StartError> {
         let delegate = Arc::new(delegate);
-        if self.admission.is_none() {
-            let d = delegate.clone();
-            self.admission = Some(Arc::new(move |invitation: &Invitation| d.should_admit(invitation)));
-        }
-        if self.resource_filter.is_none() {
-            let d = delegate.clone();
-            self.resource_filter = Some(Arc::new(move |offer: &ResourceOffer| d.should_accept_resource(offer)));
-        }
         let (session, mut events) = self.launch()?;
         let runtime = tokio::runtime::Handle::current();
         std::thread::Builder::new()
