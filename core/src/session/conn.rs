@@ -553,6 +553,19 @@ pub(crate) async fn accept_loop(ctx: Arc<ConnCtx>) {
     }
 }
 
+/// We were dialed by our own id (its certificate proved it): the same identity runs twice. Close with our
+/// session's age and let the session check it back (`twin.rs`).
+async fn answer_twin(ctx: &ConnCtx, conn: &quinn::Connection) {
+    let age = ctx.started.elapsed().as_millis().to_string();
+    conn.close(codes::IDENTITY_IN_USE.into(), age.as_bytes());
+    let _ = ctx
+        .internal
+        .send(Internal::TwinDialed {
+            addr: conn.remote_address(),
+        })
+        .await;
+}
+
 async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
     let remote = incoming.remote_address();
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, async { incoming.accept()?.await }).await {
@@ -571,7 +584,7 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         return;
     };
     if peer == ctx.local_id {
-        super::twin::answer(ctx, &conn).await;
+        answer_twin(ctx, &conn).await;
         return;
     }
     let admitted = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_exchange(ctx, peer, &conn)).await {

@@ -3,8 +3,8 @@
 //! Two sessions with one id make every other peer flap between them, each connection replacing the other. A
 //! session that sees an advert with its own id elsewhere, or is dialed by its own id, checks by dialing that
 //! address: only a TLS handshake in which the other side proves the same key counts, so a forged advert changes
-//! nothing. The side that is dialed closes at once with `IDENTITY_IN_USE` and its session's age as the reason;
-//! the younger session yields (withdraws, as after `disconnect`) and tells its app, once.
+//! nothing. The side that is dialed closes at once with `IDENTITY_IN_USE` and its session's age as the reason
+//! (`conn::answer_twin`); the younger session yields (withdraws, as after `disconnect`) and tells its app, once.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -81,18 +81,6 @@ async fn probe_inner(ctx: &ConnCtx, addrs: &[SocketAddr]) -> Option<(SocketAddr,
         }
         _ => None,
     }
-}
-
-/// We were dialed by our own id (its certificate proved it): close with our age and check it back.
-pub(crate) async fn answer(ctx: &ConnCtx, conn: &quinn::Connection) {
-    let age = ctx.started.elapsed().as_millis().to_string();
-    conn.close(codes::IDENTITY_IN_USE.into(), age.as_bytes());
-    let _ = ctx
-        .internal
-        .send(Internal::TwinDialed {
-            addr: conn.remote_address(),
-        })
-        .await;
 }
 
 #[cfg(test)]
