@@ -31,6 +31,11 @@ pub const MAX_INVITATION_CONTEXT_LEN: usize = 1024;
 /// Discovery-info keys the library uses itself.
 pub const RESERVED_DISCOVERY_KEYS: &[&str] = &["id", "pv", "dn"];
 
+/// Default [`SessionConfigBuilder::invitation_timeout`]: 30 s.
+pub const DEFAULT_INVITATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest [`SessionConfigBuilder::invitation_timeout`]: 5 minutes.
+pub const MAX_INVITATION_TIMEOUT: Duration = Duration::from_secs(300);
+
 const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -109,12 +114,31 @@ pub enum ConfigError {
         #[source]
         reason: DirectoryError,
     },
+    /// The invitation timeout is out of range.
+    #[error("invalid invitation timeout {value:?}; allowed: 1 s..=300 s")]
+    InvitationTimeoutOutOfRange {
+        /// The rejected value.
+        value: Duration,
+    },
     /// The idle or keep-alive timeout is out of range.
     #[error("invalid timeouts: {problem}; allowed: idle timeout 500 ms..=600 s, keep-alive interval shorter than it")]
     InvalidTimeouts {
         /// What is wrong with them.
         problem: &'static str,
     },
+}
+
+/// Who decides that a peer joins the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvitationMode {
+    /// Every peer found joins (the session's admission hook may still refuse one). Right for games and chats.
+    #[default]
+    Auto,
+    /// Nothing is dialed until the app calls [`crate::Session::invite`]; an invited peer's app gets an
+    /// [`crate::Event::Invitation`] and accepts or declines it. Members of a session link with each other
+    /// without asking again: accepting an invitation joins the inviter's session.
+    Manual,
 }
 
 /// How QUIC paces sending when packets are lost.
@@ -152,6 +176,8 @@ pub struct SessionConfig {
     pub(crate) identity: Identity,
     pub(crate) passphrase: Option<Secret>,
     pub(crate) invitation_context: Option<Vec<u8>>,
+    pub(crate) invitation_mode: InvitationMode,
+    pub(crate) invitation_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) keep_alive_interval: Duration,
     pub(crate) bind_addr: Option<SocketAddr>,
@@ -197,6 +223,8 @@ impl SessionConfig {
             identity: None,
             passphrase: None,
             invitation_context: None,
+            invitation_mode: InvitationMode::Auto,
+            invitation_timeout: DEFAULT_INVITATION_TIMEOUT,
             idle_timeout: Duration::from_secs(5),
             keep_alive_interval: None,
             bind_addr: None,
@@ -267,6 +295,8 @@ pub struct SessionConfigBuilder {
     identity: Option<Identity>,
     passphrase: Option<Secret>,
     invitation_context: Option<Vec<u8>>,
+    invitation_mode: InvitationMode,
+    invitation_timeout: Duration,
     idle_timeout: Duration,
     keep_alive_interval: Option<Duration>,
     bind_addr: Option<SocketAddr>,
@@ -306,7 +336,8 @@ impl SessionConfigBuilder {
     }
 
     /// A passphrase every peer must share to join. It never crosses the network: peers prove knowledge of
-    /// it with an HMAC bound to the TLS session.
+    /// it with a PAKE (SPAKE2) bound to the TLS session, which gives an eavesdropper or a fake peer nothing to
+    /// test guesses against offline.
     pub fn passphrase(mut self, passphrase: impl Into<String>) -> Self {
         self.passphrase = Some(Secret(passphrase.into()));
         self
@@ -315,6 +346,19 @@ impl SessionConfigBuilder {
     /// Bytes sent with every invitation this peer makes, shown to the invited peer's admission decision.
     pub fn invitation_context(mut self, context: impl Into<Vec<u8>>) -> Self {
         self.invitation_context = Some(context.into());
+        self
+    }
+
+    /// Who decides that a peer joins: [`InvitationMode::Auto`] (default) or [`InvitationMode::Manual`].
+    pub fn invitation_mode(mut self, mode: InvitationMode) -> Self {
+        self.invitation_mode = mode;
+        self
+    }
+
+    /// How long an invitation waits for the app's answer before it is declined (default 30 s, at most
+    /// [`MAX_INVITATION_TIMEOUT`]).
+    pub fn invitation_timeout(mut self, timeout: Duration) -> Self {
+        self.invitation_timeout = timeout;
         self
     }
 
@@ -405,6 +449,11 @@ impl SessionConfigBuilder {
                 return Err(ConfigError::InvitationContextTooLarge { size: context.len() });
             }
         }
+        if !(Duration::from_secs(1)..=MAX_INVITATION_TIMEOUT).contains(&self.invitation_timeout) {
+            return Err(ConfigError::InvitationTimeoutOutOfRange {
+                value: self.invitation_timeout,
+            });
+        }
         if self.passphrase.as_ref().is_some_and(|p| p.0.is_empty()) {
             return Err(ConfigError::EmptyPassphrase);
         }
@@ -445,6 +494,8 @@ impl SessionConfigBuilder {
             identity: self.identity.unwrap_or_else(Identity::generate),
             passphrase: self.passphrase,
             invitation_context: self.invitation_context,
+            invitation_mode: self.invitation_mode,
+            invitation_timeout: self.invitation_timeout,
             idle_timeout: self.idle_timeout,
             keep_alive_interval,
             bind_addr: self.bind_addr,

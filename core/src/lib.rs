@@ -50,8 +50,9 @@ mod tls;
 mod trust;
 
 pub use config::{
-    ConfigError, CongestionControl, DirectoryError, SessionConfig, SessionConfigBuilder,
-    DEFAULT_MAX_RESOURCE_BYTES_PER_PEER, DEFAULT_MAX_RESOURCE_SIZE, DEFAULT_RESUME_WINDOW,
+    ConfigError, CongestionControl, DirectoryError, InvitationMode, SessionConfig, SessionConfigBuilder,
+    DEFAULT_INVITATION_TIMEOUT, DEFAULT_MAX_RESOURCE_BYTES_PER_PEER, DEFAULT_MAX_RESOURCE_SIZE, DEFAULT_RESUME_WINDOW,
+    MAX_INVITATION_TIMEOUT,
 };
 pub use diagnostics::Diagnostics;
 pub use discovery::{
@@ -63,10 +64,11 @@ pub use resource::{
     Delivered, Direction, Progress, RefusalReason, ResourceError, ResourceId, ResourceOffer, ResourceTransfer,
     MAX_INCOMING_PER_PEER, MAX_INCOMING_TRANSFERS,
 };
-pub use session::error::{ControlError, SendError, StartError, StreamError};
+pub use session::error::{ControlError, InviteError, SendError, StartError, StreamError};
 pub use session::events::{
-    ConnectionFailure, Event, Events, Invitation, Message, NearbyPeer, Peer, Reliability, RemovalReason,
-    SessionDelegate, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD,
+    AnswerError, ConnectionFailure, Event, Events, Invitation, Message, NearbyPeer, Peer, PendingInvitation,
+    Reliability, RemovalReason, SessionDelegate, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL,
+    EVENT_OVERHEAD,
 };
 pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};

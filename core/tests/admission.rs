@@ -126,7 +126,7 @@ async fn attacker_session(endpoint: &quinn::Endpoint, id: PeerId, answer: Answer
                 Frame::Auth(b) | Frame::Hello(b) | Frame::Message(b) | Frame::Roster(b) => {
                     recorded.extend_from_slice(&b)
                 }
-                Frame::Goodbye => {}
+                Frame::Goodbye | Frame::Asking(_) => {}
             }
         }
     }

@@ -33,6 +33,8 @@ pub const NOT_LOOKING: u32 = 0x0e;
 /// The dialer presented our own id: the same identity runs twice. The reason holds the age of the dialed session
 /// in milliseconds (decimal).
 pub const IDENTITY_IN_USE: u32 = 0x0f;
+/// The invited peer's app did not answer the invitation in time.
+pub const NO_ANSWER: u32 = 0x10;
 
 /// Why a connection attempt or a connection was refused, as decoded from a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,8 @@ pub enum CloseCode {
     NotLooking,
     /// See [`IDENTITY_IN_USE`].
     IdentityInUse,
+    /// See [`NO_ANSWER`].
+    NoAnswer,
     /// A code this version does not know.
     Unknown(u64),
 }
@@ -94,6 +98,7 @@ impl CloseCode {
             Ok(NOT_MEMBER) => Self::NotMember,
             Ok(NOT_LOOKING) => Self::NotLooking,
             Ok(IDENTITY_IN_USE) => Self::IdentityInUse,
+            Ok(NO_ANSWER) => Self::NoAnswer,
             _ => Self::Unknown(code),
         }
     }
@@ -117,6 +122,7 @@ impl CloseCode {
             Self::NotMember => NOT_MEMBER,
             Self::NotLooking => NOT_LOOKING,
             Self::IdentityInUse => IDENTITY_IN_USE,
+            Self::NoAnswer => NO_ANSWER,
             Self::Unknown(code) => return code,
         })
     }
@@ -128,7 +134,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in 0..=15u64 {
+        for code in 0..=16u64 {
             assert_eq!(CloseCode::from_code(code).code(), code);
         }
         assert_eq!(CloseCode::from_code(u64::MAX), CloseCode::Unknown(u64::MAX));

@@ -31,6 +31,11 @@ pub const FRAME_ROSTER: u8 = 0x05;
 pub const MAX_ROSTER_LEN: usize = 2048;
 /// Frame type: one message of the admission exchange (see [`crate::proto::auth`]), before the hello.
 pub const FRAME_AUTH: u8 = 0x04;
+/// Frame type: the acceptor's app is asked about the invitation; its hello may take up to the milliseconds this
+/// frame carries (u32 big-endian). Only from the acceptor, only before its hello.
+pub const FRAME_ASKING: u8 = 0x06;
+/// Longest wait an [`FRAME_ASKING`] frame may announce; a dialer waits no longer whatever it says.
+pub const MAX_ASKING_MS: u32 = 300_000;
 
 /// Bytes of a frame header.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -85,6 +90,8 @@ pub enum Frame {
     Auth(Bytes),
     /// A roster update (undecoded JSON; see [`RosterFrame::decode`]).
     Roster(Bytes),
+    /// The acceptor's app is deciding on the invitation for up to this many milliseconds.
+    Asking(u32),
 }
 
 fn max_len(frame_type: u8) -> Result<usize, FrameError> {
@@ -94,6 +101,7 @@ fn max_len(frame_type: u8) -> Result<usize, FrameError> {
         FRAME_GOODBYE => Ok(0),
         FRAME_AUTH => Ok(crate::proto::auth::MAX_AUTH_LEN),
         FRAME_ROSTER => Ok(MAX_ROSTER_LEN),
+        FRAME_ASKING => Ok(4),
         other => Err(FrameError::UnknownFrameType(other)),
     }
 }
@@ -118,6 +126,10 @@ pub fn decode_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
     }
     buf.advance(FRAME_HEADER_LEN);
     let payload = buf.split_to(len).freeze();
+    if frame_type == FRAME_ASKING {
+        let ms: [u8; 4] = payload[..].try_into().map_err(|_| FrameError::Truncated)?;
+        return Ok(Some(Frame::Asking(u32::from_be_bytes(ms))));
+    }
     Ok(Some(match frame_type {
         FRAME_HELLO => Frame::Hello(payload),
         FRAME_MESSAGE => Frame::Message(payload),
@@ -142,12 +154,17 @@ pub fn frame_header(frame_type: u8, len: usize) -> Result<[u8; FRAME_HEADER_LEN]
 
 /// Encodes a whole frame (header and payload).
 pub fn encode_frame(frame: &Frame) -> Result<Bytes, FrameError> {
+    let asking;
     let (frame_type, payload): (u8, &[u8]) = match frame {
         Frame::Hello(p) => (FRAME_HELLO, p),
         Frame::Message(p) => (FRAME_MESSAGE, p),
         Frame::Goodbye => (FRAME_GOODBYE, &[]),
         Frame::Auth(p) => (FRAME_AUTH, p),
         Frame::Roster(p) => (FRAME_ROSTER, p),
+        Frame::Asking(ms) => {
+            asking = ms.to_be_bytes();
+            (FRAME_ASKING, &asking)
+        }
     };
     let mut out = BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
     out.put_slice(&frame_header(frame_type, payload.len())?);
@@ -359,6 +376,7 @@ mod tests {
             Frame::Hello(hello().encode().unwrap()),
             Frame::Message(Bytes::from_static(b"hi")),
             Frame::Message(Bytes::new()),
+            Frame::Asking(30_000),
             Frame::Goodbye,
         ];
         let wire: Vec<u8> = frames.iter().flat_map(|f| encode_frame(f).unwrap().to_vec()).collect();
@@ -380,6 +398,10 @@ mod tests {
         assert!(matches!(decode_frame(&mut buf), Err(FrameError::TooLarge { .. })));
         let mut buf = BytesMut::from(&[0x7f, 0, 0, 0, 0][..]);
         assert_eq!(decode_frame(&mut buf), Err(FrameError::UnknownFrameType(0x7f)));
+        let mut buf = BytesMut::from(&[FRAME_ASKING, 0, 0, 0, 5, 0, 0, 0, 0, 0][..]);
+        assert!(matches!(decode_frame(&mut buf), Err(FrameError::TooLarge { .. })));
+        let mut buf = BytesMut::from(&[FRAME_ASKING, 0, 0, 0, 3, 0, 0, 0][..]);
+        assert_eq!(decode_frame(&mut buf), Err(FrameError::Truncated));
         let mut buf = BytesMut::from(&[FRAME_GOODBYE, 0, 0, 0, 1, 0][..]);
         assert!(matches!(decode_frame(&mut buf), Err(FrameError::TooLarge { .. })));
         assert!(frame_header(FRAME_MESSAGE, MAX_MESSAGE_LEN + 1).is_err());

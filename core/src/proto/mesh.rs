@@ -144,6 +144,17 @@ pub enum Action {
     Close(PeerId, AttemptId, Refusal),
 }
 
+/// What an inbound peer needs before [`Mesh::inbound`] (see [`Mesh::consent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// Nothing: go on with [`Mesh::inbound`].
+    NotNeeded,
+    /// The app must accept the invitation first ([`Mesh::consented`]).
+    Ask,
+    /// Refuse it now.
+    Refuse(Refusal),
+}
+
 /// A candidate as [`Mesh::candidates`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CandidateState {
@@ -176,6 +187,10 @@ struct Candidate {
 pub struct Mesh {
     local: PeerId,
     looking: bool,
+    /// Manual invitations: only invited peers are dialed, and newcomers need the app's consent.
+    manual: bool,
+    /// Peers whose invitation the app accepted, until they are connected.
+    consented: HashSet<PeerId>,
     roster: Roster,
     slots: HashMap<PeerId, Slot>,
     candidates: HashMap<PeerId, Candidate>,
@@ -204,6 +219,8 @@ impl Mesh {
         Self {
             local,
             looking: true,
+            manual: false,
+            consented: HashSet::new(),
             roster: Roster::new(local, max_peers),
             slots: HashMap::new(),
             candidates: HashMap::new(),
@@ -233,6 +250,44 @@ impl Mesh {
         self.looking = looking;
         if !looking {
             self.candidates.retain(|p, _| self.roster.contains(p));
+        }
+    }
+
+    /// Switches to manual invitations: no one outside the session is dialed unless invited
+    /// ([`Mesh::invite`]), and a newcomer joins only with the app's consent ([`Mesh::consent`]).
+    pub fn set_manual(&mut self, manual: bool) {
+        self.manual = manual;
+    }
+
+    /// Whether a peer that dialed us with roster `theirs` needs the app's consent first. Only in manual mode,
+    /// and only for a peer outside our session that we did not invite, when we would admit it (we are free
+    /// or lead our session; a member redirects to its leader, who asks). A peer claiming a session with us
+    /// that our own roster does not confirm waits (and backs off) until one of our members tells us.
+    pub fn consent(&self, peer: &PeerId, theirs: &RosterView) -> Consent {
+        let invited = self.candidates.get(peer).is_some_and(|c| c.invited) || self.consented.contains(peer);
+        if !self.manual || invited || !self.looking || self.roster.contains(peer) || self.blocked.contains(peer) {
+            return Consent::NotNeeded;
+        }
+        if theirs.contains(&self.local) {
+            return Consent::Refuse(Refusal::NotLooking);
+        }
+        if self.roster.waiting_on().is_some() || !self.roster.is_leader() {
+            return Consent::NotNeeded;
+        }
+        Consent::Ask
+    }
+
+    /// The app accepted `peer`'s invitation: it is admitted under the usual rules from now on.
+    pub fn consented(&mut self, peer: PeerId) {
+        if self.consented.len() < MAX_CANDIDATES {
+            self.consented.insert(peer);
+        }
+    }
+
+    /// Forgets an invitation to `peer` (it failed, or the app gave up on it).
+    pub fn uninvite(&mut self, peer: &PeerId) {
+        if let Some(c) = self.candidates.get_mut(peer) {
+            c.invited = false;
         }
     }
 
@@ -326,9 +381,24 @@ impl Mesh {
         }
     }
 
+    /// The app invites `peer`, a candidate discovery found: it is dialed whatever our role in the session (even
+    /// if it waited for rediscovery). Returns `false` if `peer` is no candidate.
+    pub fn invite_candidate(&mut self, peer: &PeerId, now: Instant) -> bool {
+        let Some(c) = self.candidates.get_mut(peer) else {
+            return false;
+        };
+        c.invited = true;
+        c.leader = None;
+        c.parked = false;
+        c.failures = 0;
+        c.next_attempt = now;
+        true
+    }
+
     /// Discovery lost `peer`. An established link stays: liveness is the transport's job.
     pub fn lost(&mut self, peer: &PeerId) {
         self.candidates.remove(peer);
+        self.consented.remove(peer);
         if self.roster.waiting_on() == Some(*peer) {
             self.roster.stop_waiting();
         }

@@ -8,9 +8,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::conn::{self, ConnCtx, Handshaked, Internal};
+use super::conn::{self, ConnCtx, Handshaked, Inbound, Internal};
 use super::error::ControlError;
 use super::events::{Event, Invitation, Peer, RemovalReason};
+use super::invites::{InviteReply, Invites};
 use super::writer::ControlWriter;
 use super::{Link, Shared};
 use crate::diagnostics::{interface_addresses, AttemptDiagnostics, Diagnostics, LinkDiagnostics};
@@ -19,7 +20,8 @@ use crate::identity::PeerId;
 use crate::proto::codes;
 use crate::proto::frame::RosterFrame;
 use crate::proto::frame::{self, Frame};
-use crate::proto::mesh::{Action, AttemptId, Mesh, Refusal, Retry, Slot};
+use crate::proto::mesh::{Action, AttemptId, Consent, Mesh, Refusal, Retry, Slot};
+use crate::proto::roster::RosterView;
 
 /// How long a leaving peer waits for the others to acknowledge its goodbye.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -33,6 +35,12 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
     AddCandidate(DiscoveredPeer, oneshot::Sender<()>),
     Diagnostics(oneshot::Sender<Diagnostics>),
+    Invite {
+        peer: PeerId,
+        context: Option<Vec<u8>>,
+        reply: InviteReply,
+    },
+    CancelInvite(PeerId),
 }
 
 pub(crate) struct Actor {
@@ -51,6 +59,7 @@ pub(crate) struct Actor {
     pub(crate) drivers: HashMap<PeerId, AbortHandle>,
     pub(crate) last_failure: HashMap<PeerId, String>,
     pub(crate) twin: super::twin::TwinWatch,
+    pub(crate) invites: Invites,
 }
 
 async fn next_discovery(subscription: &mut Option<DiscoverySubscription>) -> Option<DiscoveryEvent> {
@@ -144,10 +153,26 @@ impl Actor {
             Command::Diagnostics(reply) => {
                 let _ = reply.send(self.diagnostics());
             }
+            Command::Invite { peer, context, reply } => self.invite(peer, context, reply),
+            Command::CancelInvite(peer) => {
+                if self.invites.cancel(&peer) {
+                    self.mesh.uninvite(&peer);
+                }
+            }
             Command::Shutdown(reply) => {
                 // Handled by the loop; kept exhaustive.
                 let _ = reply.send(());
             }
+        }
+    }
+
+    fn invite(&mut self, peer: PeerId, context: Option<Vec<u8>>, reply: InviteReply) {
+        if self.shared.link(&peer).is_some() {
+            let _ = reply.send(Ok(()));
+        } else if peer == self.ctx.local_id || !self.mesh.invite_candidate(&peer, std::time::Instant::now()) {
+            let _ = reply.send(Err(super::error::InviteError::NotNearby(peer)));
+        } else {
+            self.invites.add(peer, context, reply);
         }
     }
 
@@ -295,6 +320,44 @@ impl Actor {
         }
     }
 
+    /// A peer that passed admission sent its hello: admit it, refuse it, or have the app asked first.
+    fn inbound(&mut self, peer: PeerId, roster: &RosterView, consented: bool, reply: oneshot::Sender<Inbound>) {
+        if consented {
+            self.mesh.consented(peer);
+        } else {
+            match self.mesh.consent(&peer, roster) {
+                Consent::NotNeeded => {}
+                Consent::Ask => {
+                    let _ = reply.send(Inbound::Ask);
+                    return;
+                }
+                Consent::Refuse(refusal) => {
+                    let _ = reply.send(Inbound::Refuse(refusal));
+                    return;
+                }
+            }
+        }
+        match self.mesh.inbound(peer, roster) {
+            Ok(admission) => {
+                if let Some(dial) = admission.abort_dial.and_then(|a| self.dials.remove(&a)) {
+                    dial.abort();
+                }
+                if admission.replaces.is_some() {
+                    if let Some(old) = self.take_link(&peer) {
+                        old.conn
+                            .close(codes::REPLACED.into(), b"replaced by a newer connection");
+                        let reason = RemovalReason::ConnectionLost("the peer reconnected".into());
+                        self.removed(&old, reason);
+                    }
+                }
+                let _ = reply.send(Inbound::Admit(admission.attempt, admission.roster));
+            }
+            Err(refusal) => {
+                let _ = reply.send(Inbound::Refuse(refusal));
+            }
+        }
+    }
+
     fn start_dials(&mut self) {
         let now = std::time::Instant::now();
         while let Some(dial) = self.mesh.poll_dial(now) {
@@ -321,7 +384,8 @@ impl Actor {
             tracing::debug!(peer = %dial.peer.short(), attempt = dial.attempt, "dialing");
             let attempt = dial.attempt;
             let roster = self.mesh.roster();
-            let handle = self.tasks.spawn(conn::dial(self.ctx.clone(), dial, roster));
+            let context = self.invites.context(&dial.peer);
+            let handle = self.tasks.spawn(conn::dial(self.ctx.clone(), dial, roster, context));
             self.dials.insert(attempt, handle);
         }
     }
@@ -336,6 +400,10 @@ impl Actor {
                     Err((failure, retry)) => {
                         self.mesh.dial_failed(peer, attempt, retry, now);
                         if let Some(reason) = failure {
+                            // A refusal ends the app's invitation; a peer out of reach is tried until it times out.
+                            if retry != Retry::Backoff && self.invites.failed(&peer, &reason) {
+                                self.mesh.uninvite(&peer);
+                            }
                             self.report_failure(peer, reason);
                         }
                     }
@@ -344,7 +412,7 @@ impl Actor {
             // The app is far behind on membership events: admit no one until it catches up.
             Internal::InboundHello { reply, .. } if self.ctx.events.backlogged() => {
                 // Refused as full (the dialer backs off up to 5 s), not "not yet" (it would retry every 25 ms).
-                let _ = reply.send(Err(Refusal::Full(
+                let _ = reply.send(Inbound::Refuse(Refusal::Full(
                     self.mesh.roster().leader().unwrap_or(self.ctx.local_id),
                 )));
             }
@@ -353,25 +421,12 @@ impl Actor {
                 Some(into) => self.mesh.dissolved(peer, into, now),
                 None => self.mesh.roster_received(peer, &frame.roster),
             },
-            Internal::InboundHello { peer, roster, reply } => match self.mesh.inbound(peer, &roster) {
-                Ok(admission) => {
-                    if let Some(dial) = admission.abort_dial.and_then(|a| self.dials.remove(&a)) {
-                        dial.abort();
-                    }
-                    if admission.replaces.is_some() {
-                        if let Some(old) = self.take_link(&peer) {
-                            old.conn
-                                .close(codes::REPLACED.into(), b"replaced by a newer connection");
-                            let reason = RemovalReason::ConnectionLost("the peer reconnected".into());
-                            self.removed(&old, reason);
-                        }
-                    }
-                    let _ = reply.send(Ok((admission.attempt, admission.roster)));
-                }
-                Err(refusal) => {
-                    let _ = reply.send(Err(refusal));
-                }
-            },
+            Internal::InboundHello {
+                peer,
+                roster,
+                consented,
+                reply,
+            } => self.inbound(peer, &roster, consented, reply),
             Internal::InboundDone { peer, attempt, result } => match result {
                 Some(handshaked) => self.established(peer, attempt, *handshaked).await,
                 None => self.mesh.inbound_failed(peer, attempt),
@@ -410,6 +465,7 @@ impl Actor {
             return;
         }
         self.last_failure.remove(&peer);
+        self.invites.joined(&peer);
         tracing::info!(peer = %info, remote = %conn.remote_address(), "peer added");
         let control = Arc::new(ControlWriter::new(control_send));
         let lane = self.ctx.events.lane();
@@ -554,6 +610,7 @@ impl Actor {
 
     async fn shutdown(mut self) {
         self.shared.close();
+        self.invites.close();
         self.ctx.resources.shutdown();
         self.mesh.set_looking(false);
         self.withdraw();

@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
 use super::events::{
-    ConnectionFailure, Event, EventSender, Invitation, Message, Peer, PeerLane, Reliability, RemovalReason,
+    ConnectionFailure, Event, EventSender, Invitation, Message, Peer, PeerLane, PendingInvitation, Reliability,
+    RemovalReason,
 };
 use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
@@ -50,6 +51,8 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const NEXT_ADDRESS_DELAY: Duration = Duration::from_millis(250);
 /// Most inbound handshakes in progress at once; further connection attempts are refused.
 pub(crate) const MAX_PENDING_HANDSHAKES: usize = 16;
+/// Most invitations waiting for the app's answer at once; more are refused as "not now" (the inviter backs off).
+pub(crate) const MAX_PENDING_INVITATIONS: usize = 4;
 /// Most incoming named streams per connection whose name has not arrived yet.
 const MAX_PENDING_STREAM_NAMES: usize = 64;
 /// Largest chunk read from the control stream at once.
@@ -73,6 +76,20 @@ pub(crate) struct ConnCtx {
     pub(crate) events: EventSender,
     /// When the session started (its age settles which of two sessions with one identity yields).
     pub(crate) started: std::time::Instant,
+    /// How long the app may take to answer an invitation.
+    pub(crate) invitation_timeout: Duration,
+    /// One permit per invitation waiting for the app ([`MAX_PENDING_INVITATIONS`]).
+    pub(crate) asking: Arc<tokio::sync::Semaphore>,
+}
+
+/// The actor's answer to an inbound hello.
+pub(crate) enum Inbound {
+    /// Go on: the attempt id and the roster to send in our hello.
+    Admit(AttemptId, RosterView),
+    /// Close with this refusal.
+    Refuse(Refusal),
+    /// Ask the app first ([`crate::InvitationMode::Manual`]), then send the hello again as consented.
+    Ask,
 }
 
 /// A connection whose hello exchange completed.
@@ -98,7 +115,9 @@ pub(crate) enum Internal {
     InboundHello {
         peer: PeerId,
         roster: RosterView,
-        reply: oneshot::Sender<Result<(AttemptId, RosterView), Refusal>>,
+        /// The app accepted this peer's invitation.
+        consented: bool,
+        reply: oneshot::Sender<Inbound>,
     },
     Roster {
         peer: PeerId,
@@ -137,6 +156,14 @@ pub(crate) struct HandshakeError {
 }
 
 impl HandshakeError {
+    /// The peer's hello did not come in time.
+    fn no_hello() -> Self {
+        Self {
+            close: Some(codes::HELLO_TIMEOUT),
+            ..Self::protocol("no hello in time")
+        }
+    }
+
     fn protocol(detail: impl Into<String>) -> Self {
         Self {
             close: Some(codes::PROTOCOL_ERROR),
@@ -173,6 +200,7 @@ impl From<ConnectionError> for HandshakeError {
                 CloseCode::NotMember => (None, Retry::Removed),
                 CloseCode::NotLooking => (None, Retry::Later),
                 CloseCode::Declined => (Some(ConnectionFailure::Declined), Retry::UntilRediscovered),
+                CloseCode::NoAnswer => (Some(ConnectionFailure::NoAnswer), Retry::UntilRediscovered),
                 CloseCode::Expelled => (Some(ConnectionFailure::Expelled), Retry::UntilRediscovered),
                 CloseCode::WrongPassphrase => (Some(ConnectionFailure::WrongPassphrase), Retry::UntilRediscovered),
                 CloseCode::RateLimited => (Some(ConnectionFailure::TooManyAttempts), Retry::Backoff),
@@ -219,12 +247,20 @@ fn close(conn: &quinn::Connection, code: u32, reason: &str) {
     conn.close(VarInt::from_u32(code), reason.as_bytes());
 }
 
-/// Our hello, framed (sent only once the admission exchange succeeded).
-fn our_hello(ctx: &ConnCtx, dialer: bool, roster: RosterView) -> Result<Bytes, HandshakeError> {
+/// Our hello, framed (sent only once the admission exchange succeeded). A dialer sends `context` (the app's
+/// invitation), or else the configured one; an acceptor sends none.
+fn our_hello(
+    ctx: &ConnCtx,
+    dialer: bool,
+    roster: RosterView,
+    context: Option<Vec<u8>>,
+) -> Result<Bytes, HandshakeError> {
     let mut hello = ctx.hello.clone();
     hello.roster = roster;
     if !dialer {
         hello.invitation_context = None;
+    } else if context.is_some() {
+        hello.invitation_context = context;
     }
     Ok(frame::encode_frame(&Frame::Hello(hello.encode()?))?)
 }
@@ -292,9 +328,30 @@ impl ControlReader {
         }
     }
 
+    /// The acceptor's hello, waiting past `deadline` once if its app is asked about our invitation (an ASKING
+    /// frame); `None` if it did not come in time.
+    async fn hello_after_asking(&mut self, deadline: tokio::time::Instant) -> Result<Option<Hello>, HandshakeError> {
+        let first = tokio::time::timeout_at(deadline, self.frame()).await;
+        let Ok(first) = first else { return Ok(None) };
+        let limit = match first? {
+            Frame::Asking(ms) => Duration::from_millis(u64::from(ms.min(frame::MAX_ASKING_MS))),
+            frame => return Self::check_hello(frame).map(Some),
+        };
+        tracing::debug!("the peer's app is asked about our invitation (up to {limit:?})");
+        match tokio::time::timeout(limit + HANDSHAKE_TIMEOUT, self.hello()).await {
+            Ok(hello) => hello.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// The hello, which must come next.
     async fn hello(&mut self) -> Result<Hello, HandshakeError> {
-        match self.frame().await? {
+        let frame = self.frame().await?;
+        Self::check_hello(frame)
+    }
+
+    fn check_hello(frame: Frame) -> Result<Hello, HandshakeError> {
+        match frame {
             Frame::Hello(payload) => {
                 let hello = Hello::decode(&payload)?;
                 if hello.version != PROTOCOL_VERSION {
@@ -379,13 +436,45 @@ fn guard_record(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection, ok: bool)
     }
 }
 
-/// The dialer's side after TLS: admission exchange, then hellos.
+/// The dialer's side after TLS: admission exchange, then hellos. The acceptor's hello may take longer if its
+/// app is asked about our invitation.
 async fn dial_exchange(
     ctx: &ConnCtx,
     peer: PeerId,
     conn: &quinn::Connection,
     roster: RosterView,
+    context: Option<Vec<u8>>,
 ) -> Result<Handshaked, HandshakeError> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let admission = dial_admission(ctx, peer, conn, roster, context);
+    let (mut reader, control_send, pairing_code) = tokio::time::timeout_at(deadline, admission)
+        .await
+        .map_err(|_| HandshakeError::no_hello())??;
+    let hello = reader
+        .hello_after_asking(deadline)
+        .await?
+        .ok_or_else(HandshakeError::no_hello)?;
+    check_roster(&hello, &peer)?;
+    Ok(Handshaked {
+        peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
+        conn: conn.clone(),
+        control_send,
+        control_recv: reader.recv,
+        buffered: reader.buf,
+        pairing_code,
+        roster: hello.roster,
+    })
+}
+
+/// The dialer's admission exchange, ending with our hello sent: the acceptor's control stream, ours, and the
+/// pairing code.
+async fn dial_admission(
+    ctx: &ConnCtx,
+    peer: PeerId,
+    conn: &quinn::Connection,
+    roster: RosterView,
+    context: Option<Vec<u8>>,
+) -> Result<(ControlReader, quinn::SendStream, String), HandshakeError> {
     let exporter = exporter(conn)?;
     let binding = Binding {
         exporter: &exporter,
@@ -402,20 +491,10 @@ async fn dial_exchange(
     let (reveal, admitted) = finished?;
     let mut frames = [
         frame::encode_frame(&Frame::Auth(Bytes::from(reveal)))?,
-        our_hello(ctx, true, roster)?,
+        our_hello(ctx, true, roster, context)?,
     ];
     write_frames(&mut control_send, &mut frames).await?;
-    let hello = reader.hello().await?;
-    check_roster(&hello, &peer)?;
-    Ok(Handshaked {
-        peer: Peer::new(peer, hello.display_name, hello.discovery_info, hello.initial_data),
-        conn: conn.clone(),
-        control_send,
-        control_recv: reader.recv,
-        buffered: reader.buf,
-        pairing_code: admitted.pairing_code,
-        roster: hello.roster,
-    })
+    Ok((reader, control_send, admitted.pairing_code))
 }
 
 /// Connects to the first address that answers; later addresses start after [`NEXT_ADDRESS_DELAY`] each, so an
@@ -464,9 +543,9 @@ pub(crate) async fn connect_any(
 }
 
 /// Dials a peer and runs the hello exchange as the inviter, sending `roster` in our hello.
-pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial, roster: RosterView) {
+pub(crate) async fn dial(ctx: Arc<ConnCtx>, dial: Dial, roster: RosterView, context: Option<Vec<u8>>) {
     let Dial { peer, attempt, addrs } = dial;
-    let result = dial_inner(&ctx, peer, &addrs, roster)
+    let result = dial_inner(&ctx, peer, &addrs, roster, context)
         .await
         .map(Box::new)
         .map_err(|e| (e.failure, e.retry));
@@ -481,6 +560,7 @@ async fn dial_inner(
     peer: PeerId,
     addrs: &[SocketAddr],
     roster: RosterView,
+    context: Option<Vec<u8>>,
 ) -> Result<Handshaked, HandshakeError> {
     let (config, outcome) = ctx.client.config_for(peer).map_err(|e| {
         HandshakeError::ours(
@@ -510,20 +590,11 @@ async fn dial_inner(
             })
         }
     };
-    let exchange = dial_exchange(ctx, peer, &conn, roster);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
-        Ok(Ok(done)) => Ok(done),
-        Ok(Err(e)) => {
-            if let Some(code) = e.close {
-                close(&conn, code, "handshake failed");
-            }
-            Err(e)
+    dial_exchange(ctx, peer, &conn, roster, context).await.inspect_err(|e| {
+        if let Some(code) = e.close {
+            close(&conn, code, "handshake failed");
         }
-        Err(_) => {
-            close(&conn, codes::HELLO_TIMEOUT, "no hello");
-            Err(HandshakeError::protocol("no hello in time"))
-        }
-    }
+    })
 }
 
 /// Accepts inbound connections until the endpoint closes, at most [`MAX_PENDING_HANDSHAKES`] at a time.
@@ -611,39 +682,10 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         }
     };
     let (reader, mut control_send, hello, pairing_code) = admitted;
-    let invitation = Invitation {
-        peer_id: peer,
-        display_name: hello.display_name.clone(),
-        discovery_info: hello.discovery_info.clone(),
-        context: hello.invitation_context.clone(),
-        inbound: true,
-    };
-    if !(ctx.admission)(&invitation) {
-        close(&conn, codes::DECLINED, "declined");
-        let _ = ctx.internal.send(Internal::Declined { peer }).await;
+    let Some((attempt, ours)) = decide(ctx, &conn, peer, &hello, &mut control_send).await else {
         return;
-    }
-    let (reply, decision) = oneshot::channel();
-    let roster = hello.roster.clone();
-    if ctx
-        .internal
-        .send(Internal::InboundHello { peer, roster, reply })
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let (attempt, ours) = match decision.await {
-        Ok(Ok(decided)) => decided,
-        Ok(Err(refusal)) => {
-            let (code, reason) = refusal_code(refusal);
-            tracing::debug!(peer = %peer.short(), "refused inbound peer: {reason}");
-            close(&conn, code, &reason);
-            return;
-        }
-        Err(_) => return,
     };
-    let sent = match our_hello(ctx, false, ours) {
+    let sent = match our_hello(ctx, false, ours, None) {
         Ok(hello) => write_frames(&mut control_send, &mut [hello]).await,
         Err(e) => Err(e),
     };
@@ -663,6 +705,91 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         }
     };
     let _ = ctx.internal.send(Internal::InboundDone { peer, attempt, result }).await;
+}
+
+/// Whether the dialer, past admission, joins: the app's admission hook, the membership rules, and in manual
+/// mode the app's answer to the invitation. `None`: the connection was closed (or the session is gone).
+async fn decide(
+    ctx: &ConnCtx,
+    conn: &quinn::Connection,
+    peer: PeerId,
+    hello: &Hello,
+    control_send: &mut quinn::SendStream,
+) -> Option<(AttemptId, RosterView)> {
+    let invitation = Invitation {
+        peer_id: peer,
+        display_name: hello.display_name.clone(),
+        discovery_info: hello.discovery_info.clone(),
+        context: hello.invitation_context.clone(),
+        inbound: true,
+    };
+    if !(ctx.admission)(&invitation) {
+        close(conn, codes::DECLINED, "declined");
+        let _ = ctx.internal.send(Internal::Declined { peer }).await;
+        return None;
+    }
+    let mut consented = false;
+    loop {
+        let (reply, decision) = oneshot::channel();
+        let roster = hello.roster.clone();
+        let hello = Internal::InboundHello {
+            peer,
+            roster,
+            consented,
+            reply,
+        };
+        ctx.internal.send(hello).await.ok()?;
+        match decision.await.ok()? {
+            Inbound::Admit(attempt, ours) => return Some((attempt, ours)),
+            Inbound::Refuse(refusal) => {
+                let (code, reason) = refusal_code(refusal);
+                tracing::debug!(peer = %peer.short(), "refused inbound peer: {reason}");
+                close(conn, code, &reason);
+                return None;
+            }
+            Inbound::Ask if !consented => {
+                if let Err((code, reason)) = ask_app(ctx, conn, control_send, invitation.clone()).await {
+                    tracing::debug!(peer = %peer.short(), "invitation not accepted: {reason}");
+                    close(conn, code, reason);
+                    return None;
+                }
+                consented = true;
+            }
+            Inbound::Ask => return None,
+        }
+    }
+}
+
+/// Asks the app about an invitation: tells the dialer to wait, queues [`Event::Invitation`], and waits for the
+/// answer up to the invitation timeout. `Err`: the close code and reason.
+async fn ask_app(
+    ctx: &ConnCtx,
+    conn: &quinn::Connection,
+    control_send: &mut quinn::SendStream,
+    invitation: Invitation,
+) -> Result<(), (u32, &'static str)> {
+    let Ok(_permit) = ctx.asking.clone().try_acquire_owned() else {
+        return Err((codes::NOT_LOOKING, "too many invitations waiting for an answer"));
+    };
+    let ms = u32::try_from(ctx.invitation_timeout.as_millis()).unwrap_or(frame::MAX_ASKING_MS);
+    let asking = frame::encode_frame(&Frame::Asking(ms.min(frame::MAX_ASKING_MS)))
+        .map_err(|_| (codes::PROTOCOL_ERROR, "encoding"))?;
+    write_frames(control_send, &mut [asking])
+        .await
+        .map_err(|_| (codes::PROTOCOL_ERROR, "cannot write"))?;
+    let (pending, answer) = PendingInvitation::new(invitation);
+    let asked = async {
+        ctx.events.send(Event::Invitation(pending)).await.ok()?;
+        answer.await.ok()
+    };
+    tokio::select! {
+        answer = tokio::time::timeout(ctx.invitation_timeout, asked) => match answer {
+            Ok(Some(true)) => Ok(()),
+            Ok(_) => Err((codes::DECLINED, "declined")),
+            Err(_) => Err((codes::NO_ANSWER, "no answer in time")),
+        },
+        _ = conn.closed() => Err((codes::GOODBYE, "the inviter left")),
+    }
 }
 
 /// What the acceptor holds once the dialer passed admission: its control stream, ours, its hello, the code.
@@ -755,7 +882,9 @@ fn decode_messages(
             })),
             Ok(Some(Frame::Goodbye)) => return Some(DriverEnd::Goodbye),
             Ok(Some(Frame::Hello(_))) => return Some(DriverEnd::Protocol("hello sent twice".into())),
-            Ok(Some(Frame::Auth(_))) => return Some(DriverEnd::Protocol("admission message after hello".into())),
+            Ok(Some(Frame::Auth(_) | Frame::Asking(_))) => {
+                return Some(DriverEnd::Protocol("handshake frame after hello".into()))
+            }
             Ok(Some(Frame::Roster(payload))) => match RosterFrame::decode(&payload, &peer) {
                 Ok(frame) => rosters.push(frame),
                 Err(e) => return Some(DriverEnd::Protocol(e.to_string())),

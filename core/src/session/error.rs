@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use super::events::ConnectionFailure;
 use crate::discovery::DiscoveryError;
 use crate::identity::PeerId;
 use crate::proto::frame::FrameError;
@@ -112,4 +113,51 @@ pub enum ControlError {
     /// Discovery could not restart.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+}
+
+/// Why [`crate::Session::invite`] did not bring the peer into the session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InviteError {
+    /// The session has shut down.
+    #[error("the session has shut down")]
+    SessionClosed,
+    /// Discovery does not see this peer nearby (see [`crate::Session::nearby`]).
+    #[error("peer {} is not nearby", .0.short())]
+    NotNearby(PeerId),
+    /// The invitation context is larger than [`crate::config::MAX_INVITATION_CONTEXT_LEN`].
+    #[error("invitation context is {size} bytes; allowed: at most {max}")]
+    ContextTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The peer's app declined.
+    #[error("peer {} declined the invitation", .0.short())]
+    Declined(PeerId),
+    /// The peer's app did not answer in time.
+    #[error("peer {} did not answer the invitation in time", .0.short())]
+    NoAnswer(PeerId),
+    /// No answer came back in time at all (the peer is unreachable or gone).
+    #[error("no answer from {} in time", .0.short())]
+    TimedOut(PeerId),
+    /// The connection failed for another reason (a full session, a wrong passphrase, ...).
+    #[error("inviting {} failed: {reason}", .peer.short())]
+    Failed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: ConnectionFailure,
+    },
+}
+
+impl InviteError {
+    pub(crate) fn from_failure(peer: PeerId, reason: ConnectionFailure) -> Self {
+        match reason {
+            ConnectionFailure::Declined => Self::Declined(peer),
+            ConnectionFailure::NoAnswer => Self::NoAnswer(peer),
+            reason => Self::Failed { peer, reason },
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+pub use super::invite::{AnswerError, Invitation, PendingInvitation};
 use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
 use crate::resource::{ResourceError, ResourceTransfer};
@@ -141,8 +142,10 @@ impl fmt::Display for RemovalReason {
 pub enum ConnectionFailure {
     /// The peer's session is full.
     SessionFull,
-    /// The peer declined us, or is not looking for peers.
+    /// The peer's app declined us (our invitation, or its admission hook).
     Declined,
+    /// The peer's app did not answer our invitation in time.
+    NoAnswer,
     /// The peer removed us earlier and keeps us out.
     Expelled,
     /// The admission passphrases differ.
@@ -178,6 +181,7 @@ impl fmt::Display for ConnectionFailure {
         match self {
             Self::SessionFull => f.write_str("the peer's session is full"),
             Self::Declined => f.write_str("the peer declined"),
+            Self::NoAnswer => f.write_str("the peer did not answer the invitation in time"),
             Self::Expelled => f.write_str("the peer removed us"),
             Self::WrongPassphrase => f.write_str("wrong passphrase"),
             Self::TooManyAttempts => f.write_str("too many failed passphrase attempts; waiting before trying again"),
@@ -216,6 +220,9 @@ pub enum Event {
     PeerFound(NearbyPeer),
     /// A peer found earlier stopped advertising (or its record expired).
     PeerLost(NearbyPeer),
+    /// A peer invites us to its session ([`crate::InvitationMode::Manual`] only): accept or decline the held
+    /// invitation, now or once the user decided.
+    Invitation(PendingInvitation),
     /// A peer joined. Its messages follow this event.
     PeerAdded(Peer),
     /// A peer left. No message from this connection follows.
@@ -250,22 +257,6 @@ pub enum Event {
     },
 }
 
-/// A peer asking to join (or, when `inbound` is false, a peer we found and are about to invite).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Invitation {
-    /// Its id.
-    pub peer_id: PeerId,
-    /// Its display name.
-    pub display_name: String,
-    /// Its discovery info.
-    pub discovery_info: BTreeMap<String, String>,
-    /// The context the inviter attached ([`crate::SessionConfigBuilder::invitation_context`]); only inbound.
-    pub context: Option<Vec<u8>>,
-    /// Whether the peer invited us (`true`) or we found it and would invite it (`false`).
-    pub inbound: bool,
-}
-
 /// Receives a session's events as callbacks: an adapter over [`Events`], the primary way. Every method has a
 /// default, so implement only what you need.
 ///
@@ -283,6 +274,12 @@ pub trait SessionDelegate: Send + Sync + 'static {
     /// A peer found earlier stopped advertising.
     fn peer_lost(&self, peer: &NearbyPeer) {
         let _ = peer;
+    }
+
+    /// A peer invites us ([`crate::InvitationMode::Manual`] only). Keep `invitation` to answer it later;
+    /// dropping it declines.
+    fn invitation(&self, invitation: PendingInvitation) {
+        let _ = invitation;
     }
 
     /// A peer joined.
@@ -330,6 +327,7 @@ pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
     match event {
         Event::PeerFound(peer) => delegate.peer_found(&peer),
         Event::PeerLost(peer) => delegate.peer_lost(&peer),
+        Event::Invitation(invitation) => delegate.invitation(invitation),
         Event::PeerAdded(peer) => delegate.peer_added(&peer),
         Event::PeerRemoved { peer, reason } => delegate.peer_removed(&peer, &reason),
         Event::Message(message) => delegate.receive(message),

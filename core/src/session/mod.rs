@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +15,8 @@ pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
 mod farewell;
+mod invite;
+mod invites;
 mod queue;
 pub(crate) mod stream;
 mod twin;
@@ -21,7 +24,7 @@ mod writer;
 
 use self::actor::{Actor, Command};
 use self::conn::{Admission, ConnCtx};
-use self::error::{ControlError, SendError, StartError, StreamError};
+use self::error::{ControlError, InviteError, SendError, StartError, StreamError};
 use self::events::{Events, Invitation, NearbyPeer, Peer, Reliability, SessionDelegate};
 use self::stream::{DuplexStream, OutgoingStream};
 use self::writer::ControlWriter;
@@ -190,6 +193,7 @@ struct Handle {
     local: Peer,
     local_addr: SocketAddr,
     service_type: String,
+    invitation_timeout: Duration,
 }
 
 impl Drop for Handle {
@@ -401,12 +405,18 @@ impl SessionBuilder {
             internal: internal_tx,
             events: event_tx,
             started: std::time::Instant::now(),
+            invitation_timeout: config.invitation_timeout,
+            asking: Arc::new(tokio::sync::Semaphore::new(conn::MAX_PENDING_INVITATIONS)),
         });
         let local = actor::local_peer(&advertisement, config.initial_data.clone());
         let actor = Actor {
             ctx,
             shared: shared.clone(),
-            mesh: Mesh::new(local_id, config.max_peers),
+            mesh: {
+                let mut mesh = Mesh::new(local_id, config.max_peers);
+                mesh.set_manual(config.invitation_mode == crate::config::InvitationMode::Manual);
+                mesh
+            },
             discovery,
             subscription: Some(subscription),
             farewell: None,
@@ -418,6 +428,7 @@ impl SessionBuilder {
             drivers: HashMap::new(),
             last_failure: HashMap::new(),
             twin: Default::default(),
+            invites: Default::default(),
         };
         runtime.spawn(actor.run());
         tracing::info!(id = %local_id.short(), %local_addr, service = %config.service_type, "session started");
@@ -430,6 +441,7 @@ impl SessionBuilder {
                 local,
                 local_addr,
                 service_type: config.service_type.clone(),
+                invitation_timeout: config.invitation_timeout,
             }),
         };
         Ok((session, events))
@@ -716,6 +728,40 @@ impl Session {
         };
         addrs.dedup();
         Ticket::new(self.inner.service_type.clone(), self.inner.local.id, addrs)
+    }
+
+    /// Invites a nearby peer (see [`Session::nearby`]) into this session, with `context` for its app to judge
+    /// the invitation by (at most [`crate::config::MAX_INVITATION_CONTEXT_LEN`] bytes; `None`: the
+    /// configured [`crate::SessionConfigBuilder::invitation_context`]). Completes once the peer joined, or
+    /// with why not: its app declined or did not answer ([`crate::InvitationMode::Manual`]), its admission
+    /// hook declined, or no answer came in time. In [`crate::InvitationMode::Manual`] this is the only way
+    /// peers outside the session are dialed; in `Auto` it dials the peer now, whatever this peer's role.
+    pub async fn invite(&self, peer: PeerId, context: Option<Vec<u8>>) -> Result<(), InviteError> {
+        let max = crate::config::MAX_INVITATION_CONTEXT_LEN;
+        if let Some(size) = context.as_ref().map(Vec::len).filter(|len| *len > max) {
+            return Err(InviteError::ContextTooLarge { size, max });
+        }
+        let (tx, rx) = oneshot::channel();
+        let command = Command::Invite {
+            peer,
+            context,
+            reply: tx,
+        };
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| InviteError::SessionClosed)?;
+        // The invitee's app may take the invitation timeout; dials and handshakes around it take a few more.
+        let limit = self.inner.invitation_timeout + 3 * conn::HANDSHAKE_TIMEOUT;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(InviteError::SessionClosed),
+            Err(_) => {
+                let _ = self.inner.commands.try_send(Command::CancelInvite(peer));
+                Err(InviteError::TimedOut(peer))
+            }
+        }
     }
 
     /// Invites the peer a ticket describes, as if discovery had found it.

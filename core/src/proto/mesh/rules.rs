@@ -28,6 +28,10 @@ impl Mesh {
         if c.invited && !self.roster.is_full() {
             return Some(c.next_attempt);
         }
+        if self.manual {
+            // Manual invitations: only the app's invitations reach outside the session.
+            return None;
+        }
         if let Some(leader) = self.roster.waiting_on() {
             return (leader == *peer).then_some(c.next_attempt);
         }
@@ -139,9 +143,15 @@ impl Mesh {
 
     fn schedule_retry(&mut self, peer: &PeerId, retry: Retry, now: Instant) {
         if let Retry::Redirect(leader) = retry {
+            // An invitation to a member goes to its session's leader, whose app answers for the session.
+            let invited = self.manual && self.candidates.get(peer).is_some_and(|c| c.invited);
             if let Some(c) = self.candidates.get_mut(&leader) {
                 c.next_attempt = now;
                 c.leader = None;
+                c.invited |= invited;
+            }
+            if invited {
+                self.uninvite(peer);
             }
         }
         let Some(c) = self.candidates.get_mut(peer) else { return };
@@ -321,6 +331,7 @@ impl Mesh {
             }
         }
         self.slots.insert(peer, Slot::Connected { attempt, outbound });
+        self.consented.remove(&peer);
         if let Some(c) = self.candidates.get_mut(&peer) {
             c.failures = 0;
             c.leader = None;

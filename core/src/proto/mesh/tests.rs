@@ -284,3 +284,60 @@ fn a_session_that_stopped_looking_is_dialed_again_backing_off_without_rediscover
     leader.set_looking(true);
     assert!(leader.inbound(id(5), &alone(5)).is_ok());
 }
+
+#[test]
+fn manual_mode_dials_only_invited_peers_and_asks_before_admitting_a_newcomer() {
+    let now = Instant::now();
+    let (mut a, mut b) = (Mesh::new(id(1), 8), Mesh::new(id(2), 8));
+    a.set_manual(true);
+    b.set_manual(true);
+    a.found(id(2), addr(), now);
+    b.found(id(1), addr(), now);
+    assert_eq!(a.poll_dial(now + Duration::from_secs(60)), None, "found is not invited");
+    assert_eq!(b.poll_dial(now + Duration::from_secs(60)), None);
+    assert!(!a.invite_candidate(&id(9), now), "only a nearby peer can be invited");
+    assert!(a.invite_candidate(&id(2), now));
+    let dial = a.poll_dial(now).unwrap();
+    // The invitee's app is asked; a claim of a session with it is not taken on the dialer's word.
+    assert_eq!(b.consent(&id(1), &alone(1)), Consent::Ask);
+    let claim = RosterView {
+        version: 9,
+        members: vec![id(1), id(2)],
+        excluded: Vec::new(),
+    };
+    assert_eq!(b.consent(&id(1), &claim), Consent::Refuse(Refusal::NotLooking));
+    b.consented(id(1));
+    assert_eq!(b.consent(&id(1), &alone(1)), Consent::NotNeeded);
+    let admitted = b.inbound(id(1), &alone(1)).unwrap();
+    assert!(b.established(id(1), admitted.attempt, &alone(1), now).is_ok());
+    assert!(a.established(id(2), dial.attempt, &admitted.roster, now).is_ok());
+    assert_eq!(a.roster(), b.roster());
+    // Members need no consent; the inviter needed none for its own invitee.
+    assert_eq!(b.consent(&id(1), &alone(1)), Consent::NotNeeded);
+    assert_eq!(a.consent(&id(2), &alone(2)), Consent::NotNeeded);
+    // A member that is not the leader leaves newcomers to the leader's rules (a redirect), asking nothing.
+    assert_eq!(b.consent(&id(5), &alone(5)), Consent::NotNeeded);
+    assert_eq!(b.inbound(id(5), &alone(5)).map(|_| ()), Err(Refusal::Redirect(id(1))));
+    assert_eq!(a.consent(&id(5), &alone(5)), Consent::Ask);
+}
+
+#[test]
+fn in_manual_mode_an_invitation_to_a_member_moves_to_its_leader() {
+    let now = Instant::now();
+    let mut c = Mesh::new(id(3), 8);
+    c.set_manual(true);
+    c.found(id(1), addr(), now);
+    c.found(id(2), addr(), now);
+    assert!(c.invite_candidate(&id(2), now));
+    let dial = c.poll_dial(now).unwrap();
+    assert_eq!(dial.peer, id(2));
+    c.dial_failed(id(2), dial.attempt, Retry::Redirect(id(1)), now);
+    let next = c.poll_dial(now + Duration::from_secs(1)).unwrap();
+    assert_eq!(next.peer, id(1), "the leader is dialed instead");
+    c.dial_failed(id(1), next.attempt, Retry::UntilRediscovered, now);
+    assert_eq!(
+        c.poll_dial(now + Duration::from_secs(60)),
+        None,
+        "and the member is not dialed again"
+    );
+}
