@@ -31,10 +31,10 @@ pub const MAX_INVITATION_CONTEXT_LEN: usize = 1024;
 /// Discovery-info keys the library uses itself.
 pub const RESERVED_DISCOVERY_KEYS: &[&str] = &["id", "pv", "dn"];
 
-/// Default [`SessionConfigBuilder::invitation_timeout`]: 30 s.
-pub const DEFAULT_INVITATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest [`SessionConfigBuilder::invitation_timeout`]: 5 minutes.
-pub const MAX_INVITATION_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default [`SessionConfigBuilder::answer_timeout`]: 30 s.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest [`SessionConfigBuilder::answer_timeout`]: 60 s.
+pub const MAX_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -114,9 +114,9 @@ pub enum ConfigError {
         #[source]
         reason: DirectoryError,
     },
-    /// The invitation timeout is out of range.
-    #[error("invalid invitation timeout {value:?}; allowed: 1 s..=300 s")]
-    InvitationTimeoutOutOfRange {
+    /// The answer timeout is out of range.
+    #[error("invalid answer timeout {value:?}; allowed: 1 s..=60 s")]
+    AnswerTimeoutOutOfRange {
         /// The rejected value.
         value: Duration,
     },
@@ -138,6 +138,18 @@ pub enum InvitationMode {
     /// Nothing is dialed until the app calls [`crate::Session::invite`]; an invited peer's app gets an
     /// [`crate::Event::Invitation`] and accepts or declines it. Members of a session link with each other
     /// without asking again: accepting an invitation joins the inviter's session.
+    Manual,
+}
+
+/// Who decides that an offered resource (a file) is received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResourceAcceptance {
+    /// Every offer within the limits (and the session's resource filter, if any) is received.
+    #[default]
+    Auto,
+    /// The app gets each such offer as [`crate::Event::ResourceOffered`] and accepts or declines it when its
+    /// user decided (within [`SessionConfigBuilder::answer_timeout`]).
     Manual,
 }
 
@@ -177,7 +189,7 @@ pub struct SessionConfig {
     pub(crate) passphrase: Option<Secret>,
     pub(crate) invitation_context: Option<Vec<u8>>,
     pub(crate) invitation_mode: InvitationMode,
-    pub(crate) invitation_timeout: Duration,
+    pub(crate) answer_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) keep_alive_interval: Duration,
     pub(crate) bind_addr: Option<SocketAddr>,
@@ -193,6 +205,8 @@ pub(crate) struct ResourceSettings {
     pub(crate) resume_window: Duration,
     pub(crate) overwrite: bool,
     pub(crate) max_bytes_per_peer: u64,
+    pub(crate) acceptance: ResourceAcceptance,
+    pub(crate) answer_timeout: Duration,
 }
 
 /// Default [`SessionConfigBuilder::max_resource_size`]: 4 GiB.
@@ -224,7 +238,7 @@ impl SessionConfig {
             passphrase: None,
             invitation_context: None,
             invitation_mode: InvitationMode::Auto,
-            invitation_timeout: DEFAULT_INVITATION_TIMEOUT,
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             idle_timeout: Duration::from_secs(5),
             keep_alive_interval: None,
             bind_addr: None,
@@ -234,6 +248,7 @@ impl SessionConfig {
             resume_window: DEFAULT_RESUME_WINDOW,
             overwrite_resources: false,
             max_resource_bytes_per_peer: DEFAULT_MAX_RESOURCE_BYTES_PER_PEER,
+            resource_acceptance: ResourceAcceptance::Auto,
         }
     }
 
@@ -296,7 +311,7 @@ pub struct SessionConfigBuilder {
     passphrase: Option<Secret>,
     invitation_context: Option<Vec<u8>>,
     invitation_mode: InvitationMode,
-    invitation_timeout: Duration,
+    answer_timeout: Duration,
     idle_timeout: Duration,
     keep_alive_interval: Option<Duration>,
     bind_addr: Option<SocketAddr>,
@@ -306,6 +321,7 @@ pub struct SessionConfigBuilder {
     resume_window: Duration,
     overwrite_resources: bool,
     max_resource_bytes_per_peer: u64,
+    resource_acceptance: ResourceAcceptance,
 }
 
 impl SessionConfigBuilder {
@@ -355,10 +371,11 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// How long an invitation waits for the app's answer before it is declined (default 30 s, at most
-    /// [`MAX_INVITATION_TIMEOUT`]).
-    pub fn invitation_timeout(mut self, timeout: Duration) -> Self {
-        self.invitation_timeout = timeout;
+    /// How long an invitation ([`InvitationMode::Manual`]) or a resource offer
+    /// ([`ResourceAcceptance::Manual`]) waits for the app's answer before it is declined (default 30 s, at most
+    /// [`MAX_ANSWER_TIMEOUT`]).
+    pub fn answer_timeout(mut self, timeout: Duration) -> Self {
+        self.answer_timeout = timeout;
         self
     }
 
@@ -425,6 +442,13 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Who decides that an offered resource is received: [`ResourceAcceptance::Auto`] (default) or
+    /// [`ResourceAcceptance::Manual`] (the app answers each offer, asynchronously).
+    pub fn resource_acceptance(mut self, acceptance: ResourceAcceptance) -> Self {
+        self.resource_acceptance = acceptance;
+        self
+    }
+
     /// Whether a received resource replaces an existing file of the same name (default `false`: it is saved
     /// as `name (1).ext`, `name (2).ext`, ...).
     pub fn overwrite_resources(mut self, overwrite: bool) -> Self {
@@ -449,9 +473,9 @@ impl SessionConfigBuilder {
                 return Err(ConfigError::InvitationContextTooLarge { size: context.len() });
             }
         }
-        if !(Duration::from_secs(1)..=MAX_INVITATION_TIMEOUT).contains(&self.invitation_timeout) {
-            return Err(ConfigError::InvitationTimeoutOutOfRange {
-                value: self.invitation_timeout,
+        if !(Duration::from_secs(1)..=MAX_ANSWER_TIMEOUT).contains(&self.answer_timeout) {
+            return Err(ConfigError::AnswerTimeoutOutOfRange {
+                value: self.answer_timeout,
             });
         }
         if self.passphrase.as_ref().is_some_and(|p| p.0.is_empty()) {
@@ -483,6 +507,8 @@ impl SessionConfigBuilder {
             resume_window: self.resume_window,
             overwrite: self.overwrite_resources,
             max_bytes_per_peer: self.max_resource_bytes_per_peer,
+            acceptance: self.resource_acceptance,
+            answer_timeout: self.answer_timeout,
         };
         Ok(SessionConfig {
             resources,
@@ -495,7 +521,7 @@ impl SessionConfigBuilder {
             passphrase: self.passphrase,
             invitation_context: self.invitation_context,
             invitation_mode: self.invitation_mode,
-            invitation_timeout: self.invitation_timeout,
+            answer_timeout: self.answer_timeout,
             idle_timeout: self.idle_timeout,
             keep_alive_interval,
             bind_addr: self.bind_addr,

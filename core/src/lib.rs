@@ -38,6 +38,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod discovery;
 mod identity;
+mod pending;
 // The wire protocol's I/O-free state machines, public only for the fuzzers, the benchmarks and the tests that
 // play a hostile peer: not part of the API, and not covered by semver.
 #[doc(hidden)]
@@ -50,9 +51,9 @@ mod tls;
 mod trust;
 
 pub use config::{
-    ConfigError, CongestionControl, DirectoryError, InvitationMode, SessionConfig, SessionConfigBuilder,
-    DEFAULT_INVITATION_TIMEOUT, DEFAULT_MAX_RESOURCE_BYTES_PER_PEER, DEFAULT_MAX_RESOURCE_SIZE, DEFAULT_RESUME_WINDOW,
-    MAX_INVITATION_TIMEOUT,
+    ConfigError, CongestionControl, DirectoryError, InvitationMode, ResourceAcceptance, SessionConfig,
+    SessionConfigBuilder, DEFAULT_ANSWER_TIMEOUT, DEFAULT_MAX_RESOURCE_BYTES_PER_PEER, DEFAULT_MAX_RESOURCE_SIZE,
+    DEFAULT_RESUME_WINDOW, MAX_ANSWER_TIMEOUT,
 };
 pub use diagnostics::Diagnostics;
 pub use discovery::{
@@ -60,15 +61,15 @@ pub use discovery::{
     Farewell, MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork, FAREWELL_LIMIT,
 };
 pub use identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
+pub use pending::{AnswerError, Pending};
 pub use resource::{
-    Delivered, Direction, Progress, RefusalReason, ResourceError, ResourceId, ResourceOffer, ResourceTransfer,
-    MAX_INCOMING_PER_PEER, MAX_INCOMING_TRANSFERS,
+    Delivered, Direction, PendingResource, Progress, RefusalReason, ResourceError, ResourceId, ResourceOffer,
+    ResourceTransfer, MAX_INCOMING_PER_PEER, MAX_INCOMING_TRANSFERS, MAX_PENDING_OFFERS,
 };
 pub use session::error::{ControlError, InviteError, SendError, StartError, StreamError};
 pub use session::events::{
-    AnswerError, ConnectionFailure, Event, Events, Invitation, Message, NearbyPeer, Peer, PendingInvitation,
-    Reliability, RemovalReason, SessionDelegate, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL,
-    EVENT_OVERHEAD,
+    ConnectionFailure, Event, Events, Invitation, Message, NearbyPeer, Peer, PendingInvitation, Reliability,
+    RemovalReason, SessionDelegate, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD,
 };
 pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};

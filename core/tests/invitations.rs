@@ -87,9 +87,9 @@ async fn nothing_is_dialed_until_invited_and_an_accepted_invitation_joins() {
 
     let inviting = invite_later(&a, b_id, Some(b"table 4".to_vec()));
     let pending = invitation(&mut b_events).await;
-    assert_eq!(pending.peer(), a_id);
-    assert_eq!(pending.invitation().display_name, "alice");
-    assert_eq!(pending.invitation().context.as_deref(), Some(&b"table 4"[..]));
+    assert_eq!(pending.peer_id, a_id);
+    assert_eq!(pending.display_name, "alice");
+    assert_eq!(pending.context.as_deref(), Some(&b"table 4"[..]));
     assert!(!pending.is_expired());
     // The user takes a while: longer than a handshake may take.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -142,7 +142,7 @@ async fn a_declined_invitation_joins_no_one_and_may_be_made_again() {
 async fn an_unanswered_invitation_times_out_on_both_sides() {
     init_tracing();
     let net = MemoryNetwork::new();
-    let (a, _a_events, b, mut b_events) = alice_and_bob(&net, |c| c.invitation_timeout(Duration::from_secs(1))).await;
+    let (a, _a_events, b, mut b_events) = alice_and_bob(&net, |c| c.answer_timeout(Duration::from_secs(1))).await;
     let b_id = b.local_peer().id;
     let inviting = invite_later(&a, b_id, None);
     let mut pending = invitation(&mut b_events).await;
@@ -264,7 +264,7 @@ async fn a_peer_claiming_a_session_with_us_gets_no_seat_and_no_question() {
 async fn an_uninvited_dialer_only_gets_a_question_to_the_app_and_at_most_four_wait() {
     init_tracing();
     let net = MemoryNetwork::new();
-    let (victim, mut events) = manual(&net, "victim", |c| c.invitation_timeout(Duration::from_secs(2))).await;
+    let (victim, mut events) = manual(&net, "victim", |c| c.answer_timeout(Duration::from_secs(2))).await;
     // Six strangers dial at once: four invitations wait for the app, two are told "not now".
     let attempts: Vec<_> = (0..6)
         .map(|i| {

@@ -758,3 +758,118 @@ async fn stale_part_files_are_swept_at_start_and_nothing_else() {
         "a symlink with a part file's name stays"
     );
 }
+
+async fn expect_offered(events: &mut Events) -> multipeer::PendingResource {
+    expect(events, T, "resource offered", |e| match e {
+        Event::ResourceOffered(offer) => Some(offer),
+        Event::ResourceStarted(t) => panic!("{} started before the app answered", t.name()),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_answers_offers_when_its_user_decided_and_silence_declines() {
+    init_tracing();
+    let dir = TempDir::new("ask");
+    let inbox = dir.join("inbox");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let config_b = config("b")
+        .resource_directory(&inbox)
+        .resource_acceptance(multipeer::ResourceAcceptance::Manual)
+        .answer_timeout(Duration::from_secs(2));
+    let (b, mut b_events) = start(&net, config_b).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let b_id = b.local_peer().id;
+    let photo = dir.join("photo");
+    std::fs::write(&photo, vec![5u8; 4000]).unwrap();
+
+    // Accepted from another thread, after the user thought about it.
+    let sending = a.send_resource(&photo, "photo.jpg", b_id).await.unwrap();
+    let offer = expect_offered(&mut b_events).await;
+    assert_eq!(
+        (offer.name.as_str(), offer.size, offer.peer),
+        ("photo.jpg", 4000, a.local_peer().id)
+    );
+    assert!(files(&inbox).is_empty(), "nothing is written before the answer");
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        offer.accept().unwrap();
+    });
+    sending.finished().await.unwrap();
+    assert_eq!(expect_started(&mut b_events).await.name(), "photo.jpg");
+    assert!(expect_finished(&mut b_events, T).await.1.is_ok());
+
+    // Declined: the sender is told, nothing is stored.
+    let sending = a.send_resource(&photo, "second.jpg", b_id).await.unwrap();
+    expect_offered(&mut b_events).await.decline().unwrap();
+    let declined = sending.finished().await;
+    assert!(
+        matches!(declined, Err(ResourceError::Refused(RefusalReason::Declined))),
+        "{declined:?}"
+    );
+
+    // Not answered: declined once the answer timeout passes; a late answer is refused.
+    let sending = a.send_resource(&photo, "third.jpg", b_id).await.unwrap();
+    let mut offer = expect_offered(&mut b_events).await;
+    tokio::time::timeout(T, offer.expired())
+        .await
+        .expect("the offer to expire");
+    assert_eq!(offer.accept(), Err(multipeer::AnswerError::Expired));
+    let unanswered = sending.finished().await;
+    assert!(
+        matches!(unanswered, Err(ResourceError::Refused(RefusalReason::Declined))),
+        "{unanswered:?}"
+    );
+    assert_eq!(files(&inbox), vec!["photo.jpg".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_offers_gets_at_most_eight_questions_at_a_time() {
+    init_tracing();
+    let dir = TempDir::new("ask-flood");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let config_b = config("b")
+        .resource_directory(dir.join("inbox"))
+        .resource_acceptance(multipeer::ResourceAcceptance::Manual);
+    let (b, mut b_events) = start(&net, config_b).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let small = dir.join("small");
+    std::fs::write(&small, b"x").unwrap();
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        sent.push(
+            a.send_resource(&small, &format!("f{i}"), b.local_peer().id)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut held = Vec::new();
+    while held.len() < multipeer::MAX_PENDING_OFFERS {
+        held.push(expect_offered(&mut b_events).await);
+    }
+    // While eight wait, the others are refused as busy (the sender retries them later), never asked.
+    for event in collect_for(&mut b_events, Duration::from_millis(1500)).await {
+        assert!(
+            !matches!(event, Event::ResourceOffered(_)),
+            "a ninth question: {event:?}"
+        );
+    }
+    held.clear();
+    let mut later = 0;
+    while later < 12 - multipeer::MAX_PENDING_OFFERS {
+        expect_offered(&mut b_events).await.decline().unwrap();
+        later += 1;
+    }
+    for transfer in sent {
+        let outcome = transfer.finished().await;
+        assert!(
+            matches!(outcome, Err(ResourceError::Refused(RefusalReason::Declined))),
+            "{outcome:?}"
+        );
+    }
+}

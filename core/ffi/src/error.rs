@@ -118,6 +118,28 @@ pub enum MultipeerError {
         /// What happened.
         detail: String,
     },
+    /// The invitation was declined by the peer's app.
+    #[error("peer {peer} declined the invitation")]
+    InvitationDeclined {
+        /// The peer.
+        peer: String,
+    },
+    /// The peer's app did not answer the invitation in time, or no answer came back at all.
+    #[error("no answer to the invitation from {peer}")]
+    InvitationTimedOut {
+        /// The peer.
+        peer: String,
+    },
+    /// An invitation or a resource offer can no longer be answered: it timed out, the asking peer gave up, or
+    /// it was answered already.
+    #[error("it can no longer be answered")]
+    AnswerExpired,
+    /// Discovery does not see this peer nearby.
+    #[error("peer {peer} is not nearby")]
+    NotNearby {
+        /// The peer.
+        peer: String,
+    },
     /// A foreign callback failed unexpectedly.
     #[error("callback failed: {detail}")]
     Callback {
@@ -171,6 +193,21 @@ impl From<multipeer::ControlError> for MultipeerError {
         match e {
             multipeer::ControlError::SessionClosed => Self::SessionClosed,
             multipeer::ControlError::Discovery(d) => Self::Discovery { detail: d.to_string() },
+            other => Self::Other {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<multipeer::InviteError> for MultipeerError {
+    fn from(e: multipeer::InviteError) -> Self {
+        use multipeer::InviteError as I;
+        match e {
+            I::SessionClosed => Self::SessionClosed,
+            I::NotNearby(p) => Self::NotNearby { peer: p.to_string() },
+            I::Declined(p) => Self::InvitationDeclined { peer: p.to_string() },
+            I::NoAnswer(p) | I::TimedOut(p) => Self::InvitationTimedOut { peer: p.to_string() },
             other => Self::Other {
                 detail: other.to_string(),
             },

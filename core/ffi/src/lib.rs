@@ -15,16 +15,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use multipeer::{Event, Reliability, To};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 mod discovery;
 mod error;
+mod pending;
 mod resource;
+mod stream;
 
 pub use discovery::{DiscoveredPeerRecord, DiscoverySink, ForeignDiscovery, InProcessNetwork, LocalAdvertisement};
 pub use error::MultipeerError;
+pub use pending::{Invitation, InvitationMode, ResourceAcceptance, ResourceOffer};
 pub use resource::{RefusalReason, ResourceProgress, ResourceResult, ResourceTransfer};
+pub use stream::{DuplexStream, OutgoingStream};
 
 uniffi::setup_scaffolding!();
 
@@ -55,6 +59,9 @@ pub struct SessionConfig {
     /// Congestion controller: Cubic (default) is fastest on clean links; BBR keeps lossy Wi-Fi fast.
     #[uniffi(default = None)]
     pub congestion_control: Option<CongestionControl>,
+    /// Who decides that an offered resource is received: `Auto` (default) or `Manual` (`resource_offered`).
+    #[uniffi(default = None)]
+    pub resource_acceptance: Option<ResourceAcceptance>,
     /// Directory received resources (files) are saved in. It must be private to the app's user (owned by it, not
     /// writable by group or others); a missing one is created with mode 0700. Default: a per-user data directory
     /// (`$XDG_DATA_HOME/multipeer/resources` and the like); apps should choose a directory of their own container.
@@ -76,6 +83,13 @@ pub struct SessionConfig {
     /// `name (1).ext`, `name (2).ext`, ...).
     #[uniffi(default = false)]
     pub overwrite_resources: bool,
+    /// Who decides that a peer joins: `Auto` (default) or `Manual` (`invite` and `invitation_received`).
+    #[uniffi(default = None)]
+    pub invitation_mode: Option<InvitationMode>,
+    /// How long an invitation or a resource offer waits for this app's answer before it is declined, in
+    /// milliseconds (default 30000, at most 60000).
+    #[uniffi(default = None)]
+    pub answer_timeout_ms: Option<u64>,
 }
 
 /// QUIC congestion controller of a session's connections.
@@ -154,6 +168,9 @@ pub trait SessionDelegate: Send + Sync {
     fn peer_found(&self, peer: NearbyPeerInfo) -> Result<(), MultipeerError>;
     /// A peer found earlier stopped advertising.
     fn peer_lost(&self, peer: NearbyPeerInfo) -> Result<(), MultipeerError>;
+    /// A peer invites us (manual invitation mode only): keep `invitation` and accept or decline it, now or once
+    /// the user decided.
+    fn invitation_received(&self, invitation: Arc<Invitation>) -> Result<(), MultipeerError>;
     /// A peer joined.
     fn peer_added(&self, peer: PeerInfo) -> Result<(), MultipeerError>;
     /// A peer left; `reason` says why (for example "left", "timed out").
@@ -164,6 +181,8 @@ pub trait SessionDelegate: Send + Sync {
     fn stream_data(&self, from: String, name: String, data: Vec<u8>) -> Result<(), MultipeerError>;
     /// A named incoming stream ended: `error` is `None` when it was finished cleanly.
     fn stream_finished(&self, from: String, name: String, error: Option<String>) -> Result<(), MultipeerError>;
+    /// A peer opened a two-way named stream with us: read and write it on any thread; releasing it resets it.
+    fn duplex_stream_received(&self, stream: Arc<DuplexStream>) -> Result<(), MultipeerError>;
     /// A connection failed before the peer joined.
     fn connection_failed(&self, peer: String, reason: String) -> Result<(), MultipeerError>;
     /// A peer started sending us a resource (a file); `transfer` reports progress and can cancel it. It ends with
@@ -177,9 +196,9 @@ pub trait SessionDelegate: Send + Sync {
         path: Option<String>,
         error: Option<MultipeerError>,
     ) -> Result<(), MultipeerError>;
-    /// Decides whether to accept a resource the peer `peer` offers (offers above `max_resource_size` are refused
-    /// before this is asked). Called on the session's network thread: return quickly. Throwing declines.
-    fn should_accept_resource(&self, peer: String, name: String, size: u64) -> Result<bool, MultipeerError>;
+    /// A peer offers a resource (resource acceptance `Manual` only; offers above `max_resource_size` or the
+    /// per-peer quota are refused before): keep `offer` and accept or decline it once the user decided.
+    fn resource_offered(&self, offer: Arc<ResourceOffer>) -> Result<(), MultipeerError>;
 }
 
 /// Generates a new identity to save; pass it back in [`SessionConfig::identity`] to keep the same id.
@@ -231,6 +250,15 @@ fn build_config(config: SessionConfig) -> Result<multipeer::SessionConfig, Multi
         builder = builder.resume_window(Duration::from_millis(ms));
     }
     builder = builder.overwrite_resources(config.overwrite_resources);
+    if let Some(mode) = config.invitation_mode {
+        builder = builder.invitation_mode(mode.into());
+    }
+    if let Some(acceptance) = config.resource_acceptance {
+        builder = builder.resource_acceptance(acceptance.into());
+    }
+    if let Some(ms) = config.answer_timeout_ms {
+        builder = builder.answer_timeout(Duration::from_millis(ms));
+    }
     Ok(builder.build()?)
 }
 
@@ -300,15 +328,7 @@ impl Session {
                 .build()
                 .map_err(|e| MultipeerError::Start { detail: e.to_string() })?,
         );
-        let filter = delegate.clone();
-        let builder = multipeer::Session::builder(config).resource_filter(move |offer: &multipeer::ResourceOffer| {
-            filter
-                .should_accept_resource(offer.peer.to_string(), offer.name.clone(), offer.size)
-                .unwrap_or_else(|e| {
-                    tracing::warn!("should_accept_resource failed, declining: {e}");
-                    false
-                })
-        });
+        let builder = multipeer::Session::builder(config);
         let builder = match discovery {
             DiscoveryChoice::Mdns => builder,
             DiscoveryChoice::InProcess(network) => builder.discovery(network.network.discovery()),
@@ -337,7 +357,7 @@ const DELEGATE_QUEUE: usize = 16;
 /// Pumps events to the foreign delegate on one dedicated thread; incoming streams are read on the runtime and
 /// their chunks delivered through the same ordered queue.
 fn spawn_delegate(
-    runtime: &tokio::runtime::Runtime,
+    runtime: &Arc<tokio::runtime::Runtime>,
     mut events: multipeer::Events,
     delegate: Arc<dyn SessionDelegate>,
 ) {
@@ -347,6 +367,7 @@ fn spawn_delegate(
         StreamFinished(String, String, Option<String>),
     }
     let (tx, mut rx) = mpsc::channel::<Call>(DELEGATE_QUEUE);
+    let streams_runtime = runtime.clone();
     runtime.spawn(async move {
         while let Some(event) = events.next().await {
             if let Event::Stream(mut stream) = event {
@@ -380,6 +401,9 @@ fn spawn_delegate(
                 let result = match call {
                     Call::Event(Event::PeerFound(peer)) => delegate.peer_found(NearbyPeerInfo::from(&peer)),
                     Call::Event(Event::PeerLost(peer)) => delegate.peer_lost(NearbyPeerInfo::from(&peer)),
+                    Call::Event(Event::Invitation(pending)) => {
+                        delegate.invitation_received(Arc::new(Invitation::new(pending)))
+                    }
                     Call::Event(Event::PeerAdded(peer)) => delegate.peer_added(PeerInfo::from(&peer)),
                     Call::Event(Event::PeerRemoved { peer, reason }) => {
                         delegate.peer_removed(PeerInfo::from(&peer), reason.to_string())
@@ -391,6 +415,13 @@ fn spawn_delegate(
                     ),
                     Call::Event(Event::ConnectionFailed { peer, reason }) => {
                         delegate.connection_failed(peer.to_string(), reason.to_string())
+                    }
+                    Call::Event(Event::DuplexStream(stream)) => {
+                        let stream = DuplexStream::new(streams_runtime.clone(), stream);
+                        delegate.duplex_stream_received(Arc::new(stream))
+                    }
+                    Call::Event(Event::ResourceOffered(offer)) => {
+                        delegate.resource_offered(Arc::new(ResourceOffer::new(offer)))
                     }
                     Call::Event(Event::ResourceStarted(transfer)) => {
                         delegate.resource_started(Arc::new(ResourceTransfer::new(transfer)))
@@ -455,6 +486,16 @@ impl Session {
         self.session.nearby().iter().map(NearbyPeerInfo::from).collect()
     }
 
+    /// Invites a nearby peer into this session with `context` for its app to judge the invitation by (at most
+    /// 1024 bytes). Returns once it joined; throws `InvitationDeclined`, `InvitationTimedOut`, `NotNearby` or
+    /// why the connection failed. In manual mode this is the only way peers outside the session are dialed.
+    pub async fn invite(&self, peer: String, context: Option<Vec<u8>>) -> Result<(), MultipeerError> {
+        let session = self.session.clone();
+        let peer = parse_peer(&peer)?;
+        self.on_runtime(async move { Ok(session.invite(peer, context).await?) })
+            .await
+    }
+
     /// The connected peers, ordered by id.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.session.peers().iter().map(PeerInfo::from).collect()
@@ -490,10 +531,18 @@ impl Session {
         let stream = self
             .on_runtime(async move { Ok(session.stream(peer, &name).await?) })
             .await?;
-        Ok(Arc::new(OutgoingStream {
-            runtime: self.runtime.clone(),
-            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
-        }))
+        Ok(Arc::new(OutgoingStream::new(self.runtime.clone(), stream)))
+    }
+
+    /// Opens a two-way named stream with a peer (for example one forwarded TCP connection); the peer gets it
+    /// as `duplex_stream_received`.
+    pub async fn open_duplex_stream(&self, peer: String, name: String) -> Result<Arc<DuplexStream>, MultipeerError> {
+        let session = self.session.clone();
+        let peer = parse_peer(&peer)?;
+        let stream = self
+            .on_runtime(async move { Ok(session.duplex_stream(peer, &name).await?) })
+            .await?;
+        Ok(Arc::new(DuplexStream::new(self.runtime.clone(), stream)))
     }
 
     /// Sends the file at `path` to `peer` as a resource called `name` (1-255 bytes; the receiver saves it under
@@ -574,55 +623,5 @@ impl Session {
         let session = self.session.clone();
         self.on_runtime(async move { Ok(session.diagnostics().await?.to_string()) })
             .await
-    }
-}
-
-/// An outgoing named byte stream: `write` waits while the receiver is behind; `finish` ends it.
-#[derive(uniffi::Object)]
-pub struct OutgoingStream {
-    runtime: Arc<tokio::runtime::Runtime>,
-    stream: Arc<tokio::sync::Mutex<Option<multipeer::OutgoingStream>>>,
-}
-
-#[uniffi::export(async_runtime = "tokio")]
-impl OutgoingStream {
-    /// Writes all of `data`.
-    pub async fn write(&self, data: Vec<u8>) -> Result<(), MultipeerError> {
-        let stream = self.stream.clone();
-        let work = async move {
-            let mut guard = stream.lock().await;
-            let s = guard.as_mut().ok_or(MultipeerError::StreamClosed)?;
-            s.write_all(&data)
-                .await
-                .map_err(|e| MultipeerError::Io { detail: e.to_string() })
-        };
-        self.runtime
-            .spawn(work)
-            .await
-            .map_err(|_| MultipeerError::SessionClosed)?
-    }
-
-    /// Ends the stream and waits until the receiver has read all of it.
-    pub async fn finish(&self) -> Result<(), MultipeerError> {
-        let stream = self.stream.clone();
-        let work = async move {
-            let s = stream.lock().await.take().ok_or(MultipeerError::StreamClosed)?;
-            s.finish()
-                .await
-                .map_err(|e| MultipeerError::Io { detail: e.to_string() })
-        };
-        self.runtime
-            .spawn(work)
-            .await
-            .map_err(|_| MultipeerError::SessionClosed)?
-    }
-
-    /// Abandons the stream; the receiver sees an error.
-    pub fn cancel(&self) {
-        if let Ok(mut guard) = self.stream.try_lock() {
-            if let Some(s) = guard.take() {
-                s.cancel();
-            }
-        }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use multipeer_ffi::{
-    InProcessNetwork, MultipeerError, NearbyPeerInfo, PeerInfo, ResourceTransfer, Session, SessionConfig,
-    SessionDelegate,
+    DuplexStream, InProcessNetwork, Invitation, MultipeerError, NearbyPeerInfo, PeerInfo, ResourceOffer,
+    ResourceTransfer, Session, SessionConfig, SessionDelegate,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -71,8 +71,14 @@ impl SessionDelegate for Recorder {
     ) -> Result<(), MultipeerError> {
         Ok(())
     }
-    fn should_accept_resource(&self, _: String, _: String, _: u64) -> Result<bool, MultipeerError> {
-        Ok(false)
+    fn resource_offered(&self, _: Arc<ResourceOffer>) -> Result<(), MultipeerError> {
+        Ok(())
+    }
+    fn invitation_received(&self, _: Arc<Invitation>) -> Result<(), MultipeerError> {
+        Ok(())
+    }
+    fn duplex_stream_received(&self, _: Arc<DuplexStream>) -> Result<(), MultipeerError> {
+        Ok(())
     }
 }
 
@@ -92,6 +98,9 @@ fn config(name: &str) -> SessionConfig {
         max_resource_bytes_per_peer: None,
         resume_window_ms: None,
         overwrite_resources: false,
+        resource_acceptance: None,
+        invitation_mode: None,
+        answer_timeout_ms: None,
     }
 }
 

@@ -92,7 +92,15 @@ impl Progress {
     }
 }
 
-/// A resource a peer offers; see [`crate::SessionBuilder::resource_filter`].
+/// A resource offer waiting for the app's answer ([`crate::Event::ResourceOffered`], with
+/// [`crate::config::ResourceAcceptance::Manual`]): read it as a [`ResourceOffer`], hold it while the user
+/// decides, then accept or decline it. Unanswered for [`crate::SessionConfigBuilder::answer_timeout`], it is
+/// declined.
+pub type PendingResource = crate::pending::Pending<ResourceOffer>;
+/// Most offers waiting for the app's answer at once; more are refused as busy.
+pub const MAX_PENDING_OFFERS: usize = 8;
+
+/// A resource a peer offers; see [`crate::SessionBuilder::resource_filter`] and [`PendingResource`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResourceOffer {
@@ -439,8 +447,9 @@ pub(crate) fn read_stop(e: quinn::ReadError) -> Stop {
     }
 }
 
-/// How long a transfer may wait for the receiver's reply or verdict.
-pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a transfer may wait for the receiver's reply (its app may take up to
+/// [`crate::config::MAX_ANSWER_TIMEOUT`]) or verdict.
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Hashes the first `len` bytes of `file` (reading it from its current position).
 pub(crate) async fn hash_prefix(

@@ -17,7 +17,7 @@ use super::{
     hash_prefix, read_stop, write_stop, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer,
     ResourceTransfer, Stop, TransferState, CHUNK, MAX_INCOMING_TRANSFERS,
 };
-use crate::config::ResourceSettings;
+use crate::config::{ResourceAcceptance, ResourceSettings};
 use crate::identity::PeerId;
 use crate::proto::resource::{
     decode_offer, encode_reply, Refusal, Reply, Verdict, DIGEST_LEN, MAX_OFFER_LEN, RESOURCE_CANCELLED,
@@ -64,6 +64,8 @@ pub(crate) struct Hub {
     /// them again, and gets the verdict instead of sending the file twice.
     completed: Mutex<VecDeque<Completed>>,
     closed: AtomicBool,
+    /// One permit per offer waiting for the app's answer ([`super::MAX_PENDING_OFFERS`]).
+    asking: Arc<tokio::sync::Semaphore>,
 }
 
 struct Completed {
@@ -149,6 +151,7 @@ impl Hub {
             quota: Mutex::new(HashMap::new()),
             completed: Mutex::new(VecDeque::new()),
             closed: AtomicBool::new(false),
+            asking: Arc::new(tokio::sync::Semaphore::new(super::MAX_PENDING_OFFERS)),
         })
     }
 
@@ -313,9 +316,13 @@ impl Hub {
             tracing::info!(peer = %peer.short(), size, "resource refused: over the per-peer quota");
             return Err(Refusal::TooLarge);
         }
-        if !(self.filter)(&offer) {
+        let accepted = match (self.filter)(&offer) {
+            true if self.settings.acceptance == ResourceAcceptance::Manual => self.ask_app(offer).await,
+            accepted => accepted.then_some(()).ok_or(Refusal::Declined),
+        };
+        if let Err(refusal) = accepted {
             self.give_back(peer, size);
-            return Err(Refusal::Declined);
+            return Err(refusal);
         }
         let state = TransferState::new(id, peer, name, size, Direction::Incoming);
         let file = match self.start_part(&state).await {
@@ -328,6 +335,22 @@ impl Hub {
         self.emit(Event::ResourceStarted(ResourceTransfer::new(state.clone())))
             .await;
         Ok((state, 0, file))
+    }
+
+    /// Asks the app about an offer and waits for its answer, up to the session's answer timeout.
+    async fn ask_app(&self, offer: ResourceOffer) -> Result<(), Refusal> {
+        let Ok(_permit) = self.asking.clone().try_acquire_owned() else {
+            return Err(Refusal::Busy);
+        };
+        let (pending, answer) = crate::pending::Pending::new(offer);
+        let asked = async {
+            self.emit(Event::ResourceOffered(pending)).await;
+            answer.await.ok()
+        };
+        match tokio::time::timeout(self.settings.answer_timeout, asked).await {
+            Ok(Some(true)) => Ok(()),
+            _ => Err(Refusal::Declined),
+        }
     }
 
     /// The transfer waiting to resume under `(peer, id)`, if any, with the part file it holds open; refuses

@@ -77,7 +77,7 @@ pub(crate) struct ConnCtx {
     /// When the session started (its age settles which of two sessions with one identity yields).
     pub(crate) started: std::time::Instant,
     /// How long the app may take to answer an invitation.
-    pub(crate) invitation_timeout: Duration,
+    pub(crate) answer_timeout: Duration,
     /// One permit per invitation waiting for the app ([`MAX_PENDING_INVITATIONS`]).
     pub(crate) asking: Arc<tokio::sync::Semaphore>,
 }
@@ -771,7 +771,7 @@ async fn ask_app(
     let Ok(_permit) = ctx.asking.clone().try_acquire_owned() else {
         return Err((codes::NOT_LOOKING, "too many invitations waiting for an answer"));
     };
-    let ms = u32::try_from(ctx.invitation_timeout.as_millis()).unwrap_or(frame::MAX_ASKING_MS);
+    let ms = u32::try_from(ctx.answer_timeout.as_millis()).unwrap_or(frame::MAX_ASKING_MS);
     let asking = frame::encode_frame(&Frame::Asking(ms.min(frame::MAX_ASKING_MS)))
         .map_err(|_| (codes::PROTOCOL_ERROR, "encoding"))?;
     write_frames(control_send, &mut [asking])
@@ -783,7 +783,7 @@ async fn ask_app(
         answer.await.ok()
     };
     tokio::select! {
-        answer = tokio::time::timeout(ctx.invitation_timeout, asked) => match answer {
+        answer = tokio::time::timeout(ctx.answer_timeout, asked) => match answer {
             Ok(Some(true)) => Ok(()),
             Ok(_) => Err((codes::DECLINED, "declined")),
             Err(_) => Err((codes::NO_ANSWER, "no answer in time")),

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
-pub use super::invite::{AnswerError, Invitation, PendingInvitation};
+pub use super::invite::{Invitation, PendingInvitation};
 use super::stream::{DuplexStream, IncomingStream};
 use crate::identity::PeerId;
-use crate::resource::{ResourceError, ResourceTransfer};
+use crate::resource::{PendingResource, ResourceError, ResourceTransfer};
 
 pub(crate) use super::queue::{queue, EventSender, LaneGate, PeerLane};
 pub use super::queue::{Events, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD};
@@ -238,6 +238,10 @@ pub enum Event {
     Stream(IncomingStream),
     /// A peer opened a two-way named stream with us.
     DuplexStream(DuplexStream),
+    /// A peer offers us a resource (a file) and the app decides ([`crate::config::ResourceAcceptance::Manual`]):
+    /// accept or decline the held offer, now or once the user decided. [`Event::ResourceStarted`] follows an
+    /// accepted one.
+    ResourceOffered(PendingResource),
     /// A peer started sending us a resource (a file). Follow it with the handle; it ends with
     /// [`Event::ResourceFinished`]. Not repeated when an interrupted transfer resumes.
     ResourceStarted(ResourceTransfer),
@@ -312,6 +316,12 @@ pub trait SessionDelegate: Send + Sync + 'static {
         let _ = (peer, reason);
     }
 
+    /// A peer offers a resource ([`crate::config::ResourceAcceptance::Manual`] only). Keep `offer` to answer it
+    /// later; dropping it declines.
+    fn resource_offered(&self, offer: PendingResource) {
+        let _ = offer;
+    }
+
     /// A peer started sending us a resource; `transfer` reports progress and can cancel it.
     fn resource_started(&self, transfer: ResourceTransfer) {
         let _ = transfer;
@@ -334,6 +344,7 @@ pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
         Event::Stream(stream) => delegate.stream_receive(stream),
         Event::DuplexStream(stream) => delegate.duplex_stream_receive(stream),
         Event::ConnectionFailed { peer, reason } => delegate.connection_failed(&peer, &reason),
+        Event::ResourceOffered(offer) => delegate.resource_offered(offer),
         Event::ResourceStarted(transfer) => delegate.resource_started(transfer),
         Event::ResourceFinished { transfer, result } => delegate.resource_finished(&transfer, &result),
     }

@@ -193,7 +193,7 @@ struct Handle {
     local: Peer,
     local_addr: SocketAddr,
     service_type: String,
-    invitation_timeout: Duration,
+    answer_timeout: Duration,
 }
 
 impl Drop for Handle {
@@ -405,7 +405,7 @@ impl SessionBuilder {
             internal: internal_tx,
             events: event_tx,
             started: std::time::Instant::now(),
-            invitation_timeout: config.invitation_timeout,
+            answer_timeout: config.answer_timeout,
             asking: Arc::new(tokio::sync::Semaphore::new(conn::MAX_PENDING_INVITATIONS)),
         });
         let local = actor::local_peer(&advertisement, config.initial_data.clone());
@@ -441,7 +441,7 @@ impl SessionBuilder {
                 local,
                 local_addr,
                 service_type: config.service_type.clone(),
-                invitation_timeout: config.invitation_timeout,
+                answer_timeout: config.answer_timeout,
             }),
         };
         Ok((session, events))
@@ -753,7 +753,7 @@ impl Session {
             .await
             .map_err(|_| InviteError::SessionClosed)?;
         // The invitee's app may take the invitation timeout; dials and handshakes around it take a few more.
-        let limit = self.inner.invitation_timeout + 3 * conn::HANDSHAKE_TIMEOUT;
+        let limit = self.inner.answer_timeout + 3 * conn::HANDSHAKE_TIMEOUT;
         match tokio::time::timeout(limit, rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(InviteError::SessionClosed),
