@@ -13,6 +13,11 @@ import org.multipeer.SessionEvent
 import org.multipeer.fraction
 import org.multipeer.progressFlow
 import org.multipeer.ffi.DiscoveredPeerRecord
+import org.multipeer.ffi.DuplexStream
+import org.multipeer.ffi.Invitation
+import org.multipeer.ffi.InvitationMode
+import org.multipeer.ffi.ResourceAcceptance
+import org.multipeer.ffi.ResourceOffer
 import org.multipeer.ffi.DiscoverySink
 import org.multipeer.ffi.ForeignDiscovery
 import org.multipeer.ffi.InProcessNetwork
@@ -41,9 +46,9 @@ fun check(condition: Boolean, message: () -> String) {
 }
 
 /** Events of one session, collected into a channel so tests can wait for them with a timeout. */
-class Inbox(flow: Flow<SessionEvent>, scope: CoroutineScope) {
+class Inbox(flow: Flow<SessionEvent>, scope: CoroutineScope, tap: (SessionEvent) -> Unit = {}) {
     private val channel = Channel<SessionEvent>(Channel.UNLIMITED)
-    init { scope.launch(Dispatchers.Default) { flow.collect { channel.send(it) } } }
+    init { scope.launch(Dispatchers.Default) { flow.collect { tap(it); channel.send(it) } } }
 
     suspend fun <T> expect(what: String, ms: Long = 10_000, pick: (SessionEvent) -> T?): T =
         try {
@@ -118,11 +123,11 @@ suspend fun peersAreFoundAndLost(scope: CoroutineScope) {
     val aIn = Inbox(a.events, scope)
     val found = aIn.expect("bob found") { (it as? SessionEvent.PeerFound)?.peer }
     check(found.id == b.localPeer.id && found.displayName == "bob" && found.discoveryInfo["room"] == "kt") { "found $found" }
-    check(a.nearby.map { it.id } == listOf(b.localPeer.id)) { "nearby ${a.nearby}" }
+    check(a.nearby.value.map { it.id } == listOf(b.localPeer.id)) { "nearby ${a.nearby.value}" }
     b.shutdown()
     val lost = aIn.expect("bob lost") { (it as? SessionEvent.PeerLost)?.peer }
     check(lost.id == found.id) { "lost $lost" }
-    check(a.nearby.isEmpty()) { "nearby after bob left: ${a.nearby}" }
+    check(a.nearby.value.isEmpty()) { "nearby after bob left: ${a.nearby.value}" }
     a.shutdown()
 }
 
@@ -138,7 +143,7 @@ suspend fun aRemovedPeerIsKeptOutUntilAllowed(scope: CoroutineScope) {
     a.removePeer(bob.id)
     val removed = bIn.expect("bob removed") { it as? SessionEvent.PeerRemoved }
     check(removed.peer.id == a.localPeer.id) { "removed $removed" }
-    check(a.peers.isEmpty()) { "a still has ${a.peers}" }
+    check(a.peers.value.isEmpty()) { "a still has ${a.peers.value}" }
     a.allowPeer(bob.id)
     val again = aIn.expect("bob back") { (it as? SessionEvent.PeerAdded)?.peer }
     check(again.id == bob.id) { "back: $again" }
@@ -167,7 +172,7 @@ suspend fun passphrasesAdmitAndRefuse(scope: CoroutineScope) {
         }
     }
     check(refused.reason == "wrong passphrase") { "reason ${refused.reason}" }
-    check(a.peers.size == 1 && b.peers.size == 1) { "the session still holds only alice and bob" }
+    check(a.peers.value.size == 1 && b.peers.value.size == 1) { "the session still holds only alice and bob" }
     a.shutdown()
     b.shutdown()
     c.shutdown()
@@ -262,7 +267,9 @@ object NoopDelegate : SessionDelegate {
     override fun connectionFailed(peer: String, reason: String) {}
     override fun resourceStarted(transfer: ResourceTransfer) {}
     override fun resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerException?) {}
-    override fun shouldAcceptResource(peer: String, name: String, size: ULong) = true
+    override fun invitationReceived(invitation: Invitation) {}
+    override fun duplexStreamReceived(stream: DuplexStream) {}
+    override fun resourceOffered(offer: ResourceOffer) {}
 }
 
 /** A delegate that throws on every message must not break the session: later events still arrive. */
@@ -294,15 +301,20 @@ suspend fun resourcesAreDeliveredVerifiedOrRefused(scope: CoroutineScope) {
     val inbox = Files.createTempDirectory("multipeer-received")
     val a = MultipeerSession.start(config("sender"), network)
     val b = MultipeerSession.start(
-        config("receiver").copy(resourceDirectory = inbox.toString()),
+        config("receiver").copy(resourceDirectory = inbox.toString(), resourceAcceptance = ResourceAcceptance.MANUAL),
         network,
-        acceptResource = { _, name, _ ->
-            if (name.endsWith(".boom")) throw IllegalStateException("app bug")
-            !name.endsWith(".exe")
-        },
     )
     val aIn = Inbox(a.events, scope)
-    val bIn = Inbox(b.events, scope)
+    // The receiving app answers each offer on a thread of its own, as a UI would once its user decided.
+    val bIn = Inbox(b.events, scope) { event ->
+        if (event is SessionEvent.ResourceOffered) {
+            val offer = event.offer
+            Thread {
+                Thread.sleep(50)
+                if (offer.name().endsWith(".exe")) offer.decline() else offer.accept()
+            }.start()
+        }
+    }
     val receiver = aIn.expect("receiver added") { (it as? SessionEvent.PeerAdded)?.peer }
     bIn.expect("sender added") { it as? SessionEvent.PeerAdded }
 
@@ -338,9 +350,8 @@ suspend fun resourcesAreDeliveredVerifiedOrRefused(scope: CoroutineScope) {
         check(progress.zipWithNext().all { (x, y) -> x.transferred <= y.transferred }) { "progress goes forward" }
         check(started.progress().fraction == 1.0 && sending.isFinished()) { "receiver's progress ${started.progress()}" }
 
-        // Refused by the receiver's filter (or a filter that throws): the sender gets a typed error, the
-        // receiver no event.
-        for (name in listOf("setup.exe", "crash.boom")) {
+        // Declined by the receiving app: the sender gets a typed error, the receiver no transfer.
+        for (name in listOf("setup.exe")) {
             val refused = a.sendResource(source.toString(), name, receiver.id)
             try {
                 refused.finished()
@@ -384,6 +395,67 @@ suspend fun resourcesAreDeliveredVerifiedOrRefused(scope: CoroutineScope) {
     }
 }
 
+/** Manual mode: nobody joins until invited; a declined invitation fails the inviter, an accepted one joins. */
+suspend fun manualInvitationsAreAcceptedAndDeclined(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val manual = { name: String -> config(name).copy(invitationMode = InvitationMode.MANUAL) }
+    val a = MultipeerSession.start(manual("alice"), network)
+    val b = MultipeerSession.start(manual("bob"), network)
+    val aIn = Inbox(a.events, scope)
+    val bIn = Inbox(b.events, scope)
+    val bob = aIn.expect("bob found") { (it as? SessionEvent.PeerFound)?.peer }
+    val declining = scope.async { runCatching { a.invite(bob.id, "first".toByteArray()) } }
+    val first = bIn.expect("first invitation") { (it as? SessionEvent.InvitationReceived)?.invitation }
+    check(first.peerId() == a.localPeer.id && String(first.context()!!) == "first") { "first invitation" }
+    check(!first.isExpired()) { "a fresh invitation is not expired" }
+    first.decline()
+    val outcome = declining.await().exceptionOrNull()
+    check(outcome is MultipeerException.InvitationDeclined) { "the inviter got $outcome" }
+    check(a.peers.value.isEmpty() && b.peers.value.isEmpty()) { "nobody joined after a decline" }
+    val accepting = scope.async { a.invite(bob.id, "second".toByteArray()) }
+    val second = bIn.expect("second invitation") { (it as? SessionEvent.InvitationReceived)?.invitation }
+    check(second.displayName() == "alice" && String(second.context()!!) == "second") { "invitation ${second.displayName()}" }
+    second.accept()
+    accepting.await()
+    bIn.expect("alice added") { (it as? SessionEvent.PeerAdded)?.peer }
+    aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
+    check(a.peers.value.map { it.id } == listOf(bob.id)) { "alice's peers ${a.peers.value}" }
+    try {
+        second.accept()
+        throw AssertionError("an invitation answered twice")
+    } catch (e: MultipeerException.AnswerExpired) {
+    }
+    a.shutdown()
+    b.shutdown()
+}
+
+/** A two-way stream: each side reads what the other wrote, and the end of each direction. */
+suspend fun duplexStreamsCarryBothWays(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val a = MultipeerSession.start(config("alice"), network)
+    val b = MultipeerSession.start(config("bob"), network)
+    val aIn = Inbox(a.events, scope)
+    val bIn = Inbox(b.events, scope)
+    val bob = aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
+    bIn.expect("alice added") { it as? SessionEvent.PeerAdded }
+    val ours = a.openDuplexStream(bob.id, "tunnel")
+    ours.write("ping".toByteArray())
+    val theirs = bIn.expect("duplex stream") { (it as? SessionEvent.DuplexStreamReceived)?.stream }
+    check(theirs.name() == "tunnel" && theirs.peerId() == a.localPeer.id) { "stream ${theirs.name()}" }
+    check(String(theirs.read(64u)) == "ping") { "bob reads ping" }
+    theirs.write("pong".toByteArray())
+    // `finish` returns once the other side has read the end: read it meanwhile.
+    val aliceReads = scope.async { Pair(String(ours.read(64u)), ours.read(64u)) }
+    theirs.finish()
+    val (pong, aliceEnd) = aliceReads.await()
+    check(pong == "pong" && aliceEnd.isEmpty()) { "alice reads pong, then the end" }
+    val bobEnd = scope.async { theirs.read(64u) }
+    ours.finish()
+    check(bobEnd.await().isEmpty()) { "bob reads the end" }
+    a.shutdown()
+    b.shutdown()
+}
+
 fun main() {
     val tests = listOf<Pair<String, suspend (CoroutineScope) -> Unit>>(
         "two peers exchange messages and a stream" to ::twoPeersExchangeMessagesAndAStream,
@@ -394,6 +466,8 @@ fun main() {
         "throwing callbacks are contained" to ::throwingCallbacksAreContained,
         "resources are delivered, verified, refused and cancelled" to ::resourcesAreDeliveredVerifiedOrRefused,
         "passphrases admit and refuse; both ends show one pairing code" to ::passphrasesAdmitAndRefuse,
+        "manual invitations are accepted and declined" to ::manualInvitationsAreAcceptedAndDeclined,
+        "duplex streams carry both ways" to ::duplexStreamsCarryBothWays,
     )
     var failed = 0
     for ((name, test) in tests) {

@@ -4,15 +4,21 @@ import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.trySendBlocking
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.distinctUntilChanged
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.receiveAsFlow
+import org.multipeer.ffi.DuplexStream
 import org.multipeer.ffi.ForeignDiscovery
 import org.multipeer.ffi.InProcessNetwork
+import org.multipeer.ffi.Invitation
 import org.multipeer.ffi.MultipeerException
 import org.multipeer.ffi.NearbyPeerInfo
 import org.multipeer.ffi.OutgoingStream
 import org.multipeer.ffi.PeerInfo
+import org.multipeer.ffi.ResourceOffer
 import org.multipeer.ffi.ResourceProgress
 import org.multipeer.ffi.ResourceTransfer
 import org.multipeer.ffi.Session
@@ -25,6 +31,11 @@ sealed interface SessionEvent {
     data class PeerFound(val peer: NearbyPeerInfo) : SessionEvent
     /** A peer found earlier stopped advertising. */
     data class PeerLost(val peer: NearbyPeerInfo) : SessionEvent
+    /**
+     * A peer invites us ([org.multipeer.ffi.InvitationMode.MANUAL] only). Keep [invitation] while the user
+     * decides, then call `accept()` or `decline()` on it from any thread; `isExpired()` tells when it timed out.
+     */
+    class InvitationReceived(val invitation: Invitation) : SessionEvent
     /** A peer joined. */
     data class PeerAdded(val peer: PeerInfo) : SessionEvent
     /** A peer left, with the reason ("left", "timed out", ...). */
@@ -35,8 +46,15 @@ sealed interface SessionEvent {
     class StreamData(val from: String, val name: String, val data: ByteArray) : SessionEvent
     /** A named incoming stream ended; [error] is null when it was finished cleanly. */
     data class StreamFinished(val from: String, val name: String, val error: String?) : SessionEvent
+    /** A peer opened a two-way named stream with us: `read`, `write` and `finish` it from any coroutine. */
+    class DuplexStreamReceived(val stream: DuplexStream) : SessionEvent
     /** A connection failed before the peer joined. */
     data class ConnectionFailed(val peer: String, val reason: String) : SessionEvent
+    /**
+     * A peer offers a resource ([org.multipeer.ffi.ResourceAcceptance.MANUAL] only). Keep [offer] while the user
+     * decides, then call `accept()` (then [ResourceStarted] follows) or `decline()` on it from any thread.
+     */
+    class ResourceOffered(val offer: ResourceOffer) : SessionEvent
     /**
      * A peer started sending us a resource (a file). Follow [transfer] for progress ([progressFlow]) or cancel
      * it; [ResourceFinished] follows.
@@ -52,12 +70,6 @@ sealed interface SessionEvent {
         val error: MultipeerException?,
     ) : SessionEvent
 }
-
-/**
- * Decides whether to accept a resource a peer offers: the offering peer's id, the resource's name and its size
- * in bytes. Called on the session's network thread: return quickly. Throwing declines.
- */
-typealias ResourceFilter = (peer: String, name: String, size: ULong) -> Boolean
 
 /** [ResourceProgress.transferred] as a fraction of [ResourceProgress.total], from 0.0 to 1.0. */
 val ResourceProgress.fraction: Double
@@ -85,16 +97,30 @@ fun ResourceTransfer.progressFlow(intervalMs: Long = 100): Flow<ResourceProgress
  * channel is full the session waits (back-pressure), so collect [events] promptly. Collect on any dispatcher
  * and hop to the main thread yourself for UI work. Close the session (or call [shutdown]) when done.
  *
- * Each `start` takes an optional `acceptResource` [ResourceFilter] that decides whether to accept a resource a
- * peer offers (by default every one; offers above [SessionConfig.maxResourceSize] are refused before it is
- * asked). Accepted resources arrive as [SessionEvent.ResourceStarted] and then [SessionEvent.ResourceFinished].
+ * Resources (files) within the limits are received as [SessionEvent.ResourceStarted] and then
+ * [SessionEvent.ResourceFinished]; with [SessionConfig.resourceAcceptance] `MANUAL` each offer first arrives
+ * as [SessionEvent.ResourceOffered] for the app to accept or decline. With [SessionConfig.invitationMode]
+ * `MANUAL` nobody joins until the app calls [invite] and the other app accepts its
+ * [SessionEvent.InvitationReceived].
  */
 class MultipeerSession private constructor(
     private val channel: Channel<SessionEvent>,
-    acceptResource: ResourceFilter,
     start: (SessionDelegate) -> Session,
 ) : AutoCloseable {
-    private val session: Session = start(ChannelDelegate(channel, acceptResource))
+    private val nearbyState = MutableStateFlow<List<NearbyPeerInfo>>(emptyList())
+    private val peersState = MutableStateFlow<List<PeerInfo>>(emptyList())
+    /** Set once started: delegate calls may come before the constructor returns. */
+    @Volatile private var started: Session? = null
+    private val session: Session = start(ChannelDelegate(channel) { refresh() }).also { started = it }
+
+    init { refresh() }
+
+    /** Reads the lists again (on the delegate thread, before the event that changed them is emitted). */
+    private fun refresh() {
+        val current = started ?: return
+        nearbyState.value = current.nearby()
+        peersState.value = current.peers()
+    }
 
     /** The session's events, in order. Collect once. */
     val events: Flow<SessionEvent> = channel.receiveAsFlow()
@@ -102,11 +128,18 @@ class MultipeerSession private constructor(
     /** The local peer. */
     val localPeer: PeerInfo get() = session.localPeer()
 
-    /** Peers discovery sees nearby now, in the session or not, ordered by id. */
-    val nearby: List<NearbyPeerInfo> get() = session.nearby()
+    /** Peers discovery sees nearby, in the session or not, ordered by id; updated as they are found and lost. */
+    val nearby: StateFlow<List<NearbyPeerInfo>> = nearbyState.asStateFlow()
 
-    /** Connected peers, ordered by id. */
-    val peers: List<PeerInfo> get() = session.peers()
+    /** Connected peers, ordered by id; updated as they join and leave. */
+    val peers: StateFlow<List<PeerInfo>> = peersState.asStateFlow()
+
+    /**
+     * Invites a nearby peer into this session, with [context] for its app to judge the invitation by (at most
+     * 1024 bytes). Returns once it joined; throws [MultipeerException.InvitationDeclined],
+     * [MultipeerException.InvitationTimedOut] or [MultipeerException.NotNearby].
+     */
+    suspend fun invite(peer: String, context: ByteArray? = null) = session.invite(peer, context)
 
     /** Sends [data] to [to] (empty: everyone), reliably or as a datagram. */
     suspend fun send(data: ByteArray, to: List<String> = emptyList(), reliable: Boolean = true) =
@@ -114,6 +147,9 @@ class MultipeerSession private constructor(
 
     /** Opens a named byte stream to [peer]. */
     suspend fun openStream(peer: String, name: String): OutgoingStream = session.openStream(peer, name)
+
+    /** Opens a two-way named stream with [peer]; it receives [SessionEvent.DuplexStreamReceived]. */
+    suspend fun openDuplexStream(peer: String, name: String): DuplexStream = session.openDuplexStream(peer, name)
 
     /**
      * Sends the file at [path] to [peer] as a resource called [name] (the receiver saves it under a sanitized
@@ -161,57 +197,49 @@ class MultipeerSession private constructor(
     }
 
     companion object {
-        private val acceptAll: ResourceFilter = { _, _, _ -> true }
-
         /** Starts a session with the built-in mDNS discovery. */
-        fun start(
-            config: SessionConfig,
-            bufferSize: Int = 1024,
-            acceptResource: ResourceFilter = acceptAll,
-        ): MultipeerSession = MultipeerSession(Channel(bufferSize), acceptResource) { Session(config, it) }
+        fun start(config: SessionConfig, bufferSize: Int = 1024): MultipeerSession =
+            MultipeerSession(Channel(bufferSize)) { Session(config, it) }
 
         /** Starts a session whose discovery is implemented in Kotlin (for example on Android's NsdManager). */
-        fun start(
-            config: SessionConfig,
-            discovery: ForeignDiscovery,
-            bufferSize: Int = 1024,
-            acceptResource: ResourceFilter = acceptAll,
-        ): MultipeerSession =
-            MultipeerSession(Channel(bufferSize), acceptResource) { Session.withDiscovery(config, it, discovery) }
+        fun start(config: SessionConfig, discovery: ForeignDiscovery, bufferSize: Int = 1024): MultipeerSession =
+            MultipeerSession(Channel(bufferSize)) { Session.withDiscovery(config, it, discovery) }
 
         /** Starts a session that only sees sessions on the same in-process [network]. */
-        fun start(
-            config: SessionConfig,
-            network: InProcessNetwork,
-            bufferSize: Int = 1024,
-            acceptResource: ResourceFilter = acceptAll,
-        ): MultipeerSession =
-            MultipeerSession(Channel(bufferSize), acceptResource) { Session.inProcess(config, it, network) }
+        fun start(config: SessionConfig, network: InProcessNetwork, bufferSize: Int = 1024): MultipeerSession =
+            MultipeerSession(Channel(bufferSize)) { Session.inProcess(config, it, network) }
     }
 }
 
+/** Turns delegate calls into events; [changed] refreshes the peer lists before a presence or membership event. */
 private class ChannelDelegate(
     private val channel: Channel<SessionEvent>,
-    private val acceptResource: ResourceFilter,
+    private val changed: () -> Unit,
 ) : SessionDelegate {
     private fun emit(event: SessionEvent) {
         channel.trySendBlocking(event)
     }
 
-    override fun peerFound(peer: NearbyPeerInfo) = emit(SessionEvent.PeerFound(peer))
-    override fun peerLost(peer: NearbyPeerInfo) = emit(SessionEvent.PeerLost(peer))
-    override fun peerAdded(peer: PeerInfo) = emit(SessionEvent.PeerAdded(peer))
-    override fun peerRemoved(peer: PeerInfo, reason: String) = emit(SessionEvent.PeerRemoved(peer, reason))
+    private fun membership(event: SessionEvent) {
+        changed()
+        emit(event)
+    }
+
+    override fun peerFound(peer: NearbyPeerInfo) = membership(SessionEvent.PeerFound(peer))
+    override fun peerLost(peer: NearbyPeerInfo) = membership(SessionEvent.PeerLost(peer))
+    override fun invitationReceived(invitation: Invitation) = emit(SessionEvent.InvitationReceived(invitation))
+    override fun peerAdded(peer: PeerInfo) = membership(SessionEvent.PeerAdded(peer))
+    override fun peerRemoved(peer: PeerInfo, reason: String) = membership(SessionEvent.PeerRemoved(peer, reason))
     override fun received(from: String, data: ByteArray, reliable: Boolean) =
         emit(SessionEvent.Received(from, data, reliable))
     override fun streamData(from: String, name: String, data: ByteArray) =
         emit(SessionEvent.StreamData(from, name, data))
     override fun streamFinished(from: String, name: String, error: String?) =
         emit(SessionEvent.StreamFinished(from, name, error))
+    override fun duplexStreamReceived(stream: DuplexStream) = emit(SessionEvent.DuplexStreamReceived(stream))
     override fun connectionFailed(peer: String, reason: String) = emit(SessionEvent.ConnectionFailed(peer, reason))
+    override fun resourceOffered(offer: ResourceOffer) = emit(SessionEvent.ResourceOffered(offer))
     override fun resourceStarted(transfer: ResourceTransfer) = emit(SessionEvent.ResourceStarted(transfer))
     override fun resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerException?) =
         emit(SessionEvent.ResourceFinished(transfer, path, error))
-    override fun shouldAcceptResource(peer: String, name: String, size: ULong): Boolean =
-        acceptResource(peer, name, size)
 }
