@@ -2,16 +2,21 @@
 //!
 //! ```text
 //! cargo run --release -p multipeer-examples --example chat -- [--name NAME] [--service chat] [--ticket TICKET]
+//!     [--manual]
 //! ```
 //!
-//! Type a line to send it to everyone. Commands: `/peers`, `/ticket` (print an invitation with a QR code, for
-//! networks that block multicast), `/join <ticket>`, `/doctor` (why is nobody here?), `/quit`.
+//! Type a line to send it to everyone. Commands: `/nearby`, `/peers`, `/ticket` (print an invitation with a QR
+//! code, for networks that block multicast), `/join <ticket>`, `/doctor` (why is nobody here?), `/quit`.
+//! With `--manual` nobody joins by themselves: `/invite NAME` invites someone nearby, and an invitation is
+//! answered with `/accept` or `/decline`.
 //! Incoming lines are printed above the line being typed, so they never garble it.
 #![allow(clippy::print_stdout)]
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use multipeer::{Event, Reliability, Session, SessionConfig, Ticket, To};
+use std::collections::VecDeque;
+
+use multipeer::{Event, InvitationMode, PendingInvitation, Reliability, Session, SessionConfig, Ticket, To};
 use tokio::sync::mpsc;
 
 /// Where output goes: above the prompt on a terminal, plain lines otherwise.
@@ -101,70 +106,175 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = arg(&args, "--name").unwrap_or_else(ask_name);
     let service = arg(&args, "--service").unwrap_or_else(|| "chat".into());
-    let config = SessionConfig::builder(service, name.clone()).build()?;
+    let manual = args.iter().any(|a| a == "--manual");
+    let mode = if manual {
+        InvitationMode::Manual
+    } else {
+        InvitationMode::Auto
+    };
+    let config = SessionConfig::builder(service, name.clone())
+        .invitation_mode(mode)
+        .build()?;
     let (session, mut events) = Session::builder(config).start_with_events().await?;
     // SIGINT / SIGTERM (Ctrl-C elsewhere) leave cleanly: peers see us go at once.
     let stop = multipeer::shutdown_signal()?;
     tokio::pin!(stop);
-    let (mut input, mut out) = spawn_input(&name);
-    out.line(format!(
-        "* you are {name} ({}); looking for peers... /nearby, /peers, /ticket, /join, /doctor, /quit",
+    let (mut input, out) = spawn_input(&name);
+    let (notes_tx, mut notes) = mpsc::channel(16);
+    let mut chat = Chat {
+        session: session.clone(),
+        out,
+        invitations: VecDeque::new(),
+        notes: notes_tx,
+    };
+    let looking = if manual {
+        "/invite NAME to chat with someone nearby"
+    } else {
+        "looking for peers..."
+    };
+    chat.out.line(format!(
+        "* you are {name} ({}); {looking} /nearby, /peers, /ticket, /join, /doctor, /quit",
         session.local_peer().id.short()
     ));
     if let Some(ticket) = arg(&args, "--ticket") {
-        join(&session, &ticket, &mut out).await;
+        join(&session, &ticket, &mut chat.out).await;
     }
     loop {
         tokio::select! {
             _ = &mut stop => break,
             event = events.next() => match event {
-                Some(Event::PeerFound(peer)) => out.line(format!("* nearby: {} ({})", peer.display_name, peer.id.short())),
-                Some(Event::PeerLost(peer)) => out.line(format!("* no longer nearby: {}", peer.display_name)),
-                Some(Event::PeerAdded(peer)) => out.line(format!("* joined: {}", peer.display_name)),
-                Some(Event::PeerRemoved { peer, reason }) => out.line(format!("* left: {} ({reason})", peer.display_name)),
-                Some(Event::Message(m)) => {
-                    let who = session.peer(&m.from).map(|p| p.display_name).unwrap_or_else(|| m.from.short());
-                    out.line(format!("<{who}> {}", String::from_utf8_lossy(&m.data)));
-                }
-                Some(Event::ConnectionFailed { peer, reason }) => out.line(format!("* could not connect to {}: {reason}", peer.short())),
-                Some(_) => {}
+                Some(event) => chat.event(event),
                 None => break,
             },
+            Some(note) = notes.recv() => chat.out.line(note),
             line = input.recv() => {
                 let Some(line) = line else { break };
-                let line = line.trim();
-                match line.split_once(' ').map_or((line, ""), |(c, rest)| (c, rest.trim())) {
-                    ("", _) => {}
-                    ("/quit", _) => break,
-                    ("/nearby", _) => {
-                        let names: Vec<String> =
-                            session.nearby().iter().map(|p| format!("{} ({})", p.display_name, p.id.short())).collect();
-                        out.line(format!("* {} nearby: {}", names.len(), names.join(", ")));
-                    }
-                    ("/peers", _) => {
-                        let names: Vec<String> = session.peers().iter().map(ToString::to_string).collect();
-                        out.line(format!("* {} peer(s): {}", names.len(), names.join(", ")));
-                    }
-                    ("/ticket", _) => {
-                        let ticket = session.ticket().to_string();
-                        out.line(format!("{}\n* ticket: {ticket}", qr(&ticket)));
-                    }
-                    ("/join", ticket) => join(&session, ticket, &mut out).await,
-                    ("/doctor", _) => match session.diagnostics().await {
-                        Ok(report) => out.line(report.to_string()),
-                        Err(e) => out.line(format!("* {e}")),
-                    },
-                    _ => {
-                        if let Err(e) = session.send(line.to_owned(), To::All, Reliability::Reliable).await {
-                            out.line(format!("* not sent: {e}"));
-                        }
-                    }
+                if !chat.command(line.trim()).await {
+                    break;
                 }
             }
         }
     }
     session.shutdown().await?;
     Ok(())
+}
+
+/// The chat's state: the session, where to print, and invitations waiting for `/accept` or `/decline`.
+struct Chat {
+    session: Session,
+    out: Output,
+    invitations: VecDeque<PendingInvitation>,
+    /// Lines from tasks (outcomes of `/invite`).
+    notes: mpsc::Sender<String>,
+}
+
+impl Chat {
+    fn event(&mut self, event: Event) {
+        let line = match event {
+            Event::PeerFound(peer) => format!("* nearby: {} ({})", peer.display_name, peer.id.short()),
+            Event::PeerLost(peer) => format!("* no longer nearby: {}", peer.display_name),
+            Event::Invitation(invitation) => {
+                let line = format!("* {} invites you: /accept or /decline", invitation.display_name);
+                self.invitations.retain(|i| !i.is_expired());
+                self.invitations.push_back(invitation);
+                line
+            }
+            Event::PeerAdded(peer) => format!("* joined: {}", peer.display_name),
+            Event::PeerRemoved { peer, reason } => format!("* left: {} ({reason})", peer.display_name),
+            Event::Message(m) => {
+                let who = self
+                    .session
+                    .peer(&m.from)
+                    .map(|p| p.display_name)
+                    .unwrap_or_else(|| m.from.short());
+                format!("<{who}> {}", String::from_utf8_lossy(&m.data))
+            }
+            Event::ConnectionFailed { peer, reason } => format!("* could not connect to {}: {reason}", peer.short()),
+            _ => return,
+        };
+        self.out.line(line);
+    }
+
+    /// Carries out one line the user typed; `false` to quit.
+    async fn command(&mut self, line: &str) -> bool {
+        match line.split_once(' ').map_or((line, ""), |(c, rest)| (c, rest.trim())) {
+            ("", _) => {}
+            ("/quit", _) => return false,
+            ("/nearby", _) => {
+                let names: Vec<String> = self
+                    .session
+                    .nearby()
+                    .iter()
+                    .map(|p| format!("{} ({})", p.display_name, p.id.short()))
+                    .collect();
+                self.out.line(format!("* {} nearby: {}", names.len(), names.join(", ")));
+            }
+            ("/peers", _) => {
+                let names: Vec<String> = self.session.peers().iter().map(ToString::to_string).collect();
+                self.out
+                    .line(format!("* {} peer(s): {}", names.len(), names.join(", ")));
+            }
+            ("/invite", who) => self.invite(who),
+            ("/accept", _) => self.answer(true),
+            ("/decline", _) => self.answer(false),
+            ("/ticket", _) => {
+                let ticket = self.session.ticket().to_string();
+                self.out.line(format!("{}\n* ticket: {ticket}", qr(&ticket)));
+            }
+            ("/join", ticket) => join(&self.session, ticket, &mut self.out).await,
+            ("/doctor", _) => match self.session.diagnostics().await {
+                Ok(report) => self.out.line(report.to_string()),
+                Err(e) => self.out.line(format!("* {e}")),
+            },
+            _ => {
+                if let Err(e) = self.session.send(line.to_owned(), To::All, Reliability::Reliable).await {
+                    self.out.line(format!("* not sent: {e}"));
+                }
+            }
+        }
+        true
+    }
+
+    /// Invites the nearby peer called `who` (or whose id starts with it); the outcome is printed later.
+    fn invite(&mut self, who: &str) {
+        let nearby = self.session.nearby();
+        let Some(peer) = nearby.iter().find(|p| {
+            p.display_name.eq_ignore_ascii_case(who) || (!who.is_empty() && p.id.to_string().starts_with(who))
+        }) else {
+            self.out
+                .line(format!("* nobody called {who:?} is nearby (/nearby lists who is)"));
+            return;
+        };
+        self.out.line(format!("* inviting {}...", peer.display_name));
+        let (session, notes, peer) = (self.session.clone(), self.notes.clone(), peer.clone());
+        tokio::spawn(async move {
+            let note = match session.invite(peer.id, None).await {
+                Ok(()) => format!("* {} accepted", peer.display_name),
+                Err(e) => format!("* {e}"),
+            };
+            let _ = notes.send(note).await;
+        });
+    }
+
+    /// Answers the oldest invitation still waiting.
+    fn answer(&mut self, accept: bool) {
+        self.invitations.retain(|i| !i.is_expired());
+        let Some(invitation) = self.invitations.pop_front() else {
+            self.out.line("* no invitation is waiting".into());
+            return;
+        };
+        let name = invitation.display_name.clone();
+        let answered = if accept {
+            invitation.accept()
+        } else {
+            invitation.decline()
+        };
+        match answered {
+            Ok(()) if accept => self.out.line(format!("* joining {name}...")),
+            Ok(()) => self.out.line(format!("* declined {name}")),
+            Err(e) => self.out.line(format!("* {name}: {e}")),
+        }
+    }
 }
 
 async fn join(session: &Session, ticket: &str, out: &mut Output) {

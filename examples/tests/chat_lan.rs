@@ -80,3 +80,45 @@ fn lines_typed_on_one_chat_appear_on_the_others() {
         });
     }
 }
+
+/// The first line starting with `prefix`.
+fn line_starting(peer: &mut netns::PeerProcess, prefix: &str) -> String {
+    let prefix = prefix.to_owned();
+    peer.expect(T, &prefix.clone(), move |v| {
+        let line = v["line"].as_str()?;
+        line.starts_with(&prefix).then(|| line.to_owned())
+    })
+}
+
+#[test]
+fn in_manual_mode_people_join_only_by_invitation_answered_at_the_prompt() {
+    let Some(lan) = netns::VirtualLan::new(2) else { return };
+    let chat = chat_binary();
+    assert!(chat.exists(), "build the chat example first: {}", chat.display());
+    let chat = chat.to_str().unwrap();
+    let mut alice = lan.spawn(0, chat, &["--name", "alice", "--service", "chatmanual", "--manual"]);
+    let mut bob = lan.spawn(1, chat, &["--name", "bob", "--service", "chatmanual", "--manual"]);
+    line_starting(&mut alice, "* nearby: bob (");
+    line_starting(&mut bob, "* nearby: alice (");
+    // Declined first: alice is told, nobody joins.
+    alice.send_line("/invite bob");
+    assert_eq!(
+        line_starting(&mut bob, "* alice invites you"),
+        "* alice invites you: /accept or /decline"
+    );
+    bob.send_line("/decline");
+    assert_eq!(line_starting(&mut bob, "* declined"), "* declined alice");
+    let declined = line_starting(&mut alice, "* peer ");
+    assert!(declined.ends_with("declined the invitation"), "{declined}");
+    alice.send_line("/peers");
+    line_starting(&mut alice, "* 0 peer(s)");
+    // Then accepted: both join, and chat.
+    alice.send_line("/invite bob");
+    line_starting(&mut bob, "* alice invites you");
+    bob.send_line("/accept");
+    assert_eq!(line_starting(&mut alice, "* joined: "), "* joined: bob");
+    assert_eq!(line_starting(&mut bob, "* joined: "), "* joined: alice");
+    assert_eq!(line_starting(&mut alice, "* bob accepted"), "* bob accepted");
+    bob.send_line("hi alice");
+    assert_eq!(line_starting(&mut alice, "<bob>"), "<bob> hi alice");
+}
