@@ -167,7 +167,7 @@ async fn echo_pair(reliability: Reliability) -> (Session, Events, Session, tokio
         tokio::spawn(async move {
             while let Some(event) = b_events.next().await {
                 if let Event::Message(m) = event {
-                    if b.send(m.data, m.from, reliability).await.is_err() {
+                    if b.send(m.data, m.peer, reliability).await.is_err() {
                         break;
                     }
                 }
@@ -270,7 +270,7 @@ async fn multipeer_bulk(total: usize) -> f64 {
         // The events go back with the session: dropping them would shut it down.
         (got, b, b_events)
     });
-    let mut s = a.stream(b_id, "bulk").await.unwrap();
+    let mut s = a.stream("bulk", b_id).await.unwrap();
     let chunk = vec![3u8; 64 * 1024];
     let mut left = total;
     while left > 0 {

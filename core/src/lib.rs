@@ -16,7 +16,7 @@
 //!     fn peer_added(&self, peer: &Peer) {
 //!         tracing::info!("{peer} joined");
 //!     }
-//!     fn receive(&self, message: Message) {
+//!     fn received(&self, message: Message) {
 //!         tracing::info!("{}", String::from_utf8_lossy(&message.data));
 //!     }
 //! }

@@ -29,19 +29,19 @@ const PREFIX: &str = "mp1:";
 pub struct Ticket {
     /// The service type the peer runs.
     pub service_type: String,
-    /// The peer's id.
-    pub peer_id: PeerId,
+    /// The peer it leads to.
+    pub peer: PeerId,
     /// Where it listens, best first.
     pub addrs: Vec<SocketAddr>,
 }
 
 impl Ticket {
-    /// A ticket for `peer_id` at `addrs` (at most [`MAX_TICKET_ADDRS`] are kept).
-    pub fn new(service_type: impl Into<String>, peer_id: PeerId, mut addrs: Vec<SocketAddr>) -> Self {
+    /// A ticket for `peer` at `addrs` (at most [`MAX_TICKET_ADDRS`] are kept).
+    pub fn new(service_type: impl Into<String>, peer: PeerId, mut addrs: Vec<SocketAddr>) -> Self {
         addrs.truncate(MAX_TICKET_ADDRS);
         Self {
             service_type: service_type.into(),
-            peer_id,
+            peer,
             addrs,
         }
     }
@@ -72,7 +72,7 @@ pub enum TicketError {
 
 impl fmt::Display for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}{}:{}@", self.service_type, self.peer_id)?;
+        write!(f, "{PREFIX}{}:{}@", self.service_type, self.peer)?;
         for (i, addr) in self.addrs.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
@@ -113,7 +113,7 @@ impl FromStr for Ticket {
         }
         Ok(Self {
             service_type: service.to_owned(),
-            peer_id,
+            peer: peer_id,
             addrs,
         })
     }

@@ -270,7 +270,7 @@ async fn a_raw_dialer_and_the_session_agree_on_the_pairing_code() {
         let (mut control, _theirs, code) = raw::admit(&conn, id, None).await.unwrap();
         control.write_all(&raw::frame(1, &raw::hello("raw", id))).await.unwrap();
         expect_peers_added(&mut events, 1, T).await;
-        assert_eq!(session.verification_code(&id).as_deref(), Some(code.as_str()));
+        assert_eq!(session.verification_code(id).as_deref(), Some(code.as_str()));
         codes_seen.push(code);
         conn.close(0u32.into(), b"bye");
         expect_removal(&mut events, T, "raw peer left").await;

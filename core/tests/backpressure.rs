@@ -109,13 +109,13 @@ async fn control_calls_return_promptly_while_the_app_reads_nothing() {
     within(Duration::from_secs(30), "a's events to end", async {
         while let Some(event) = a_events.next().await {
             match event {
-                Event::Message(m) if m.from == c_id => {
+                Event::Message(m) if m.peer == c_id => {
                     assert!(removals.is_empty(), "a message of c after a removal");
                     assert_eq!(index(&m.data), c_next);
                     c_next += 1;
                 }
                 Event::PeerRemoved { peer, reason } => removals.push((peer.id, reason)),
-                Event::Message(m) => assert!(m.from == b_id && removals.len() < 2, "b's message after its removal"),
+                Event::Message(m) => assert!(m.peer == b_id && removals.len() < 2, "b's message after its removal"),
                 _ => {}
             }
         }
@@ -183,8 +183,8 @@ async fn a_flood_of_large_messages_stays_within_the_byte_bound_and_other_peers_g
     within(Duration::from_secs(60), "c's messages and 12 of b's", async {
         while c_seen < 10 || b_next < 12 {
             match a_events.next().await.unwrap() {
-                Event::Message(m) if m.from == c_id => c_seen += 1,
-                Event::Message(m) if m.from == b_id => {
+                Event::Message(m) if m.peer == c_id => c_seen += 1,
+                Event::Message(m) if m.peer == b_id => {
                     assert_eq!(index(&m.data), b_next);
                     b_next += 1;
                     if c_seen < 10 {

@@ -78,7 +78,7 @@ async fn lossy_link_loses_nothing_reliable(loss: f64, congestion: CongestionCont
     let writer = {
         let a = a.clone();
         tokio::spawn(async move {
-            let mut s = a.stream(b_id, "lossy.bin").await.unwrap();
+            let mut s = a.stream("lossy.bin", b_id).await.unwrap();
             let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
             let mut chunk = vec![0u8; 64 * 1024];
             for k in 0..TOTAL / chunk.len() {

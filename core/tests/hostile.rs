@@ -211,7 +211,7 @@ async fn a_delegate_receives_events_in_order() {
                 .unwrap()
                 .push(format!("removed {} {reason}", peer.display_name));
         }
-        fn receive(&self, message: multipeer::Message) {
+        fn received(&self, message: multipeer::Message) {
             self.0
                 .lock()
                 .unwrap()

@@ -87,7 +87,7 @@ async fn nothing_is_dialed_until_invited_and_an_accepted_invitation_joins() {
 
     let inviting = invite_later(&a, b_id, Some(b"table 4".to_vec()));
     let pending = invitation(&mut b_events).await;
-    assert_eq!(pending.peer_id, a_id);
+    assert_eq!(pending.peer, a_id);
     assert_eq!(pending.display_name, "alice");
     assert_eq!(pending.context.as_deref(), Some(&b"table 4"[..]));
     assert!(!pending.is_expired());
@@ -97,7 +97,7 @@ async fn nothing_is_dialed_until_invited_and_an_accepted_invitation_joins() {
     within_ok(inviting).await.unwrap();
     assert_eq!(expect_peers_added(&mut b_events, 1, T).await[0].id, a_id);
     assert_eq!(expect_peers_added(&mut a_events, 1, T).await[0].id, b_id);
-    assert_eq!(a.verification_code(&b_id), b.verification_code(&a_id));
+    assert_eq!(a.verification_code(b_id), b.verification_code(a_id));
 }
 
 /// Invites `peer` on a task of its own, as an app would while it goes on.

@@ -38,7 +38,7 @@ async fn eight_peers_all_to_all_lose_nothing_reliable() {
                 let streamer = {
                     let session = session.clone();
                     tokio::spawn(async move {
-                        let mut s = session.stream(next_peer, "load").await.unwrap();
+                        let mut s = session.stream("load", next_peer).await.unwrap();
                         s.write_all(&vec![9u8; STREAM_BYTES]).await.unwrap();
                         s.finish().await.unwrap();
                     })
@@ -75,14 +75,14 @@ async fn eight_peers_all_to_all_lose_nothing_reliable() {
                         if m.data.len() == 12 && &m.data[..4] == b"done" {
                             let total = u64::from_be_bytes(m.data[4..].try_into().unwrap());
                             assert_eq!(
-                                expected.get(&m.from).copied().unwrap_or(0),
+                                expected.get(&m.peer).copied().unwrap_or(0),
                                 total,
                                 "all messages arrived"
                             );
-                            finished.insert(m.from, total);
+                            finished.insert(m.peer, total);
                         } else {
                             let seq = u64::from_be_bytes(m.data[..].try_into().unwrap());
-                            let want = expected.entry(m.from).or_insert(0);
+                            let want = expected.entry(m.peer).or_insert(0);
                             assert_eq!(seq, *want, "once and in order");
                             *want += 1;
                         }

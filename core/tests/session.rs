@@ -45,7 +45,7 @@ async fn two_peers_exchange_10000_reliable_messages_each_way_in_order() {
         let mut next = 0u32;
         while next < N {
             let m = expect(&mut events, T, "message", message).await;
-            assert_eq!(m.from, from);
+            assert_eq!(m.peer, from);
             assert_eq!(m.reliability, Reliability::Reliable);
             let i = u32::from_be_bytes(m.data[..].try_into().unwrap());
             assert_eq!(i, next, "messages arrive once and in order");
@@ -117,7 +117,7 @@ async fn unreliable_datagrams_arrive_and_oversized_ones_are_refused() {
     let b_id = expect_peers_added(&mut a_events, 1, T).await[0].id;
     expect_peers_added(&mut b_events, 1, T).await;
 
-    let max = a.max_datagram_size(&b_id).unwrap();
+    let max = a.max_datagram_size(b_id).unwrap();
     assert!(max >= 1150, "usable datagram payload {max} at QUIC's minimum MTU");
     for i in 0..100u8 {
         a.send(vec![i; 64], b_id, Reliability::Unreliable).await.unwrap();
@@ -230,7 +230,7 @@ async fn a_key_that_does_not_match_the_announced_id_is_rejected() {
     // Discovery claims an id, but the host at that address holds a different key.
     let claimed = Identity::generate().peer_id();
     let mut record = discovered(&real, real.local_addr());
-    record.peer_id = claimed;
+    record.id = claimed;
     let (a, mut a_events) = Session::builder(config("a").build().unwrap())
         .discovery(StaticDiscovery { peers: vec![record] })
         .start_with_events()
@@ -296,7 +296,7 @@ async fn named_streams_carry_bytes_concurrently() {
     for i in 0..10u8 {
         let a = a.clone();
         writers.push(tokio::spawn(async move {
-            let mut s = a.stream(b_id, &format!("file-{i}")).await.unwrap();
+            let mut s = a.stream(&format!("file-{i}"), b_id).await.unwrap();
             s.write_all(&vec![i; 100_000]).await.unwrap();
             s.finish().await.unwrap();
         }));
@@ -318,10 +318,10 @@ async fn named_streams_carry_bytes_concurrently() {
     for w in writers {
         w.await.unwrap();
     }
-    assert!(matches!(a.stream(b_id, "").await, Err(StreamError::InvalidName(_))));
+    assert!(matches!(a.stream("", b_id).await, Err(StreamError::InvalidName(_))));
     let stranger = Identity::generate().peer_id();
     assert_eq!(
-        a.stream(stranger, "x").await.unwrap_err(),
+        a.stream("x", stranger).await.unwrap_err(),
         StreamError::NotConnected(stranger)
     );
 }
@@ -369,7 +369,7 @@ async fn duplex_streams_carry_bytes_both_ways_concurrently() {
         let a = a.clone();
         clients.push(tokio::spawn(async move {
             let name = format!("conn-{i}");
-            let mut s = a.duplex_stream(b_id, &name).await.unwrap();
+            let mut s = a.duplex_stream(&name, b_id).await.unwrap();
             let body = format!("request {i} ").repeat(5_000);
             s.write_all(body.as_bytes()).await.unwrap();
             s.shutdown().await.unwrap();
@@ -383,7 +383,7 @@ async fn duplex_streams_carry_bytes_both_ways_concurrently() {
     }
     within(T, "echo server", echo).await.unwrap();
     assert!(matches!(
-        a.duplex_stream(b_id, "").await,
+        a.duplex_stream("", b_id).await,
         Err(StreamError::InvalidName(_))
     ));
 }
@@ -475,8 +475,8 @@ async fn the_app_decides_admission_with_discovery_info_and_context() {
     .await;
     assert_eq!(reason, ConnectionFailure::Declined);
     within(T, "red out of every roster", async {
-        while blue.peer(&red.local_peer().id).is_some()
-            || vip.peer(&red.local_peer().id).is_some()
+        while blue.peer(red.local_peer().id).is_some()
+            || vip.peer(red.local_peer().id).is_some()
             || !red.peers().is_empty()
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -513,7 +513,7 @@ async fn initial_data_json_and_persistent_identity() {
     let seen_a = expect_peers_added(&mut b_events, 1, T).await.remove(0);
     assert_eq!(seen_a.id, again.peer_id());
     assert_eq!(seen_a.initial_data, serde_json::json!({"color": "red", "level": 3}));
-    assert_eq!(b.peer(&seen_a.id).unwrap().initial_data["level"], 3);
+    assert_eq!(b.peer(seen_a.id).unwrap().initial_data["level"], 3);
     expect_peers_added(&mut a_events, 1, T).await;
 
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
@@ -541,7 +541,7 @@ async fn shutdown_and_dropping_release_everything_and_later_calls_fail() {
         Err(SendError::SessionClosed)
     );
     assert!(matches!(
-        clone.stream(b.local_peer().id, "x").await,
+        clone.stream("x", b.local_peer().id).await,
         Err(StreamError::SessionClosed)
     ));
     assert!(matches!(
@@ -575,13 +575,13 @@ async fn a_ticket_joins_peers_without_discovery_and_diagnostics_show_it() {
     let (a, mut a_events) = start(&MemoryNetwork::new(), config("a")).await;
     let (b, mut b_events) = start(&MemoryNetwork::new(), config("b")).await;
     let ticket: multipeer::Ticket = b.ticket().to_string().parse().unwrap();
-    assert_eq!(ticket.peer_id, b.local_peer().id);
+    assert_eq!(ticket.peer, b.local_peer().id);
     assert_eq!(ticket.addrs, vec![b.local_addr()]);
     assert!(matches!(
         a.connect_ticket(&a.ticket()).await,
         Err(multipeer::TicketError::OwnTicket)
     ));
-    let other = multipeer::Ticket::new("other", ticket.peer_id, ticket.addrs.clone());
+    let other = multipeer::Ticket::new("other", ticket.peer, ticket.addrs.clone());
     assert!(matches!(
         a.connect_ticket(&other).await,
         Err(multipeer::TicketError::WrongService { .. })
@@ -606,13 +606,13 @@ async fn a_ticket_joins_peers_without_discovery_and_diagnostics_show_it() {
     );
     a.connect_ticket(&ghost).await.unwrap();
     let failed = expect(&mut a_events, Duration::from_secs(15), "ghost failure", |e| match e {
-        Event::ConnectionFailed { peer, reason } if peer == ghost.peer_id => Some(reason),
+        Event::ConnectionFailed { peer, reason } if peer == ghost.peer => Some(reason),
         _ => None,
     })
     .await;
     assert_eq!(failed, ConnectionFailure::Unreachable);
     let report = a.diagnostics().await.unwrap();
-    let ghost_state = report.attempts.iter().find(|x| x.peer == ghost.peer_id).unwrap();
+    let ghost_state = report.attempts.iter().find(|x| x.peer == ghost.peer).unwrap();
     assert!(ghost_state.failures >= 1);
     assert_eq!(ghost_state.last_failure.as_deref(), Some("unreachable"));
 }
@@ -628,10 +628,10 @@ async fn both_ends_show_the_same_verification_code_and_other_pairs_differ() {
     expect_peers_added(&mut b_events, 2, T).await;
     expect_peers_added(&mut c_events, 2, T).await;
     let (a_id, b_id, c_id) = (a.local_peer().id, b.local_peer().id, c.local_peer().id);
-    let ab = a.verification_code(&b_id).unwrap();
-    assert_eq!(b.verification_code(&a_id).unwrap(), ab, "both ends agree");
+    let ab = a.verification_code(b_id).unwrap();
+    assert_eq!(b.verification_code(a_id).unwrap(), ab, "both ends agree");
     assert_eq!(ab.len(), 7, "six digits in two groups: {ab}");
-    assert_eq!(c.verification_code(&a_id).unwrap(), a.verification_code(&c_id).unwrap());
-    assert_ne!(a.verification_code(&c_id).unwrap(), ab, "another pair, another code");
-    assert!(a.verification_code(&Identity::generate().peer_id()).is_none());
+    assert_eq!(c.verification_code(a_id).unwrap(), a.verification_code(c_id).unwrap());
+    assert_ne!(a.verification_code(c_id).unwrap(), ab, "another pair, another code");
+    assert!(a.verification_code(Identity::generate().peer_id()).is_none());
 }

@@ -25,7 +25,7 @@ async fn a_256_mib_stream_arrives_intact_with_bounded_memory() {
 
     let started = Instant::now();
     let sender = tokio::spawn(async move {
-        let mut stream = a.stream(b_id, "bulk.bin").await.unwrap();
+        let mut stream = a.stream("bulk.bin", b_id).await.unwrap();
         let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
         let mut chunk = vec![0u8; CHUNK];
         let mut state = 0x1234_5678u32;

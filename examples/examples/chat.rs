@@ -184,9 +184,9 @@ impl Chat {
             Event::Message(m) => {
                 let who = self
                     .session
-                    .peer(&m.from)
+                    .peer(m.peer)
                     .map(|p| p.display_name)
-                    .unwrap_or_else(|| m.from.short());
+                    .unwrap_or_else(|| m.peer.short());
                 format!("<{who}> {}", String::from_utf8_lossy(&m.data))
             }
             Event::ConnectionFailed { peer, reason } => format!("* could not connect to {}: {reason}", peer.short()),
@@ -280,7 +280,7 @@ impl Chat {
 async fn join(session: &Session, ticket: &str, out: &mut Output) {
     match ticket.parse::<Ticket>() {
         Ok(ticket) => match session.connect_ticket(&ticket).await {
-            Ok(()) => out.line(format!("* inviting {}...", ticket.peer_id.short())),
+            Ok(()) => out.line(format!("* inviting {}...", ticket.peer.short())),
             Err(e) => out.line(format!("* {e}")),
         },
         Err(e) => out.line(format!("* {e}")),

@@ -256,13 +256,13 @@ impl Game {
         match message.reliability {
             Reliability::Unreliable => {
                 let position: Position = message.json()?;
-                if let Some(player) = self.players.get_mut(&message.from) {
+                if let Some(player) = self.players.get_mut(&message.peer) {
                     player.at = (position.x, position.y);
                     self.datagrams += 1;
                 }
                 Ok(())
             }
-            Reliability::Reliable => self.apply(message.from, message.json()?).await,
+            Reliability::Reliable => self.apply(message.peer, message.json()?).await,
         }
     }
 

@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     router.on("here", |_, m: Member| println!("here: {} team={}", m.name, m.team));
     let names = session.clone();
     router.on("say", move |peer, m: Say| {
-        let from = names.peer(&peer).map_or_else(|| peer.short(), |p| p.display_name);
+        let from = names.peer(peer).map_or_else(|| peer.short(), |p| p.display_name);
         println!("say: from={from} to={} text={}", m.scope, m.text);
     });
 

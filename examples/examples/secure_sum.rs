@@ -104,10 +104,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(Event::PeerAdded(peer)) => println!("joined: {}", peer.display_name),
             Some(Event::Message(message)) => match message.json::<Wire>()? {
                 Wire::Share { share } => {
-                    shares.insert(message.from, share);
+                    shares.insert(message.peer, share);
                 }
                 Wire::Partial { partial, roster } => {
-                    partials.insert(message.from, (partial, roster));
+                    partials.insert(message.peer, (partial, roster));
                 }
             },
             Some(Event::PeerRemoved { peer, .. }) if roster.is_some() && !partials.contains_key(&peer.id) => {

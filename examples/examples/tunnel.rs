@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The listening side of one connection: a two-way stream to the device.
 async fn forward(session: Session, peer: PeerId, name: String, mut tcp: TcpStream) -> io::Result<(u64, u64)> {
-    let mut stream = session.duplex_stream(peer, &name).await.map_err(io::Error::other)?;
+    let mut stream = session.duplex_stream(&name, peer).await.map_err(io::Error::other)?;
     tokio::io::copy_bidirectional(&mut tcp, &mut stream).await
 }
 

@@ -275,7 +275,7 @@ impl Router {
             .handlers
             .get_mut(&op)
             .ok_or_else(|| RouteError::UnknownOp(op.clone()))?;
-        let replies = handler(message.from, value).map_err(|e| RouteError::BadBody {
+        let replies = handler(message.peer, value).map_err(|e| RouteError::BadBody {
             op: op.clone(),
             error: e.to_string(),
         })?;

@@ -80,7 +80,7 @@ suspend fun twoPeersExchangeMessagesAndAStream(scope: CoroutineScope) {
 
     a.send("hello bob".toByteArray(), listOf(bob.id))
     val m1 = bIn.expect("message to bob") { it as? SessionEvent.Received }
-    check(String(m1.data) == "hello bob" && m1.from == alice.id && m1.reliable) { "bob got ${String(m1.data)}" }
+    check(String(m1.data) == "hello bob" && m1.peer == alice.id && m1.reliable) { "bob got ${String(m1.data)}" }
     b.send("hello alice".toByteArray())
     val m2 = aIn.expect("message to alice") { it as? SessionEvent.Received }
     check(String(m2.data) == "hello alice") { "alice got ${String(m2.data)}" }
@@ -89,7 +89,7 @@ suspend fun twoPeersExchangeMessagesAndAStream(scope: CoroutineScope) {
     check(!d.reliable && String(d.data) == "datagram") { "datagram" }
 
     val payload = ByteArray(1 shl 20) { (it % 251).toByte() }
-    val stream = a.openStream(bob.id, "photo.jpg")
+    val stream = a.openStream("photo.jpg", bob.id)
     stream.write(payload.copyOfRange(0, 500_000))
     stream.write(payload.copyOfRange(500_000, payload.size))
     stream.finish()
@@ -261,9 +261,9 @@ object NoopDelegate : SessionDelegate {
     override fun peerLost(peer: NearbyPeerInfo) {}
     override fun peerAdded(peer: PeerInfo) {}
     override fun peerRemoved(peer: PeerInfo, reason: String) {}
-    override fun received(from: String, data: ByteArray, reliable: Boolean) {}
-    override fun streamData(from: String, name: String, data: ByteArray) {}
-    override fun streamFinished(from: String, name: String, error: String?) {}
+    override fun received(peer: String, data: ByteArray, reliable: Boolean) {}
+    override fun streamData(peer: String, name: String, data: ByteArray) {}
+    override fun streamFinished(peer: String, name: String, error: String?) {}
     override fun connectionFailed(peer: String, reason: String) {}
     override fun resourceStarted(transfer: ResourceTransfer) {}
     override fun resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerException?) {}
@@ -278,7 +278,7 @@ suspend fun throwingCallbacksAreContained(scope: CoroutineScope) {
     val seen = Channel<String>(Channel.UNLIMITED)
     val thrower = object : SessionDelegate by NoopDelegate {
         override fun peerAdded(peer: PeerInfo) { seen.trySend("added") }
-        override fun received(from: String, data: ByteArray, reliable: Boolean) {
+        override fun received(peer: String, data: ByteArray, reliable: Boolean) {
             seen.trySend(String(data))
             throw RuntimeException("app bug")
         }
@@ -438,7 +438,7 @@ suspend fun duplexStreamsCarryBothWays(scope: CoroutineScope) {
     val bIn = Inbox(b.events, scope)
     val bob = aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
     bIn.expect("alice added") { it as? SessionEvent.PeerAdded }
-    val ours = a.openDuplexStream(bob.id, "tunnel")
+    val ours = a.openDuplexStream("tunnel", bob.id)
     ours.write("ping".toByteArray())
     val theirs = bIn.expect("duplex stream") { (it as? SessionEvent.DuplexStreamReceived)?.stream }
     check(theirs.name() == "tunnel" && theirs.peerId() == a.localPeer.id) { "stream ${theirs.name()}" }

@@ -112,8 +112,8 @@ impl Discovery for ForeignAdapter {
         let (tx, rx) = DiscoverySubscription::channel();
         let advertisement = LocalAdvertisement {
             service_type: format!("_{}._udp", ad.service_type),
-            instance_name: multipeer::discovery::instance_name(&ad.display_name, &ad.peer_id),
-            peer_id: ad.peer_id.to_string(),
+            instance_name: multipeer::discovery::instance_name(&ad.display_name, &ad.id),
+            peer_id: ad.id.to_string(),
             display_name: ad.display_name.clone(),
             port: ad.port,
             txt: multipeer::discovery::txt_entries(&ad).into_iter().collect(),

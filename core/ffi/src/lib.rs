@@ -6,8 +6,8 @@
 //! wait in a queue bounded in bytes ([`multipeer::EVENT_BYTES_PER_PEER`] per peer); a slow callback holds back
 //! further messages (and, through QUIC flow control, the senders) but never blocks the session's network work
 //! or its membership events. A callback that throws is
-//! logged and ignored. The one exception is [`SessionDelegate::should_accept_resource`], a decision the session
-//! needs at once: it is called on the session's network thread, must return quickly, and declines if it throws.
+//! logged and ignored. Decisions the app takes time over (an [`Invitation`], a [`ResourceOffer`]) arrive as
+//! objects it keeps and answers later, from any thread.
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ pub struct SessionConfig {
     #[uniffi(default = None)]
     pub resource_directory: Option<String>,
     /// Largest resource accepted from a peer, in bytes (default 4 GiB); larger offers are refused as too large
-    /// before `should_accept_resource` is asked.
+    /// before the app is asked (`resource_offered`).
     #[uniffi(default = None)]
     pub max_resource_size: Option<u64>,
     /// Most bytes one peer may place in the resource directory during a session (default 16 GiB); offers beyond
@@ -176,11 +176,11 @@ pub trait SessionDelegate: Send + Sync {
     /// A peer left; `reason` says why (for example "left", "timed out").
     fn peer_removed(&self, peer: PeerInfo, reason: String) -> Result<(), MultipeerError>;
     /// A message arrived.
-    fn received(&self, from: String, data: Vec<u8>, reliable: bool) -> Result<(), MultipeerError>;
+    fn received(&self, peer: String, data: Vec<u8>, reliable: bool) -> Result<(), MultipeerError>;
     /// A chunk of a named incoming stream arrived (in order).
-    fn stream_data(&self, from: String, name: String, data: Vec<u8>) -> Result<(), MultipeerError>;
+    fn stream_data(&self, peer: String, name: String, data: Vec<u8>) -> Result<(), MultipeerError>;
     /// A named incoming stream ended: `error` is `None` when it was finished cleanly.
-    fn stream_finished(&self, from: String, name: String, error: Option<String>) -> Result<(), MultipeerError>;
+    fn stream_finished(&self, peer: String, name: String, error: Option<String>) -> Result<(), MultipeerError>;
     /// A peer opened a two-way named stream with us: read and write it on any thread; releasing it resets it.
     fn duplex_stream_received(&self, stream: Arc<DuplexStream>) -> Result<(), MultipeerError>;
     /// A connection failed before the peer joined.
@@ -373,13 +373,13 @@ fn spawn_delegate(
             if let Event::Stream(mut stream) = event {
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let (from, name) = (stream.peer().to_string(), stream.name().to_owned());
+                    let (peer, name) = (stream.peer().to_string(), stream.name().to_owned());
                     let mut buf = vec![0u8; 64 * 1024];
                     let error = loop {
                         match stream.read(&mut buf).await {
                             Ok(0) => break None,
                             Ok(n) => {
-                                let call = Call::StreamData(from.clone(), name.clone(), buf[..n].to_vec());
+                                let call = Call::StreamData(peer.clone(), name.clone(), buf[..n].to_vec());
                                 if tx.send(call).await.is_err() {
                                     return;
                                 }
@@ -387,7 +387,7 @@ fn spawn_delegate(
                             Err(e) => break Some(e.to_string()),
                         }
                     };
-                    let _ = tx.send(Call::StreamFinished(from, name, error)).await;
+                    let _ = tx.send(Call::StreamFinished(peer, name, error)).await;
                 });
             } else if tx.send(Call::Event(event)).await.is_err() {
                 break;
@@ -409,7 +409,7 @@ fn spawn_delegate(
                         delegate.peer_removed(PeerInfo::from(&peer), reason.to_string())
                     }
                     Call::Event(Event::Message(m)) => delegate.received(
-                        m.from.to_string(),
+                        m.peer.to_string(),
                         m.data.to_vec(),
                         m.reliability == Reliability::Reliable,
                     ),
@@ -434,8 +434,8 @@ fn spawn_delegate(
                         delegate.resource_finished(Arc::new(ResourceTransfer::new(transfer)), path, error)
                     }
                     Call::Event(_) => Ok(()),
-                    Call::StreamData(from, name, data) => delegate.stream_data(from, name, data),
-                    Call::StreamFinished(from, name, error) => delegate.stream_finished(from, name, error),
+                    Call::StreamData(peer, name, data) => delegate.stream_data(peer, name, data),
+                    Call::StreamFinished(peer, name, error) => delegate.stream_finished(peer, name, error),
                 };
                 if let Err(e) = result {
                     tracing::warn!("session delegate callback failed: {e}");
@@ -504,7 +504,7 @@ impl Session {
     /// A 6-digit code both ends of the connection to `peer` compute alike (bound to the TLS session and both
     /// keys): show it on both screens so users can compare. `None` when `peer` is not connected.
     pub fn verification_code(&self, peer: String) -> Result<Option<String>, MultipeerError> {
-        Ok(self.session.verification_code(&parse_peer(&peer)?))
+        Ok(self.session.verification_code(parse_peer(&peer)?))
     }
 
     /// Sends `data` to the peers in `to` (empty: every connected peer), reliably or as a datagram.
@@ -525,22 +525,22 @@ impl Session {
     }
 
     /// Opens a named byte stream to a peer.
-    pub async fn open_stream(&self, peer: String, name: String) -> Result<Arc<OutgoingStream>, MultipeerError> {
+    pub async fn open_stream(&self, name: String, peer: String) -> Result<Arc<OutgoingStream>, MultipeerError> {
         let session = self.session.clone();
         let peer = parse_peer(&peer)?;
         let stream = self
-            .on_runtime(async move { Ok(session.stream(peer, &name).await?) })
+            .on_runtime(async move { Ok(session.stream(&name, peer).await?) })
             .await?;
         Ok(Arc::new(OutgoingStream::new(self.runtime.clone(), stream)))
     }
 
     /// Opens a two-way named stream with a peer (for example one forwarded TCP connection); the peer gets it
     /// as `duplex_stream_received`.
-    pub async fn open_duplex_stream(&self, peer: String, name: String) -> Result<Arc<DuplexStream>, MultipeerError> {
+    pub async fn open_duplex_stream(&self, name: String, peer: String) -> Result<Arc<DuplexStream>, MultipeerError> {
         let session = self.session.clone();
         let peer = parse_peer(&peer)?;
         let stream = self
-            .on_runtime(async move { Ok(session.duplex_stream(peer, &name).await?) })
+            .on_runtime(async move { Ok(session.duplex_stream(&name, peer).await?) })
             .await?;
         Ok(Arc::new(DuplexStream::new(self.runtime.clone(), stream)))
     }

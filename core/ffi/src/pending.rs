@@ -80,7 +80,7 @@ pub struct Invitation {
 impl Invitation {
     pub(crate) fn new(pending: multipeer::PendingInvitation) -> Self {
         Self {
-            peer_id: pending.peer_id.to_string(),
+            peer_id: pending.peer.to_string(),
             display_name: pending.display_name.clone(),
             discovery_info: pending.discovery_info.clone().into_iter().collect(),
             context: pending.context.clone(),

@@ -53,7 +53,7 @@ impl From<multipeer::Delivered> for ResourceResult {
 /// Why a receiver refused a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum RefusalReason {
-    /// The app declined it (`should_accept_resource` returned false or threw).
+    /// The app declined it (or did not answer in time).
     Declined,
     /// It is larger than the receiver's `max_resource_size`.
     TooLarge,

@@ -66,13 +66,13 @@ impl Adverts {
     }
 
     fn adverts_of(&self, id: &PeerId) -> usize {
-        self.services.values().filter(|a| a.peer.peer_id == *id).count()
+        self.services.values().filter(|a| a.peer.id == *id).count()
     }
 
     /// The service `name` resolved to `peer`.
     pub(super) fn resolved(&mut self, name: &str, peer: DiscoveredPeer) -> Outcome {
-        let id = peer.peer_id;
-        let previous = self.services.get(name).map(|a| a.peer.peer_id);
+        let id = peer.id;
+        let previous = self.services.get(name).map(|a| a.peer.id);
         if previous.is_none() && self.services.len() >= self.capacity {
             return Outcome::Full;
         }
@@ -95,12 +95,12 @@ impl Adverts {
     /// The service `name` went away (goodbye or expiry).
     pub(super) fn removed(&mut self, name: &str) -> Option<DiscoveryEvent> {
         let advert = self.services.remove(name)?;
-        self.report(advert.peer.peer_id)
+        self.report(advert.peer.id)
     }
 
     /// The merged view of `id`: the newest advert's name and info, every advert's addresses.
     pub(super) fn merged(&self, id: &PeerId) -> Option<DiscoveredPeer> {
-        let mut adverts: Vec<&Advert> = self.services.values().filter(|a| a.peer.peer_id == *id).collect();
+        let mut adverts: Vec<&Advert> = self.services.values().filter(|a| a.peer.id == *id).collect();
         adverts.sort_by_key(|a| std::cmp::Reverse(a.seq));
         let newest = adverts.first()?;
         let mut addrs: Vec<SocketAddr> = Vec::new();
@@ -142,7 +142,7 @@ mod tests {
 
     fn peer(id: PeerId, name: &str, addrs: &[u16]) -> DiscoveredPeer {
         DiscoveredPeer {
-            peer_id: id,
+            id,
             display_name: name.into(),
             addrs: addrs.iter().map(|p| SocketAddr::from(([10, 0, 0, 1], *p))).collect(),
             discovery_info: Default::default(),

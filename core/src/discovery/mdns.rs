@@ -100,7 +100,7 @@ pub fn instance_name(display_name: &str, id: &PeerId) -> String {
 /// The TXT entries we publish.
 pub fn txt_entries(ad: &Advertisement) -> Vec<(String, String)> {
     let mut txt = vec![
-        ("id".to_owned(), ad.peer_id.to_string()),
+        ("id".to_owned(), ad.id.to_string()),
         ("pv".to_owned(), PROTOCOL_VERSION.to_string()),
         ("dn".to_owned(), ad.display_name.clone()),
     ];
@@ -146,7 +146,7 @@ pub fn parse_record(
     addrs.dedup();
     addrs.truncate(8);
     Ok(DiscoveredPeer {
-        peer_id,
+        id: peer_id,
         display_name,
         addrs,
         discovery_info,
@@ -188,8 +188,8 @@ impl Discovery for MdnsDiscovery {
         }
         let monitor = daemon.monitor().map_err(mdns_error)?;
         let domain = service_domain(&ad.service_type);
-        let instance = instance_name(&ad.display_name, &ad.peer_id);
-        let host = format!("{}.local.", ad.peer_id.short());
+        let instance = instance_name(&ad.display_name, &ad.id);
+        let host = format!("{}.local.", ad.id.short());
         let ips: Vec<IpAddr> = if ad.bound_addr.ip().is_unspecified() {
             Vec::new()
         } else {
@@ -216,7 +216,7 @@ impl Discovery for MdnsDiscovery {
             adverts: Adverts::new(MAX_TRACKED_SERVICES),
             pending: Pending::default(),
             report: report.clone(),
-            own_id: ad.peer_id,
+            own_id: ad.id,
             own_fullname: fullname.clone(),
             own_port: ad.port,
         };
@@ -365,7 +365,7 @@ struct Browser {
 impl Browser {
     fn queue(&mut self, event: DiscoveryEvent) {
         let peer = match &event {
-            DiscoveryEvent::Found(p) => p.peer_id,
+            DiscoveryEvent::Found(p) => p.id,
             DiscoveryEvent::Lost(id) => *id,
             _ => self.own_id,
         };
@@ -389,14 +389,14 @@ impl Browser {
                     })
                     .collect();
                 match parse_record(&txt, service.get_port(), &socket_addrs(&service)) {
-                    Ok(peer) if peer.peer_id == self.own_id => {
+                    Ok(peer) if peer.id == self.own_id => {
                         // Our own advert comes back to us; another one with our id is worth a check.
                         if fullname != self.own_fullname || peer.addrs.iter().any(|a| a.port() != self.own_port) {
                             self.queue(DiscoveryEvent::OwnIdElsewhere(peer.addrs));
                         }
                     }
                     Ok(peer) => {
-                        let id = peer.peer_id;
+                        let id = peer.id;
                         let Outcome::Recorded(events) = self.adverts.resolved(&fullname, peer) else {
                             tracing::debug!(%fullname, "too many services; ignored");
                             return;
@@ -485,7 +485,7 @@ mod tests {
         let addr = vec![SocketAddr::from(([10, 0, 0, 2], 4000))];
         let good = txt(&[("id", &id.to_string()), ("pv", "2"), ("dn", "Bob"), ("room", "x")]);
         let peer = parse_record(&good, 4000, &addr).unwrap();
-        assert_eq!(peer.peer_id, id);
+        assert_eq!(peer.id, id);
         assert_eq!(peer.discovery_info.get("room").map(String::as_str), Some("x"));
         assert_eq!(
             parse_record(&txt(&[("pv", "2"), ("dn", "B")]), 1, &addr).unwrap_err(),
@@ -518,7 +518,7 @@ mod tests {
         let b = crate::Identity::generate().peer_id();
         let found = |id: PeerId, port: u16| {
             DiscoveryEvent::Found(DiscoveredPeer {
-                peer_id: id,
+                id,
                 display_name: "x".into(),
                 addrs: vec![SocketAddr::from(([10, 0, 0, 2], port))],
                 discovery_info: Default::default(),

@@ -60,7 +60,7 @@ impl MemoryNetwork {
             registry.next_key += 1;
             for other in registry.members.values() {
                 if other.advertisement.service_type != advertisement.service_type
-                    || other.advertisement.peer_id == advertisement.peer_id
+                    || other.advertisement.id == advertisement.id
                 {
                     continue;
                 }
@@ -90,7 +90,7 @@ impl MemoryNetwork {
                 } else {
                     report.seen(SeenService {
                         name: member.advertisement.display_name.clone(),
-                        peer: Some(member.advertisement.peer_id),
+                        peer: Some(member.advertisement.id),
                         ignored: None,
                     });
                 }
@@ -103,7 +103,7 @@ impl MemoryNetwork {
             if let Some(gone) = registry.members.remove(&key) {
                 for other in registry.members.values() {
                     if other.advertisement.service_type == gone.advertisement.service_type {
-                        deliver(&other.events, DiscoveryEvent::Lost(gone.advertisement.peer_id));
+                        deliver(&other.events, DiscoveryEvent::Lost(gone.advertisement.id));
                     }
                 }
             }
@@ -130,7 +130,7 @@ fn found(ad: &Advertisement) -> DiscoveredPeer {
         ad.bound_addr.ip()
     };
     DiscoveredPeer {
-        peer_id: ad.peer_id,
+        id: ad.id,
         display_name: ad.display_name.clone(),
         addrs: vec![SocketAddr::new(ip, ad.port)],
         discovery_info: ad.discovery_info.clone(),

@@ -41,7 +41,7 @@ pub struct Advertisement {
     /// The DNS-SD service type (for example `chat`).
     pub service_type: String,
     /// Our id.
-    pub peer_id: PeerId,
+    pub id: PeerId,
     /// Our display name.
     pub display_name: String,
     /// The UDP port of our QUIC endpoint.
@@ -57,7 +57,7 @@ pub struct Advertisement {
 #[non_exhaustive]
 pub struct DiscoveredPeer {
     /// The id it announces (proved later by the TLS handshake).
-    pub peer_id: PeerId,
+    pub id: PeerId,
     /// The name it announces.
     pub display_name: String,
     /// Where to reach its QUIC endpoint, best first.
@@ -67,10 +67,10 @@ pub struct DiscoveredPeer {
 }
 
 impl DiscoveredPeer {
-    /// A peer announcing `peer_id` and `display_name`, reachable at `addrs` (best first), with no discovery info.
-    pub fn new(peer_id: PeerId, display_name: impl Into<String>, addrs: Vec<SocketAddr>) -> Self {
+    /// A peer announcing `id` and `display_name`, reachable at `addrs` (best first), with no discovery info.
+    pub fn new(id: PeerId, display_name: impl Into<String>, addrs: Vec<SocketAddr>) -> Self {
         Self {
-            peer_id,
+            id,
             display_name: display_name.into(),
             addrs,
             discovery_info: BTreeMap::new(),

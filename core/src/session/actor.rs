@@ -143,9 +143,8 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::AddCandidate(peer, reply) => {
-                if peer.peer_id != self.ctx.local_id {
-                    self.mesh
-                        .invite(peer.peer_id, peer.addrs.clone(), std::time::Instant::now());
+                if peer.id != self.ctx.local_id {
+                    self.mesh.invite(peer.id, peer.addrs.clone(), std::time::Instant::now());
                     self.shared.found(peer);
                 }
                 let _ = reply.send(());
@@ -221,11 +220,11 @@ impl Actor {
         let now = std::time::Instant::now();
         match event {
             DiscoveryEvent::Found(peer) => {
-                if peer.peer_id == self.ctx.local_id {
+                if peer.id == self.ctx.local_id {
                     return;
                 }
-                tracing::debug!(peer = %peer.peer_id.short(), addrs = ?peer.addrs, "found");
-                if self.mesh.found(peer.peer_id, peer.addrs.clone(), now) {
+                tracing::debug!(peer = %peer.id.short(), addrs = ?peer.addrs, "found");
+                if self.mesh.found(peer.id, peer.addrs.clone(), now) {
                     let nearby = super::nearby_peer(&peer);
                     if self.shared.found(peer) {
                         self.ctx.events.offer_presence(Event::PeerFound(nearby));
@@ -368,7 +367,7 @@ impl Actor {
             }
             if let Some(found) = self.shared.nearby_peer(&dial.peer) {
                 let invitation = Invitation {
-                    peer_id: found.peer_id,
+                    peer: found.id,
                     display_name: found.display_name.clone(),
                     discovery_info: found.discovery_info.clone(),
                     context: None,
@@ -664,10 +663,5 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 pub(crate) fn local_peer(ad: &Advertisement, initial_data: serde_json::Value) -> Peer {
-    Peer::new(
-        ad.peer_id,
-        ad.display_name.clone(),
-        ad.discovery_info.clone(),
-        initial_data,
-    )
+    Peer::new(ad.id, ad.display_name.clone(), ad.discovery_info.clone(), initial_data)
 }

@@ -717,7 +717,7 @@ async fn decide(
     control_send: &mut quinn::SendStream,
 ) -> Option<(AttemptId, RosterView)> {
     let invitation = Invitation {
-        peer_id: peer,
+        peer,
         display_name: hello.display_name.clone(),
         discovery_info: hello.discovery_info.clone(),
         context: hello.invitation_context.clone(),
@@ -876,7 +876,7 @@ fn decode_messages(
     loop {
         match frame::decode_frame(buf) {
             Ok(Some(Frame::Message(data))) => batch.push(Event::Message(Message {
-                from: peer,
+                peer,
                 data,
                 reliability: Reliability::Reliable,
             })),
@@ -951,7 +951,7 @@ pub(crate) async fn drive(
             },
             datagram = conn.read_datagram() => match datagram {
                 Ok(data) => {
-                    let message = Message { from: peer, data, reliability: Reliability::Unreliable };
+                    let message = Message { peer, data, reliability: Reliability::Unreliable };
                     match lane.try_send(Event::Message(message)) {
                         Ok(true) => {}
                         Ok(false) => tracing::trace!(peer = %peer.short(), "no room for events; datagram dropped"),

@@ -88,7 +88,7 @@ pub enum Reliability {
 #[non_exhaustive]
 pub struct Message {
     /// Who sent it.
-    pub from: PeerId,
+    pub peer: PeerId,
     /// Its bytes.
     pub data: Bytes,
     /// How it travelled.
@@ -282,7 +282,7 @@ pub trait SessionDelegate: Send + Sync + 'static {
 
     /// A peer invites us ([`crate::InvitationMode::Manual`] only). Keep `invitation` to answer it later;
     /// dropping it declines.
-    fn invitation(&self, invitation: PendingInvitation) {
+    fn invitation_received(&self, invitation: PendingInvitation) {
         let _ = invitation;
     }
 
@@ -297,17 +297,17 @@ pub trait SessionDelegate: Send + Sync + 'static {
     }
 
     /// A message arrived.
-    fn receive(&self, message: Message) {
+    fn received(&self, message: Message) {
         let _ = message;
     }
 
     /// A peer opened a named stream. Read it on your own task or thread; dropping it stops the stream.
-    fn stream_receive(&self, stream: IncomingStream) {
+    fn stream_received(&self, stream: IncomingStream) {
         let _ = stream;
     }
 
     /// A peer opened a two-way named stream. Use it on your own task; dropping it resets it.
-    fn duplex_stream_receive(&self, stream: DuplexStream) {
+    fn duplex_stream_received(&self, stream: DuplexStream) {
         let _ = stream;
     }
 
@@ -337,12 +337,12 @@ pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
     match event {
         Event::PeerFound(peer) => delegate.peer_found(&peer),
         Event::PeerLost(peer) => delegate.peer_lost(&peer),
-        Event::Invitation(invitation) => delegate.invitation(invitation),
+        Event::Invitation(invitation) => delegate.invitation_received(invitation),
         Event::PeerAdded(peer) => delegate.peer_added(&peer),
         Event::PeerRemoved { peer, reason } => delegate.peer_removed(&peer, &reason),
-        Event::Message(message) => delegate.receive(message),
-        Event::Stream(stream) => delegate.stream_receive(stream),
-        Event::DuplexStream(stream) => delegate.duplex_stream_receive(stream),
+        Event::Message(message) => delegate.received(message),
+        Event::Stream(stream) => delegate.stream_received(stream),
+        Event::DuplexStream(stream) => delegate.duplex_stream_received(stream),
         Event::ConnectionFailed { peer, reason } => delegate.connection_failed(&peer, &reason),
         Event::ResourceOffered(offer) => delegate.resource_offered(offer),
         Event::ResourceStarted(transfer) => delegate.resource_started(transfer),

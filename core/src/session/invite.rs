@@ -9,8 +9,8 @@ use crate::identity::PeerId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Invitation {
-    /// Its id.
-    pub peer_id: PeerId,
+    /// The peer: who invites us, or whom we would invite.
+    pub peer: PeerId,
     /// Its display name.
     pub display_name: String,
     /// Its discovery info.

@@ -121,9 +121,9 @@ impl Shared {
     pub(crate) fn found(&self, peer: DiscoveredPeer) -> bool {
         let mut nearby = self.nearby.write().unwrap_or_else(PoisonError::into_inner);
         let changed = nearby
-            .get(&peer.peer_id)
+            .get(&peer.id)
             .is_none_or(|old| old.display_name != peer.display_name || old.discovery_info != peer.discovery_info);
-        nearby.insert(peer.peer_id, peer);
+        nearby.insert(peer.id, peer);
         changed
     }
 
@@ -359,7 +359,7 @@ impl SessionBuilder {
         })?;
         let advertisement = Advertisement {
             service_type: config.service_type.clone(),
-            peer_id: local_id,
+            id: local_id,
             display_name: config.display_name.clone(),
             port: local_addr.port(),
             bound_addr: local_addr,
@@ -504,8 +504,8 @@ impl Session {
     }
 
     /// A connected peer.
-    pub fn peer(&self, id: &PeerId) -> Option<Peer> {
-        self.inner.shared.link(id).map(|l| l.peer.clone())
+    pub fn peer(&self, id: PeerId) -> Option<Peer> {
+        self.inner.shared.link(&id).map(|l| l.peer.clone())
     }
 
     /// The pairing code of the connection to `peer`, to compare out of band (read aloud or shown side by side):
@@ -516,8 +516,8 @@ impl Session {
     /// `SECURITY.md`): a machine in the middle, which holds a separate connection to each of you, cannot steer
     /// the two codes to match; they match by chance once in a million attempts. A new connection (after a
     /// reconnect) has a new code.
-    pub fn verification_code(&self, peer: &PeerId) -> Option<String> {
-        Some(self.inner.shared.link(peer)?.pairing_code.clone())
+    pub fn verification_code(&self, peer: PeerId) -> Option<String> {
+        Some(self.inner.shared.link(&peer)?.pairing_code.clone())
     }
 
     /// Whether the session has shut down.
@@ -605,8 +605,8 @@ impl Session {
     }
 
     /// The largest unreliable message the path to `peer` carries now, if it is connected and accepts datagrams.
-    pub fn max_datagram_size(&self, peer: &PeerId) -> Option<usize> {
-        self.inner.shared.link(peer)?.conn.max_datagram_size()
+    pub fn max_datagram_size(&self, peer: PeerId) -> Option<usize> {
+        self.inner.shared.link(&peer)?.conn.max_datagram_size()
     }
 
     /// The link a new stream to `peer` goes over.
@@ -617,8 +617,9 @@ impl Session {
         self.inner.shared.link(&peer).ok_or(StreamError::NotConnected(peer))
     }
 
-    /// Opens a named byte stream to `peer`. Waits while the peer has too many streams open (back-pressure).
-    pub async fn stream(&self, peer: PeerId, name: &str) -> Result<OutgoingStream, StreamError> {
+    /// Opens a byte stream called `name` to `peer` (what, then to whom, as in [`Session::send`]). Waits while
+    /// the peer has too many streams open (back-pressure).
+    pub async fn stream(&self, name: &str, peer: PeerId) -> Result<OutgoingStream, StreamError> {
         let preamble = frame::encode_named_stream_preamble(name)?;
         let link = self.stream_link(peer)?;
         let mut send = link
@@ -673,7 +674,7 @@ impl Session {
 
     /// Opens a two-way named stream with `peer` (for example for one forwarded TCP connection): the peer gets
     /// [`Event::DuplexStream`](crate::Event::DuplexStream). Waits while the peer has too many open.
-    pub async fn duplex_stream(&self, peer: PeerId, name: &str) -> Result<DuplexStream, StreamError> {
+    pub async fn duplex_stream(&self, name: &str, peer: PeerId) -> Result<DuplexStream, StreamError> {
         let preamble = frame::encode_duplex_stream_preamble(name)?;
         let link = self.stream_link(peer)?;
         let (mut send, recv) = link
@@ -772,12 +773,12 @@ impl Session {
                 session: self.inner.service_type.clone(),
             });
         }
-        if ticket.peer_id == self.inner.local.id {
+        if ticket.peer == self.inner.local.id {
             return Err(TicketError::OwnTicket);
         }
         let peer = DiscoveredPeer {
-            peer_id: ticket.peer_id,
-            display_name: ticket.peer_id.short(),
+            id: ticket.peer,
+            display_name: ticket.peer.short(),
             addrs: ticket.addrs.clone(),
             discovery_info: Default::default(),
         };
@@ -897,5 +898,5 @@ fn outcome(results: impl Iterator<Item = (PeerId, Result<(), SendError>)>, lenie
 
 /// What the app sees of a discovered peer.
 pub(crate) fn nearby_peer(p: &DiscoveredPeer) -> NearbyPeer {
-    NearbyPeer::new(p.peer_id, p.display_name.clone(), p.discovery_info.clone())
+    NearbyPeer::new(p.id, p.display_name.clone(), p.discovery_info.clone())
 }

@@ -362,7 +362,7 @@ pub(crate) fn queue() -> (EventSender, Events) {
 /// # async fn run(mut events: multipeer::Events) {
 /// while let Some(event) = events.next().await {
 ///     if let multipeer::Event::Message(m) = event {
-///         tracing::info!("{} bytes from {}", m.data.len(), m.from.short());
+///         tracing::info!("{} bytes from {}", m.data.len(), m.peer.short());
 ///     }
 /// }
 /// # }
@@ -462,9 +462,9 @@ mod tests {
         crate::Identity::generate().peer_id()
     }
 
-    fn message(from: PeerId, len: usize) -> Event {
+    fn message(peer: PeerId, len: usize) -> Event {
         Event::Message(Message {
-            from,
+            peer,
             data: Bytes::from(vec![0u8; len]),
             reliability: Reliability::Reliable,
         })

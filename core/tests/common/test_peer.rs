@@ -109,7 +109,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     "event": "peer_removed", "id": peer.id, "name": peer.display_name, "reason": removal(&reason)
                 })),
                 Some(Event::Message(m)) => emit(json!({
-                    "event": "message", "from": m.from, "reliable": m.reliability == Reliability::Reliable,
+                    "event": "message", "from": m.peer, "reliable": m.reliability == Reliability::Reliable,
                     "text": String::from_utf8_lossy(&m.data)
                 })),
                 Some(Event::ConnectionFailed { peer, reason }) => emit(json!({

@@ -5,7 +5,7 @@ import dnssd
 import os
 
 /// Peer discovery on Apple's own Bonjour (mDNSResponder), for
-/// ``MultipeerSession/init(config:discovery:bufferSize:acceptResource:)``.
+/// ``MultipeerSession/init(config:discovery:bufferSize:)``.
 ///
 /// The library's built-in mDNS opens its own multicast socket, which on iOS needs the restricted entitlement
 /// `com.apple.developer.networking.multicast`. Apple's Bonjour APIs need no entitlement, so on Apple platforms

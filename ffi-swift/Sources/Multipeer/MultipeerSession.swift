@@ -1,28 +1,43 @@
 import Foundation
 
 // `import Multipeer` is enough to use the generated types too (`SessionConfig`, `PeerInfo`, `MultipeerError`,
-// `InProcessNetwork`, `OutgoingStream`, `ResourceTransfer`, `ResourceProgress`, `ForeignDiscovery`,
-// `generateIdentity()`, ...).
+// `InProcessNetwork`, `OutgoingStream`, `DuplexStream`, `Invitation`, `ResourceOffer`, `ResourceTransfer`,
+// `ResourceProgress`, `ForeignDiscovery`, `generateIdentity()`, ...).
 @_exported import MultipeerFFI
 
 /// Everything that happens in a session, in order.
+///
+/// Events are equal when they carry equal values; events carrying an `Invitation`, a `ResourceOffer` or a
+/// `DuplexStream` only when they carry the same object.
 public enum SessionEvent: Equatable {
     /// Discovery found a peer nearby (or what it announces changed), whether or not it joins.
     case peerFound(NearbyPeerInfo)
     /// A peer found earlier stopped advertising.
     case peerLost(NearbyPeerInfo)
+    /// A peer invites us (`SessionConfig.invitationMode` `.manual` only). Keep the invitation while the user
+    /// decides, then call `accept()` or `decline()` on it from any thread; `isExpired()` tells when it can no
+    /// longer be answered. Releasing it unanswered declines it.
+    case invitationReceived(Invitation)
     /// A peer joined.
     case peerAdded(PeerInfo)
     /// A peer left; `reason` says why ("left", "timed out", ...).
     case peerRemoved(PeerInfo, reason: String)
-    /// A message arrived from the peer with id `from`; `reliable` is `false` for a datagram.
-    case received(from: String, data: Data, reliable: Bool)
-    /// A chunk of the named incoming stream `name` from the peer `from` (chunks arrive in order).
-    case streamData(from: String, name: String, data: Data)
+    /// A message arrived from the peer with id `peer`; `reliable` is `false` for a datagram.
+    case received(peer: String, data: Data, reliable: Bool)
+    /// A chunk of the named incoming stream `name` from the peer `peer` (chunks arrive in order).
+    case streamData(peer: String, name: String, data: Data)
     /// The named incoming stream ended: `error` is `nil` when the sender finished it cleanly.
-    case streamFinished(from: String, name: String, error: String?)
+    case streamFinished(peer: String, name: String, error: String?)
+    /// A peer opened a two-way named stream with us (``MultipeerSession/openDuplexStream(named:to:)`` on its
+    /// side): `try await stream.read(max:)` (empty data once the peer finished), `write(data:)` and `finish()` it
+    /// from any task; `cancel()` or releasing it resets it.
+    case duplexStreamReceived(DuplexStream)
     /// A connection to `peer` failed before it joined.
     case connectionFailed(peer: String, reason: String)
+    /// A peer offers a resource (`SessionConfig.resourceAcceptance` `.manual` only). Keep the offer while the
+    /// user decides, then call `accept()` (``resourceStarted(_:)`` follows) or `decline()` on it from any thread.
+    /// Releasing it unanswered declines it.
+    case resourceOffered(ResourceOffer)
     /// A peer started sending us a resource (a file). Follow the transfer with
     /// ``ResourceTransfer/progressUpdates(every:)`` or `progress()`, or stop it with `cancel()`;
     /// ``resourceFinished(_:url:error:)`` follows.
@@ -32,13 +47,44 @@ public enum SessionEvent: Equatable {
     case resourceFinished(ResourceTransfer, url: URL?, error: MultipeerError?)
 }
 
+extension SessionEvent {
+    public static func == (lhs: SessionEvent, rhs: SessionEvent) -> Bool {
+        switch (lhs, rhs) {
+        case let (.peerFound(a), .peerFound(b)):
+            return a == b
+        case let (.peerLost(a), .peerLost(b)):
+            return a == b
+        case let (.invitationReceived(a), .invitationReceived(b)):
+            return a === b
+        case let (.peerAdded(a), .peerAdded(b)):
+            return a == b
+        case let (.peerRemoved(a, reasonA), .peerRemoved(b, reasonB)):
+            return a == b && reasonA == reasonB
+        case let (.received(fromA, dataA, reliableA), .received(fromB, dataB, reliableB)):
+            return fromA == fromB && dataA == dataB && reliableA == reliableB
+        case let (.streamData(fromA, nameA, dataA), .streamData(fromB, nameB, dataB)):
+            return fromA == fromB && nameA == nameB && dataA == dataB
+        case let (.streamFinished(fromA, nameA, errorA), .streamFinished(fromB, nameB, errorB)):
+            return fromA == fromB && nameA == nameB && errorA == errorB
+        case let (.duplexStreamReceived(a), .duplexStreamReceived(b)):
+            return a === b
+        case let (.connectionFailed(peerA, reasonA), .connectionFailed(peerB, reasonB)):
+            return peerA == peerB && reasonA == reasonB
+        case let (.resourceOffered(a), .resourceOffered(b)):
+            return a === b
+        case let (.resourceStarted(a), .resourceStarted(b)):
+            return a == b
+        case let (.resourceFinished(a, urlA, errorA), .resourceFinished(b, urlB, errorB)):
+            return a == b && urlA == urlB && errorA == errorB
+        default:
+            return false
+        }
+    }
+}
+
 #if compiler(>=6)
 extension SessionEvent: Sendable {}
 #endif
-
-/// Decides whether to accept a resource a peer offers: the offering peer's id, the resource's name and its size in
-/// bytes. Called on the library's network thread: return quickly and do not touch the UI.
-public typealias ResourceFilter = @Sendable (_ peer: String, _ name: String, _ size: UInt64) -> Bool
 
 extension ResourceProgress {
     /// `transferred` as a fraction of `total`, from 0 to 1 (1 for an empty resource).
@@ -90,7 +136,7 @@ extension ResourceTransfer {
 /// let session = try MultipeerSession(config: config, discovery: BonjourDiscovery())
 /// Task {
 ///     for await event in session.events {
-///         if case let .received(from, data, _) = event { await show(from, data) }
+///         if case let .received(peer, data, _) = event { await show(peer, data) }
 ///     }
 /// }
 /// try await session.send(Data("hello".utf8))
@@ -117,10 +163,18 @@ extension ResourceTransfer {
 ///
 /// ## Sending files
 ///
-/// ``sendResource(at:name:to:)`` sends a file with progress, cancellation and an integrity check; the receiver
-/// decides with the `acceptResource` closure given when starting the session, saves accepted files in
-/// `SessionConfig.resourceDirectory` and reports ``SessionEvent/resourceStarted(_:)`` and
-/// ``SessionEvent/resourceFinished(_:url:error:)``.
+/// ``sendResource(at:name:to:)`` sends a file with progress, cancellation and an integrity check. The receiver
+/// takes every resource within its limits (`SessionConfig.maxResourceSize`, `.maxResourceBytesPerPeer`), saves
+/// it in `SessionConfig.resourceDirectory` and reports ``SessionEvent/resourceStarted(_:)`` and
+/// ``SessionEvent/resourceFinished(_:url:error:)``. With `SessionConfig.resourceAcceptance` set to `.manual`,
+/// each offer first arrives as ``SessionEvent/resourceOffered(_:)``, for the app to accept or decline when its
+/// user decided (within `SessionConfig.answerTimeoutMs`).
+///
+/// ## Invitations
+///
+/// By default every peer found joins. With `SessionConfig.invitationMode` set to `.manual`, nobody joins until
+/// the app calls ``invite(_:context:)`` and the other app accepts the ``SessionEvent/invitationReceived(_:)``
+/// it gets.
 ///
 /// ## Ending a session
 ///
@@ -141,60 +195,51 @@ public final class MultipeerSession: @unchecked Sendable {
     ///
     /// The built-in mDNS opens its own multicast socket, which on iOS needs the restricted entitlement
     /// `com.apple.developer.networking.multicast`. Apps that do not have it use ``BonjourDiscovery`` with
-    /// ``init(config:discovery:bufferSize:acceptResource:)``.
-    ///
-    /// `acceptResource` decides whether to accept each resource a peer offers (by default every one; offers
-    /// above `SessionConfig.maxResourceSize` are refused before it is asked).
+    /// ``init(config:discovery:bufferSize:)``.
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity`, `.Start` or `.Discovery`.
     public convenience init(
         config: SessionConfig,
-        bufferSize: Int = MultipeerSession.defaultBufferSize,
-        acceptResource: @escaping ResourceFilter = { _, _, _ in true }
+        bufferSize: Int = MultipeerSession.defaultBufferSize
     ) throws {
-        try self.init(bufferSize: bufferSize, acceptResource: acceptResource) { delegate in
+        try self.init(bufferSize: bufferSize) { delegate in
             try Session(config: config, delegate: delegate)
         }
     }
 
     /// Starts a session whose discovery is implemented by the app, for example ``BonjourDiscovery`` (Apple's
-    /// Bonjour, no multicast entitlement needed). `acceptResource` decides whether to accept each resource a
-    /// peer offers (by default every one).
+    /// Bonjour, no multicast entitlement needed).
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity`, `.Start` or `.Discovery`.
     public convenience init(
         config: SessionConfig,
         discovery: ForeignDiscovery,
-        bufferSize: Int = MultipeerSession.defaultBufferSize,
-        acceptResource: @escaping ResourceFilter = { _, _, _ in true }
+        bufferSize: Int = MultipeerSession.defaultBufferSize
     ) throws {
-        try self.init(bufferSize: bufferSize, acceptResource: acceptResource) { delegate in
+        try self.init(bufferSize: bufferSize) { delegate in
             try Session.withDiscovery(config: config, delegate: delegate, discovery: discovery)
         }
     }
 
     /// Starts a session that only sees sessions created with the same in-process `network` (tests, demos).
-    /// `acceptResource` decides whether to accept each resource a peer offers (by default every one).
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity` or `.Start`.
     public convenience init(
         config: SessionConfig,
         network: InProcessNetwork,
-        bufferSize: Int = MultipeerSession.defaultBufferSize,
-        acceptResource: @escaping ResourceFilter = { _, _, _ in true }
+        bufferSize: Int = MultipeerSession.defaultBufferSize
     ) throws {
-        try self.init(bufferSize: bufferSize, acceptResource: acceptResource) { delegate in
+        try self.init(bufferSize: bufferSize) { delegate in
             try Session.inProcess(config: config, delegate: delegate, network: network)
         }
     }
 
     private init(
         bufferSize: Int,
-        acceptResource: @escaping ResourceFilter,
         start: (SessionDelegate) throws -> Session
     ) throws {
         precondition(bufferSize > 0, "bufferSize must be at least 1")
-        let delegate = EventDelegate(capacity: bufferSize, acceptResource: acceptResource)
+        let delegate = EventDelegate(capacity: bufferSize)
         let reader = EventReader(delegate: delegate)
         self.delegate = delegate
         self.events = AsyncStream(unfolding: { await reader.next() })
@@ -231,6 +276,17 @@ public final class MultipeerSession: @unchecked Sendable {
         session.ticket()
     }
 
+    /// Invites the nearby peer with id `peer` (`NearbyPeerInfo.id`) into this session, with `context` for its app
+    /// to judge the invitation by (at most 1024 bytes). Returns once the peer joined. With
+    /// `SessionConfig.invitationMode` `.manual` this is the only way peers outside the session are dialed; the
+    /// invited app gets ``SessionEvent/invitationReceived(_:)``.
+    ///
+    /// - Throws: `MultipeerError.InvitationDeclined`, `.InvitationTimedOut`, `.NotNearby`, or why the connection
+    ///   failed.
+    public func invite(_ peer: String, context: Data? = nil) async throws {
+        try await session.invite(peer: peer, context: context)
+    }
+
     /// Sends `data` to the peers whose ids are in `to` (empty: every connected peer).
     ///
     /// - Parameters:
@@ -244,13 +300,24 @@ public final class MultipeerSession: @unchecked Sendable {
         try await session.send(data: data, to: to, reliable: reliable)
     }
 
-    /// Opens a named byte stream to the peer with id `peer`; it receives ``SessionEvent/streamData(from:name:data:)``
-    /// events and then ``SessionEvent/streamFinished(from:name:error:)``.
+    /// Opens a named byte stream to the peer with id `peer`; it receives ``SessionEvent/streamData(peer:name:data:)``
+    /// events and then ``SessionEvent/streamFinished(peer:name:error:)``.
     ///
     /// Write with `try await stream.write(data:)` (it waits while the receiver is behind) and end with
     /// `try await stream.finish()`, or abandon it with `stream.cancel()`.
-    public func openStream(to peer: String, name: String) async throws -> OutgoingStream {
-        try await session.openStream(peer: peer, name: name)
+    public func openStream(named name: String, to peer: String) async throws -> OutgoingStream {
+        try await session.openStream(name: name, peer: peer)
+    }
+
+    /// Opens a two-way named stream with the peer with id `peer` (for example one forwarded TCP connection); the
+    /// peer gets it as ``SessionEvent/duplexStreamReceived(_:)``.
+    ///
+    /// Read with `try await stream.read(max:)` (empty data once the peer finished its direction), write with
+    /// `try await stream.write(data:)` (both wait while the other side is behind), end this direction with
+    /// `try await stream.finish()` (it returns once the peer has read the end), or reset both with
+    /// `stream.cancel()`.
+    public func openDuplexStream(named name: String, to peer: String) async throws -> DuplexStream {
+        try await session.openDuplexStream(name: name, peer: peer)
     }
 
     /// Sends the file at `fileURL` to the peer with id `peer` as a resource called `name` (by default the file's
@@ -329,12 +396,10 @@ private final class EventDelegate: SessionDelegate, @unchecked Sendable {
     /// The stream the events are yielded into; taken apart by ``EventReader``.
     let stream: AsyncStream<SessionEvent>
     private let slots: DispatchSemaphore
-    private let acceptResource: ResourceFilter
     private let lock = NSLock()
     private var closed = false
 
-    init(capacity: Int, acceptResource: @escaping ResourceFilter) {
-        self.acceptResource = acceptResource
+    init(capacity: Int) {
         var captured: AsyncStream<SessionEvent>.Continuation?
         // Unbounded here because the semaphore bounds it; a buffering policy would drop events instead.
         stream = AsyncStream(bufferingPolicy: .unbounded) { captured = $0 }
@@ -386,6 +451,10 @@ private final class EventDelegate: SessionDelegate, @unchecked Sendable {
         emit(.peerLost(peer))
     }
 
+    func invitationReceived(invitation: Invitation) throws {
+        emit(.invitationReceived(invitation))
+    }
+
     func peerAdded(peer: PeerInfo) throws {
         emit(.peerAdded(peer))
     }
@@ -394,20 +463,28 @@ private final class EventDelegate: SessionDelegate, @unchecked Sendable {
         emit(.peerRemoved(peer, reason: reason))
     }
 
-    func received(from: String, data: Data, reliable: Bool) throws {
-        emit(.received(from: from, data: data, reliable: reliable))
+    func received(peer: String, data: Data, reliable: Bool) throws {
+        emit(.received(peer: peer, data: data, reliable: reliable))
     }
 
-    func streamData(from: String, name: String, data: Data) throws {
-        emit(.streamData(from: from, name: name, data: data))
+    func streamData(peer: String, name: String, data: Data) throws {
+        emit(.streamData(peer: peer, name: name, data: data))
     }
 
-    func streamFinished(from: String, name: String, error: String?) throws {
-        emit(.streamFinished(from: from, name: name, error: error))
+    func streamFinished(peer: String, name: String, error: String?) throws {
+        emit(.streamFinished(peer: peer, name: name, error: error))
+    }
+
+    func duplexStreamReceived(stream: DuplexStream) throws {
+        emit(.duplexStreamReceived(stream))
     }
 
     func connectionFailed(peer: String, reason: String) throws {
         emit(.connectionFailed(peer: peer, reason: reason))
+    }
+
+    func resourceOffered(offer: ResourceOffer) throws {
+        emit(.resourceOffered(offer))
     }
 
     func resourceStarted(transfer: ResourceTransfer) throws {
@@ -416,11 +493,6 @@ private final class EventDelegate: SessionDelegate, @unchecked Sendable {
 
     func resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerError?) throws {
         emit(.resourceFinished(transfer, url: path.map { URL(fileURLWithPath: $0) }, error: error))
-    }
-
-    /// Called on the library's network thread, not the delegate thread: it does not wait for room in the stream.
-    func shouldAcceptResource(peer: String, name: String, size: UInt64) throws -> Bool {
-        acceptResource(peer, name, size)
     }
 }
 

@@ -22,7 +22,7 @@ final class MultipeerTests: XCTestCase {
         try await a.send(Data("hello bob".utf8), to: [bob.id])
         let toBob = try await bIn.expect("message to bob") { $0.message }
         XCTAssertEqual(toBob.data, Data("hello bob".utf8))
-        XCTAssertEqual(toBob.from, alice.id)
+        XCTAssertEqual(toBob.peer, alice.id)
         XCTAssertTrue(toBob.reliable)
 
         try await b.send(Data("hello everyone".utf8))
@@ -35,15 +35,15 @@ final class MultipeerTests: XCTestCase {
         XCTAssertEqual(datagram.data, Data("datagram".utf8))
 
         let payload = Data((0 ..< (1 << 20)).map { UInt8($0 % 251) })
-        let stream = try await a.openStream(to: bob.id, name: "photo.jpg")
+        let stream = try await a.openStream(named: "photo.jpg", to: bob.id)
         try await stream.write(data: payload.prefix(500_000))
         try await stream.write(data: payload.dropFirst(500_000))
         try await stream.finish()
         var received = Data()
         let end = try await bIn.expect("stream end") { (event: SessionEvent) -> StreamEnd? in
             switch event {
-            case let .streamData(from, name, data):
-                XCTAssertEqual(from, alice.id)
+            case let .streamData(peer, name, data):
+                XCTAssertEqual(peer, alice.id)
                 XCTAssertEqual(name, "photo.jpg")
                 received.append(data)
                 return nil
@@ -153,11 +153,25 @@ final class MultipeerTests: XCTestCase {
         let a = try MultipeerSession(config: config("sender"), network: network)
         var receiverConfig = config("receiver")
         receiverConfig.resourceDirectory = directory.path
-        let b = try MultipeerSession(config: receiverConfig, network: network) { _, name, _ in
-            !name.hasSuffix(".exe")
-        }
+        receiverConfig.resourceAcceptance = .manual
+        let b = try MultipeerSession(config: receiverConfig, network: network)
         let aIn = Inbox(a.events)
-        let bIn = Inbox(b.events)
+        // The receiving app answers each offer from a task of its own, as a UI would once its user decided.
+        let bIn = Inbox(b.events) { event in
+            guard case let .resourceOffered(offer) = event else { return }
+            Task.detached {
+                try? await Task.sleep(nanoseconds: 50_000_000)
+                do {
+                    if offer.name().hasSuffix(".exe") {
+                        try offer.decline()
+                    } else {
+                        try offer.accept()
+                    }
+                } catch {
+                    XCTFail("answering the offer of \(offer.name()) failed: \(error)")
+                }
+            }
+        }
         let receiver = try await aIn.expect("receiver added") { $0.addedPeer }
         _ = try await bIn.expect("sender added") { $0.addedPeer }
 
@@ -179,6 +193,10 @@ final class MultipeerTests: XCTestCase {
             return all
         }
 
+        let offer = try await bIn.expect("resource offered") { $0.resourceOffer }
+        XCTAssertEqual(offer.name(), "photo.raw")
+        XCTAssertEqual(offer.size(), UInt64(bytes.count))
+        XCTAssertEqual(offer.peerId(), a.localPeer.id)
         let started = try await bIn.expect("resource started") { $0.startedTransfer }
         XCTAssertTrue(started.isIncoming())
         XCTAssertEqual(started.id(), sending.id())
@@ -197,13 +215,103 @@ final class MultipeerTests: XCTestCase {
         XCTAssertEqual(progress.last?.transferred, UInt64(bytes.count))
         XCTAssertEqual(progress.last?.fraction, 1)
 
+        // Declined by the receiving app: the sender gets a typed error.
         let refused = try await a.sendResource(at: source, name: "setup.exe", to: receiver.id)
         do {
             _ = try await refused.finished()
-            XCTFail("a refused resource must not be delivered")
+            XCTFail("a declined resource must not be delivered")
         } catch let MultipeerError.ResourceRefused(reason) {
             XCTAssertEqual(reason, .declined)
         }
+        try await a.shutdown()
+        try await b.shutdown()
+    }
+
+    func testManualInvitationsAreDeclinedAndAccepted() async throws {
+        let network = InProcessNetwork()
+        var alice = config("alice")
+        alice.invitationMode = .manual
+        var bob = config("bob")
+        bob.invitationMode = .manual
+        let a = try MultipeerSession(config: alice, network: network)
+        let b = try MultipeerSession(config: bob, network: network)
+        let aIn = Inbox(a.events)
+        let bIn = Inbox(b.events)
+        let bobPeer = try await aIn.expect("bob found") { $0.foundPeer }
+
+        // Declined: the inviter gets a typed error and nobody joins.
+        let declining = Task { try await a.invite(bobPeer.id, context: Data("first".utf8)) }
+        let first = try await bIn.expect("first invitation") { $0.invitation }
+        XCTAssertEqual(first.peerId(), a.localPeer.id)
+        XCTAssertEqual(first.context(), Data("first".utf8))
+        XCTAssertFalse(first.isExpired())
+        try first.decline()
+        switch await declining.result {
+        case .success:
+            XCTFail("a declined invitation must not succeed")
+        case let .failure(failure):
+            guard let error = failure as? MultipeerError, case .InvitationDeclined = error else {
+                return XCTFail("expected MultipeerError.InvitationDeclined, got \(failure)")
+            }
+        }
+        XCTAssertTrue(a.peers.isEmpty)
+        XCTAssertTrue(b.peers.isEmpty)
+
+        // Accepted: both join.
+        let accepting = Task { try await a.invite(bobPeer.id, context: Data("second".utf8)) }
+        let second = try await bIn.expect("second invitation") { $0.invitation }
+        XCTAssertEqual(second.displayName(), "alice")
+        XCTAssertEqual(second.context(), Data("second".utf8))
+        try second.accept()
+        try await accepting.value
+        let alicePeer = try await bIn.expect("alice added") { $0.addedPeer }
+        XCTAssertEqual(alicePeer.id, a.localPeer.id)
+        _ = try await aIn.expect("bob added") { $0.addedPeer }
+        XCTAssertEqual(a.peers.map(\.id), [bobPeer.id])
+
+        // An invitation is answered once.
+        XCTAssertThrowsError(try second.accept()) { error in
+            guard let error = error as? MultipeerError, case .AnswerExpired = error else {
+                return XCTFail("expected MultipeerError.AnswerExpired, got \(error)")
+            }
+        }
+        try await a.shutdown()
+        try await b.shutdown()
+    }
+
+    func testADuplexStreamCarriesBothWays() async throws {
+        let network = InProcessNetwork()
+        let a = try MultipeerSession(config: config("alice"), network: network)
+        let b = try MultipeerSession(config: config("bob"), network: network)
+        let aIn = Inbox(a.events)
+        let bIn = Inbox(b.events)
+        let bob = try await aIn.expect("bob added") { $0.addedPeer }
+        _ = try await bIn.expect("alice added") { $0.addedPeer }
+
+        let ours = try await a.openDuplexStream(named: "tunnel", to: bob.id)
+        try await ours.write(data: Data("ping".utf8))
+        let theirs = try await bIn.expect("duplex stream") { $0.duplexStream }
+        XCTAssertEqual(theirs.name(), "tunnel")
+        XCTAssertEqual(theirs.peerId(), a.localPeer.id)
+        let ping = try await theirs.read(max: 64)
+        XCTAssertEqual(ping, Data("ping".utf8))
+        try await theirs.write(data: Data("pong".utf8))
+
+        // `finish()` returns once the other side has read the end: read it meanwhile.
+        let aliceReads = Task { () async throws -> (Data, Data) in
+            let pong = try await ours.read(max: 64)
+            let end = try await ours.read(max: 64)
+            return (pong, end)
+        }
+        try await theirs.finish()
+        let (pong, aliceEnd) = try await aliceReads.value
+        XCTAssertEqual(pong, Data("pong".utf8))
+        XCTAssertTrue(aliceEnd.isEmpty)
+
+        let bobReads = Task { try await theirs.read(max: 64) }
+        try await ours.finish()
+        let bobEnd = try await bobReads.value
+        XCTAssertTrue(bobEnd.isEmpty)
         try await a.shutdown()
         try await b.shutdown()
     }
@@ -257,8 +365,23 @@ private extension SessionEvent {
         return nil
     }
 
-    var message: (from: String, data: Data, reliable: Bool)? {
-        if case let .received(from, data, reliable) = self { return (from, data, reliable) }
+    var message: (peer: String, data: Data, reliable: Bool)? {
+        if case let .received(peer, data, reliable) = self { return (peer, data, reliable) }
+        return nil
+    }
+
+    var invitation: Invitation? {
+        if case let .invitationReceived(invitation) = self { return invitation }
+        return nil
+    }
+
+    var duplexStream: DuplexStream? {
+        if case let .duplexStreamReceived(stream) = self { return stream }
+        return nil
+    }
+
+    var resourceOffer: ResourceOffer? {
+        if case let .resourceOffered(offer) = self { return offer }
         return nil
     }
 
@@ -273,15 +396,17 @@ private extension SessionEvent {
     }
 }
 
-/// Collects a session's events as they come so that tests can wait for one with a timeout.
+/// Collects a session's events as they come so that tests can wait for one with a timeout. `tap` sees each
+/// event first, as it arrives (for example to answer offers the way an app would).
 private final class Inbox: @unchecked Sendable {
     private let lock = NSLock()
     private var pending: [SessionEvent] = []
     private var task: Task<Void, Never>?
 
-    init(_ events: AsyncStream<SessionEvent>) {
+    init(_ events: AsyncStream<SessionEvent>, tap: @escaping @Sendable (SessionEvent) -> Void = { _ in }) {
         task = Task { [weak self] in
             for await event in events {
+                tap(event)
                 self?.push(event)
             }
         }

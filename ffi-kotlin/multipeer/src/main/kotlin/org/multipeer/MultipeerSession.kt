@@ -41,11 +41,11 @@ sealed interface SessionEvent {
     /** A peer left, with the reason ("left", "timed out", ...). */
     data class PeerRemoved(val peer: PeerInfo, val reason: String) : SessionEvent
     /** A message arrived. */
-    class Received(val from: String, val data: ByteArray, val reliable: Boolean) : SessionEvent
+    class Received(val peer: String, val data: ByteArray, val reliable: Boolean) : SessionEvent
     /** A chunk of a named incoming stream. */
-    class StreamData(val from: String, val name: String, val data: ByteArray) : SessionEvent
+    class StreamData(val peer: String, val name: String, val data: ByteArray) : SessionEvent
     /** A named incoming stream ended; [error] is null when it was finished cleanly. */
-    data class StreamFinished(val from: String, val name: String, val error: String?) : SessionEvent
+    data class StreamFinished(val peer: String, val name: String, val error: String?) : SessionEvent
     /** A peer opened a two-way named stream with us: `read`, `write` and `finish` it from any coroutine. */
     class DuplexStreamReceived(val stream: DuplexStream) : SessionEvent
     /** A connection failed before the peer joined. */
@@ -145,11 +145,11 @@ class MultipeerSession private constructor(
     suspend fun send(data: ByteArray, to: List<String> = emptyList(), reliable: Boolean = true) =
         session.send(data, to, reliable)
 
-    /** Opens a named byte stream to [peer]. */
-    suspend fun openStream(peer: String, name: String): OutgoingStream = session.openStream(peer, name)
+    /** Opens a byte stream called [name] to [peer] (what, then to whom, as in [send]). */
+    suspend fun openStream(name: String, peer: String): OutgoingStream = session.openStream(name, peer)
 
-    /** Opens a two-way named stream with [peer]; it receives [SessionEvent.DuplexStreamReceived]. */
-    suspend fun openDuplexStream(peer: String, name: String): DuplexStream = session.openDuplexStream(peer, name)
+    /** Opens a two-way stream called [name] with [peer]; it receives [SessionEvent.DuplexStreamReceived]. */
+    suspend fun openDuplexStream(name: String, peer: String): DuplexStream = session.openDuplexStream(name, peer)
 
     /**
      * Sends the file at [path] to [peer] as a resource called [name] (the receiver saves it under a sanitized
@@ -230,12 +230,12 @@ private class ChannelDelegate(
     override fun invitationReceived(invitation: Invitation) = emit(SessionEvent.InvitationReceived(invitation))
     override fun peerAdded(peer: PeerInfo) = membership(SessionEvent.PeerAdded(peer))
     override fun peerRemoved(peer: PeerInfo, reason: String) = membership(SessionEvent.PeerRemoved(peer, reason))
-    override fun received(from: String, data: ByteArray, reliable: Boolean) =
-        emit(SessionEvent.Received(from, data, reliable))
-    override fun streamData(from: String, name: String, data: ByteArray) =
-        emit(SessionEvent.StreamData(from, name, data))
-    override fun streamFinished(from: String, name: String, error: String?) =
-        emit(SessionEvent.StreamFinished(from, name, error))
+    override fun received(peer: String, data: ByteArray, reliable: Boolean) =
+        emit(SessionEvent.Received(peer, data, reliable))
+    override fun streamData(peer: String, name: String, data: ByteArray) =
+        emit(SessionEvent.StreamData(peer, name, data))
+    override fun streamFinished(peer: String, name: String, error: String?) =
+        emit(SessionEvent.StreamFinished(peer, name, error))
     override fun duplexStreamReceived(stream: DuplexStream) = emit(SessionEvent.DuplexStreamReceived(stream))
     override fun connectionFailed(peer: String, reason: String) = emit(SessionEvent.ConnectionFailed(peer, reason))
     override fun resourceOffered(offer: ResourceOffer) = emit(SessionEvent.ResourceOffered(offer))
