@@ -64,9 +64,9 @@ pub use identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
 pub use pending::{AnswerError, Pending};
 pub use resource::{
     Delivered, Direction, PendingResource, Progress, RefusalReason, ResourceError, ResourceId, ResourceOffer,
-    ResourceTransfer, MAX_INCOMING_PER_PEER, MAX_INCOMING_TRANSFERS, MAX_PENDING_OFFERS,
+    ResourceTransfer, SendResourceError, MAX_INCOMING_PER_PEER, MAX_INCOMING_TRANSFERS, MAX_PENDING_OFFERS,
 };
-pub use session::error::{ControlError, InviteError, SendError, StartError, StreamError};
+pub use session::error::{InviteError, LookingError, SendError, SendJsonError, SessionClosed, StartError, StreamError};
 pub use session::events::{
     ConnectionFailure, Event, Events, Invitation, Message, NearbyPeer, Peer, PendingInvitation, Reliability,
     RemovalReason, SessionDelegate, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD,
@@ -74,7 +74,7 @@ pub use session::events::{
 pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};
 pub use session::{Session, SessionBuilder, To};
 pub use signal::{shutdown_signal, SignalError, StopSignal};
-pub use ticket::{Ticket, TicketError, MAX_TICKET_ADDRS};
+pub use ticket::{ConnectTicketError, Ticket, TicketError, MAX_TICKET_ADDRS};
 pub use tls::TlsError;
 pub use trust::{
     KnownPeers, NameClash, PeerRecord, Trust, TrustError, Verdict, MAX_NAMES_PER_PEER, MAX_SEEN_PEERS,

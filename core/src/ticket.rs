@@ -47,13 +47,19 @@ impl Ticket {
     }
 }
 
-/// Why a ticket was not accepted.
+/// Why a text is not a ticket.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TicketError {
     /// The text is not a ticket.
     #[error("not a multipeer ticket: {0}; expected mp1:<service>:<peer id>@<addr>[,<addr>...]")]
     Malformed(&'static str),
+}
+
+/// Why [`crate::Session::connect_ticket`] did not take a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectTicketError {
     /// The ticket is for another service type than the session's.
     #[error("ticket is for service {ticket:?}, but this session runs {session:?}")]
     WrongService {

@@ -278,15 +278,15 @@ async fn receivers_refuse_by_size_and_by_choice() {
     let nobody = PeerId::from_bytes([9; 32]);
     assert!(matches!(
         a.send_resource(&small, "x", nobody).await,
-        Err(ResourceError::NotConnected(_))
+        Err(multipeer::SendResourceError::NotConnected(_))
     ));
     assert!(matches!(
         a.send_resource(&small, "", b_id).await,
-        Err(ResourceError::InvalidName)
+        Err(multipeer::SendResourceError::InvalidName)
     ));
     assert!(matches!(
         a.send_resource(dir.join("missing"), "x", b_id).await,
-        Err(ResourceError::Io(_))
+        Err(multipeer::SendResourceError::Io(_))
     ));
 }
 

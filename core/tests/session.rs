@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use multipeer::{
-    ConnectionFailure, ControlError, Event, Identity, MemoryNetwork, Message, Reliability, RemovalReason, SendError,
-    Session, StreamError, To,
+    ConnectionFailure, Event, Identity, LookingError, MemoryNetwork, Message, Reliability, RemovalReason, SendError,
+    Session, SessionClosed, StreamError, To,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -544,11 +544,12 @@ async fn shutdown_and_dropping_release_everything_and_later_calls_fail() {
         clone.stream("x", b.local_peer().id).await,
         Err(StreamError::SessionClosed)
     ));
+    assert_eq!(clone.stop_looking_for_peers().await, Err(SessionClosed));
     assert!(matches!(
-        clone.stop_looking_for_peers().await,
-        Err(ControlError::SessionClosed)
+        clone.start_looking_for_peers().await,
+        Err(LookingError::SessionClosed)
     ));
-    assert!(matches!(clone.shutdown().await, Err(ControlError::SessionClosed)));
+    assert_eq!(clone.shutdown().await, Err(SessionClosed));
     // The event stream ends, the socket is free again.
     within(T, "event stream end", async {
         while a_events.next().await.is_some() {}
@@ -579,12 +580,12 @@ async fn a_ticket_joins_peers_without_discovery_and_diagnostics_show_it() {
     assert_eq!(ticket.addrs, vec![b.local_addr()]);
     assert!(matches!(
         a.connect_ticket(&a.ticket()).await,
-        Err(multipeer::TicketError::OwnTicket)
+        Err(multipeer::ConnectTicketError::OwnTicket)
     ));
     let other = multipeer::Ticket::new("other", ticket.peer, ticket.addrs.clone());
     assert!(matches!(
         a.connect_ticket(&other).await,
-        Err(multipeer::TicketError::WrongService { .. })
+        Err(multipeer::ConnectTicketError::WrongService { .. })
     ));
     a.connect_ticket(&ticket).await.unwrap();
     assert_eq!(expect_peers_added(&mut a_events, 1, T).await[0].display_name, "b");

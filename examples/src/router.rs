@@ -35,7 +35,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use multipeer::{Message, PeerId, Reliability, SendError, Session, To};
+use multipeer::{Message, PeerId, Reliability, SendJsonError, Session, To};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -162,8 +162,8 @@ pub enum RouteError {
         /// What is wrong.
         error: String,
     },
-    /// The session could not send it.
-    Send(SendError),
+    /// The session could not send it (or it could not be encoded).
+    Send(SendJsonError),
 }
 
 impl fmt::Display for RouteError {
@@ -179,8 +179,8 @@ impl fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
-impl From<SendError> for RouteError {
-    fn from(e: SendError) -> Self {
+impl From<SendJsonError> for RouteError {
+    fn from(e: SendJsonError) -> Self {
         Self::Send(e)
     }
 }

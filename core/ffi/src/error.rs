@@ -168,8 +168,14 @@ impl From<multipeer::IdentityError> for MultipeerError {
 
 impl From<multipeer::TicketError> for MultipeerError {
     fn from(e: multipeer::TicketError) -> Self {
+        Self::InvalidTicket { detail: e.to_string() }
+    }
+}
+
+impl From<multipeer::ConnectTicketError> for MultipeerError {
+    fn from(e: multipeer::ConnectTicketError) -> Self {
         match e {
-            multipeer::TicketError::SessionClosed => Self::SessionClosed,
+            multipeer::ConnectTicketError::SessionClosed => Self::SessionClosed,
             other => Self::InvalidTicket {
                 detail: other.to_string(),
             },
@@ -188,11 +194,17 @@ impl From<multipeer::StartError> for MultipeerError {
     }
 }
 
-impl From<multipeer::ControlError> for MultipeerError {
-    fn from(e: multipeer::ControlError) -> Self {
+impl From<multipeer::SessionClosed> for MultipeerError {
+    fn from(_: multipeer::SessionClosed) -> Self {
+        Self::SessionClosed
+    }
+}
+
+impl From<multipeer::LookingError> for MultipeerError {
+    fn from(e: multipeer::LookingError) -> Self {
         match e {
-            multipeer::ControlError::SessionClosed => Self::SessionClosed,
-            multipeer::ControlError::Discovery(d) => Self::Discovery { detail: d.to_string() },
+            multipeer::LookingError::SessionClosed => Self::SessionClosed,
+            multipeer::LookingError::Discovery(d) => Self::Discovery { detail: d.to_string() },
             other => Self::Other {
                 detail: other.to_string(),
             },
@@ -259,13 +271,25 @@ impl From<multipeer::StreamError> for MultipeerError {
     }
 }
 
+impl From<multipeer::SendResourceError> for MultipeerError {
+    fn from(e: multipeer::SendResourceError) -> Self {
+        use multipeer::SendResourceError as S;
+        match e {
+            S::SessionClosed => Self::SessionClosed,
+            S::NotConnected(p) => Self::NotConnected { peer: p.to_string() },
+            S::InvalidName => Self::InvalidResourceName,
+            other => Self::ResourceFailed {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
 impl From<multipeer::ResourceError> for MultipeerError {
     fn from(e: multipeer::ResourceError) -> Self {
         use multipeer::ResourceError as R;
         match e {
             R::SessionClosed => Self::SessionClosed,
-            R::NotConnected(p) => Self::NotConnected { peer: p.to_string() },
-            R::InvalidName => Self::InvalidResourceName,
             R::Refused(reason) => Self::ResourceRefused { reason: reason.into() },
             R::Cancelled => Self::ResourceCancelled,
             R::CancelledByPeer => Self::ResourceCancelledByPeer,

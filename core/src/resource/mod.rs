@@ -166,11 +166,11 @@ impl fmt::Display for RefusalReason {
     }
 }
 
-/// Why a resource transfer failed.
+/// Why [`crate::Session::send_resource`] did not start a transfer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum ResourceError {
-    /// The peer is not connected (when starting).
+pub enum SendResourceError {
+    /// The peer is not connected.
     #[error("peer {0} is not connected")]
     NotConnected(PeerId),
     /// The session has shut down.
@@ -179,6 +179,24 @@ pub enum ResourceError {
     /// The name is empty or longer than 255 bytes.
     #[error("invalid resource name: must be 1-255 bytes of UTF-8")]
     InvalidName,
+    /// The file cannot be read (or is not a regular file).
+    #[error("file error: {0}")]
+    Io(#[source] Arc<io::Error>),
+}
+
+impl From<io::Error> for SendResourceError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(Arc::new(e))
+    }
+}
+
+/// Why a resource transfer failed once it started.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceError {
+    /// The session has shut down.
+    #[error("the session is closed")]
+    SessionClosed,
     /// Reading or writing the file failed.
     #[error("file error: {0}")]
     Io(#[source] Arc<io::Error>),

@@ -80,7 +80,7 @@ async fn attempt(
         size: state.size,
         name: state.name.clone(),
     })
-    .map_err(|_| ResourceError::InvalidName)?;
+    .map_err(|_| ResourceError::Protocol("the offer cannot be encoded"))?;
     // Opening may wait for stream credit (the peer's other streams): cancelling must not.
     let opened = tokio::select! {
         opened = async {

@@ -9,7 +9,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::conn::{self, ConnCtx, Handshaked, Inbound, Internal};
-use super::error::ControlError;
+use super::error::LookingError;
 use super::events::{Event, Invitation, Peer, RemovalReason};
 use super::invites::{InviteReply, Invites};
 use super::writer::ControlWriter;
@@ -28,7 +28,7 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(crate) enum Command {
     StopLooking(oneshot::Sender<()>),
-    StartLooking(oneshot::Sender<Result<(), ControlError>>),
+    StartLooking(oneshot::Sender<Result<(), LookingError>>),
     RemovePeer(PeerId, oneshot::Sender<bool>),
     AllowPeer(PeerId, oneshot::Sender<()>),
     Disconnect(oneshot::Sender<()>),
@@ -202,7 +202,7 @@ impl Actor {
         self.mesh.release_pending_dials();
     }
 
-    async fn start_looking(&mut self) -> Result<(), ControlError> {
+    async fn start_looking(&mut self) -> Result<(), LookingError> {
         // Announced anew, so peers that gave up on us while we were not looking find us again. The old
         // advertisement's goodbye (and its repeat) must be over first, or it would withdraw the new one.
         if let Some(subscription) = self.subscription.take() {

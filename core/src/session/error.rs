@@ -65,9 +65,6 @@ pub enum SendError {
     /// The connection to the peer was lost while sending.
     #[error("connection to {} was lost", .0.short())]
     ConnectionLost(PeerId),
-    /// The value could not be serialized as JSON.
-    #[error("cannot encode JSON: {0}")]
-    Json(String),
     /// Sent to several peers, the message did not reach some (or all) of them. Every recipient was tried
     /// once; those in `delivered` got it.
     #[error("{}", recipients_message(delivered, failed))]
@@ -83,6 +80,18 @@ fn recipients_message(delivered: &[PeerId], failed: &[(PeerId, SendError)]) -> S
     let total = delivered.len() + failed.len();
     let why: Vec<String> = failed.iter().map(|(_, e)| e.to_string()).collect();
     format!("not sent to {} of {total} recipients: {}", failed.len(), why.join("; "))
+}
+
+/// Why [`crate::Session::send_json`] did not send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendJsonError {
+    /// The value could not be serialized as JSON.
+    #[error("cannot encode JSON: {0}")]
+    Encode(String),
+    /// Sending failed.
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
 /// Why a stream could not be opened.
@@ -103,16 +112,28 @@ pub enum StreamError {
     ConnectionLost(PeerId),
 }
 
-/// Why a session control call (looking, removing, disconnecting) failed.
+/// The session has shut down: all that removing or allowing a peer, stopping to look, disconnecting, shutting
+/// down or asking for diagnostics can fail with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session has shut down")]
+pub struct SessionClosed;
+
+/// Why [`crate::Session::start_looking_for_peers`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ControlError {
+pub enum LookingError {
     /// The session has shut down.
     #[error("the session has shut down")]
     SessionClosed,
     /// Discovery could not restart.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+}
+
+impl From<SessionClosed> for LookingError {
+    fn from(_: SessionClosed) -> Self {
+        Self::SessionClosed
+    }
 }
 
 /// Why [`crate::Session::invite`] did not bring the peer into the session.

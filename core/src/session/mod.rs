@@ -24,7 +24,7 @@ mod writer;
 
 use self::actor::{Actor, Command};
 use self::conn::{Admission, ConnCtx};
-use self::error::{ControlError, InviteError, SendError, StartError, StreamError};
+use self::error::{InviteError, LookingError, SendError, SendJsonError, SessionClosed, StartError, StreamError};
 use self::events::{Events, Invitation, NearbyPeer, Peer, Reliability, SessionDelegate};
 use self::stream::{DuplexStream, OutgoingStream};
 use self::writer::ControlWriter;
@@ -36,8 +36,8 @@ use crate::proto::frame::{self, Hello, FRAME_MESSAGE, MAX_MESSAGE_LEN};
 use crate::proto::mesh::Mesh;
 use crate::proto::PROTOCOL_VERSION;
 use crate::resource::recv::ResourceFilter;
-use crate::resource::{Direction, Hub, ResourceError, ResourceId, ResourceOffer, ResourceTransfer, TransferState};
-use crate::ticket::{Ticket, TicketError};
+use crate::resource::{Direction, Hub, ResourceId, ResourceOffer, ResourceTransfer, SendResourceError, TransferState};
+use crate::ticket::{ConnectTicketError, Ticket};
 use crate::tls::{self, ClientIdentity};
 
 /// Who receives a message.
@@ -599,9 +599,9 @@ impl Session {
         value: &T,
         to: impl Into<To>,
         reliability: Reliability,
-    ) -> Result<(), SendError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| SendError::Json(e.to_string()))?;
-        self.send(bytes, to, reliability).await
+    ) -> Result<(), SendJsonError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| SendJsonError::Encode(e.to_string()))?;
+        Ok(self.send(bytes, to, reliability).await?)
     }
 
     /// The largest unreliable message the path to `peer` carries now, if it is connected and accepts datagrams.
@@ -642,15 +642,15 @@ impl Session {
         path: impl AsRef<std::path::Path>,
         name: &str,
         peer: PeerId,
-    ) -> Result<ResourceTransfer, ResourceError> {
+    ) -> Result<ResourceTransfer, SendResourceError> {
         if name.is_empty() || name.len() > crate::proto::resource::MAX_RESOURCE_NAME_LEN {
-            return Err(ResourceError::InvalidName);
+            return Err(SendResourceError::InvalidName);
         }
         if self.is_closed() {
-            return Err(ResourceError::SessionClosed);
+            return Err(SendResourceError::SessionClosed);
         }
         if self.inner.shared.link(&peer).is_none() {
-            return Err(ResourceError::NotConnected(peer));
+            return Err(SendResourceError::NotConnected(peer));
         }
         let path = path.as_ref().to_owned();
         let metadata = tokio::fs::metadata(&path).await?;
@@ -694,14 +694,10 @@ impl Session {
         ))
     }
 
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ControlError> {
+    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SessionClosed> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .commands
-            .send(make(tx))
-            .await
-            .map_err(|_| ControlError::SessionClosed)?;
-        rx.await.map_err(|_| ControlError::SessionClosed)
+        self.inner.commands.send(make(tx)).await.map_err(|_| SessionClosed)?;
+        rx.await.map_err(|_| SessionClosed)
     }
 
     /// A ticket other devices can use to join this session without mDNS ([`Session::connect_ticket`]).
@@ -766,15 +762,15 @@ impl Session {
     }
 
     /// Invites the peer a ticket describes, as if discovery had found it.
-    pub async fn connect_ticket(&self, ticket: &Ticket) -> Result<(), TicketError> {
+    pub async fn connect_ticket(&self, ticket: &Ticket) -> Result<(), ConnectTicketError> {
         if ticket.service_type != self.inner.service_type {
-            return Err(TicketError::WrongService {
+            return Err(ConnectTicketError::WrongService {
                 ticket: ticket.service_type.clone(),
                 session: self.inner.service_type.clone(),
             });
         }
         if ticket.peer == self.inner.local.id {
-            return Err(TicketError::OwnTicket);
+            return Err(ConnectTicketError::OwnTicket);
         }
         let peer = DiscoveredPeer {
             id: ticket.peer,
@@ -784,46 +780,46 @@ impl Session {
         };
         self.command(|tx| Command::AddCandidate(peer, tx))
             .await
-            .map_err(|_| TicketError::SessionClosed)
+            .map_err(|_| ConnectTicketError::SessionClosed)
     }
 
     /// A snapshot of interfaces, discovery and connection attempts, to find out why peers are missing.
-    pub async fn diagnostics(&self) -> Result<Diagnostics, ControlError> {
+    pub async fn diagnostics(&self) -> Result<Diagnostics, SessionClosed> {
         self.command(Command::Diagnostics).await
     }
 
     /// Stops admitting newcomers and dialing peers outside the session. The session and its links stay; while it
     /// has other members this peer stays discoverable (members, including ones the session admits later, must
     /// reach it); alone, it stops advertising and browsing.
-    pub async fn stop_looking_for_peers(&self) -> Result<(), ControlError> {
+    pub async fn stop_looking_for_peers(&self) -> Result<(), SessionClosed> {
         self.command(Command::StopLooking).await
     }
 
     /// Advertises, browses and admits new peers again.
-    pub async fn start_looking_for_peers(&self) -> Result<(), ControlError> {
+    pub async fn start_looking_for_peers(&self) -> Result<(), LookingError> {
         self.command(Command::StartLooking).await?
     }
 
     /// Expels a peer: it sees [`crate::RemovalReason::Expelled`] and is kept out until
     /// [`Session::allow_peer`]. Returns whether it was connected or connecting.
-    pub async fn remove_peer(&self, peer: PeerId) -> Result<bool, ControlError> {
+    pub async fn remove_peer(&self, peer: PeerId) -> Result<bool, SessionClosed> {
         self.command(|tx| Command::RemovePeer(peer, tx)).await
     }
 
     /// Lets a peer removed with [`Session::remove_peer`] join again.
-    pub async fn allow_peer(&self, peer: PeerId) -> Result<(), ControlError> {
+    pub async fn allow_peer(&self, peer: PeerId) -> Result<(), SessionClosed> {
         self.command(|tx| Command::AllowPeer(peer, tx)).await
     }
 
     /// Leaves the session: every peer sees [`crate::RemovalReason::Left`] at once, after every message
     /// already sent. The session stops looking for peers; [`Session::start_looking_for_peers`] rejoins.
-    pub async fn disconnect(&self) -> Result<(), ControlError> {
+    pub async fn disconnect(&self) -> Result<(), SessionClosed> {
         self.command(Command::Disconnect).await
     }
 
     /// Leaves the session and releases everything: socket, tasks, the delegate thread. Later calls fail
     /// with a "session closed" error. The event stream ends.
-    pub async fn shutdown(&self) -> Result<(), ControlError> {
+    pub async fn shutdown(&self) -> Result<(), SessionClosed> {
         self.command(Command::Shutdown).await
     }
 }
