@@ -57,8 +57,8 @@ pub use config::{
 };
 pub use diagnostics::Diagnostics;
 pub use discovery::{
-    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoverySubscription,
-    Farewell, MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork, FAREWELL_LIMIT,
+    Advertisement, DiscoveredPeer, Discovery, DiscoveryError, DiscoveryEvent, DiscoveryReport, DiscoveryState,
+    DiscoverySubscription, Farewell, MdnsConfig, MdnsDiscovery, MemoryDiscovery, MemoryNetwork, FAREWELL_LIMIT,
 };
 pub use identity::{Identity, IdentityError, PeerId, PEER_ID_LEN};
 pub use pending::{AnswerError, Pending};
@@ -68,7 +68,7 @@ pub use resource::{
 };
 pub use session::error::{InviteError, LookingError, SendError, SendJsonError, SessionClosed, StartError, StreamError};
 pub use session::events::{
-    ConnectionFailure, Event, Events, Invitation, Message, NearbyPeer, Peer, PendingInvitation, Reliability,
+    ConnectionFailure, EndReason, Event, Events, Invitation, Message, NearbyPeer, Peer, PendingInvitation, Reliability,
     RemovalReason, SessionDelegate, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD,
 };
 pub use session::stream::{DuplexStream, IncomingStream, OutgoingStream};

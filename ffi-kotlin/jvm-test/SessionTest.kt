@@ -48,7 +48,8 @@ fun check(condition: Boolean, message: () -> String) {
 /** Events of one session, collected into a channel so tests can wait for them with a timeout. */
 class Inbox(flow: Flow<SessionEvent>, scope: CoroutineScope, tap: (SessionEvent) -> Unit = {}) {
     private val channel = Channel<SessionEvent>(Channel.UNLIMITED)
-    init { scope.launch(Dispatchers.Default) { flow.collect { tap(it); channel.send(it) } } }
+    /** The collector: it completes when the session's flow does. */
+    val job = scope.launch(Dispatchers.Default) { flow.collect { tap(it); channel.send(it) } }
 
     suspend fun <T> expect(what: String, ms: Long = 10_000, pick: (SessionEvent) -> T?): T =
         try {
@@ -270,6 +271,8 @@ object NoopDelegate : SessionDelegate {
     override fun invitationReceived(invitation: Invitation) {}
     override fun duplexStreamReceived(stream: DuplexStream) {}
     override fun resourceOffered(offer: ResourceOffer) {}
+    override fun discoveryStateChanged(state: org.multipeer.ffi.DiscoveryState) {}
+    override fun sessionEnded(reason: String) {}
 }
 
 /** A delegate that throws on every message must not break the session: later events still arrive. */
@@ -456,6 +459,70 @@ suspend fun duplexStreamsCarryBothWays(scope: CoroutineScope) {
     b.shutdown()
 }
 
+/** Releasing a session without shutdown says goodbye: the other side sees "left" at once, not a timeout. */
+suspend fun closeWithoutShutdownIsSeenAsLeft(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val a = MultipeerSession.start(config("alice"), network)
+    val b = MultipeerSession.start(config("bob"), network)
+    val bIn = Inbox(b.events, scope)
+    bIn.expect("alice added") { it as? SessionEvent.PeerAdded }
+    val closed = System.nanoTime()
+    a.close()
+    val removed = bIn.expect("alice removed", ms = 1_000) { it as? SessionEvent.PeerRemoved }
+    val ms = (System.nanoTime() - closed) / 1_000_000
+    check(removed.reason == "left") { "alice's removal after close(): ${removed.reason} after $ms ms" }
+    b.shutdown()
+}
+
+/** The event flow has one collector: a second one fails with a clear error instead of splitting events. */
+suspend fun aSecondCollectorFailsClearly(scope: CoroutineScope) {
+    val a = MultipeerSession.start(config("alice"), InProcessNetwork())
+    val first = Inbox(a.events, scope)
+    first.expect("the first collector's first event") { it as? SessionEvent.DiscoveryStateChanged }
+    val second = runCatching { withTimeout(5_000) { a.events.collect { } } }.exceptionOrNull()
+    check(second is IllegalStateException) { "a second collector got $second" }
+    a.shutdown()
+    first.expect("session ended") { it as? SessionEvent.SessionEnded }
+}
+
+/** `peers` follows joins and leaves before the events say so; the flow ends with SessionEnded and completes. */
+suspend fun peersFollowAndTheFlowCompletes(scope: CoroutineScope) {
+    val network = InProcessNetwork()
+    val a = MultipeerSession.start(config("alice"), network, scope = scope)
+    val aIn = Inbox(a.events, scope)
+    check(aIn.expect("discovery running") { (it as? SessionEvent.DiscoveryStateChanged)?.state } ==
+        org.multipeer.ffi.DiscoveryState.Running) { "discovery state" }
+    check(a.discoveryState.value == org.multipeer.ffi.DiscoveryState.Running) { "discoveryState ${a.discoveryState.value}" }
+    val b = MultipeerSession.start(config("bob"), network)
+    val bob = aIn.expect("bob added") { (it as? SessionEvent.PeerAdded)?.peer }
+    check(a.peers.value.map { it.id } == listOf(bob.id)) { "peers when bob's addition arrives: ${a.peers.value}" }
+    b.shutdown()
+    aIn.expect("bob removed") { it as? SessionEvent.PeerRemoved }
+    check(a.peers.value.isEmpty()) { "peers after bob left: ${a.peers.value}" }
+    a.shutdown()
+    val ended = aIn.expect("session ended") { it as? SessionEvent.SessionEnded }
+    check(ended.reason == "shut down") { "ended: ${ended.reason}" }
+    withTimeout(5_000) { aIn.job.join() }
+}
+
+/** Log records reach a Kotlin logger at the level it asked for. */
+suspend fun logRecordsReachAKotlinLogger(scope: CoroutineScope) {
+    val records = Channel<org.multipeer.ffi.LogRecord>(Channel.UNLIMITED)
+    org.multipeer.MultipeerLog.install(org.multipeer.ffi.LogLevel.INFO) { records.trySend(it) }
+    try {
+        val a = MultipeerSession.start(config("logged"), InProcessNetwork())
+        val started = withTimeout(10_000) {
+            var record = records.receive()
+            while (!record.message.contains("session started")) record = records.receive()
+            record
+        }
+        check(started.level == org.multipeer.ffi.LogLevel.INFO && started.target.startsWith("multipeer")) { "$started" }
+        a.shutdown()
+    } finally {
+        org.multipeer.MultipeerLog.uninstall()
+    }
+}
+
 fun main() {
     val tests = listOf<Pair<String, suspend (CoroutineScope) -> Unit>>(
         "two peers exchange messages and a stream" to ::twoPeersExchangeMessagesAndAStream,
@@ -468,6 +535,10 @@ fun main() {
         "passphrases admit and refuse; both ends show one pairing code" to ::passphrasesAdmitAndRefuse,
         "manual invitations are accepted and declined" to ::manualInvitationsAreAcceptedAndDeclined,
         "duplex streams carry both ways" to ::duplexStreamsCarryBothWays,
+        "close() without shutdown is seen as left" to ::closeWithoutShutdownIsSeenAsLeft,
+        "a second collector fails clearly" to ::aSecondCollectorFailsClearly,
+        "peers follow joins and leaves; the flow completes" to ::peersFollowAndTheFlowCompletes,
+        "log records reach a Kotlin logger" to ::logRecordsReachAKotlinLogger,
     )
     var failed = 0
     for ((name, test) in tests) {

@@ -21,12 +21,13 @@ fn main() {
         Some("test") => test(),
         Some("bindings") => bindings(args.iter().any(|a| a == "--release")).map(drop),
         Some("kotlin-test") => kotlin_test(),
+        Some("python-drop-test") => python_drop_test(),
         Some("swift-check") => swift_check(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bindings [--release]|kotlin-test|swift-check|bench [--quick]|fuzz [seconds]>"
+                "usage: cargo xtask <test|bindings [--release]|kotlin-test|python-drop-test|swift-check|bench [--quick]|fuzz [seconds]>"
             );
             exit(2);
         }
@@ -92,6 +93,7 @@ fn test() -> Result {
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     run(cargo().args(["test", "--workspace", "--all-features"]))?;
     kotlin_test()?;
+    python_drop_test()?;
     swift_check()?;
     // The benchmarks only prove they still run here; figures come from `cargo xtask bench`.
     bench(true)?;
@@ -192,7 +194,7 @@ fn bindings(release: bool) -> Result<PathBuf> {
     } else {
         "libmultipeer_ffi.so"
     });
-    for language in ["kotlin", "swift"] {
+    for language in ["kotlin", "swift", "python"] {
         let out = root().join("target/bindings").join(language);
         let _ = std::fs::remove_dir_all(&out);
         run(cargo()
@@ -212,6 +214,21 @@ fn bindings(release: bool) -> Result<PathBuf> {
             .arg(&lib))?;
     }
     Ok(lib_dir)
+}
+
+/// Releasing a session from Python (the generated bindings, before any Python package) says goodbye.
+fn python_drop_test() -> Result {
+    let lib_dir = bindings(false)?;
+    let out = root().join("target/bindings/python");
+    let lib = if cfg!(target_os = "macos") {
+        "libmultipeer_ffi.dylib"
+    } else {
+        "libmultipeer_ffi.so"
+    };
+    std::fs::copy(lib_dir.join(lib), out.join(lib)).map_err(|e| format!("copy {lib}: {e}"))?;
+    run(Command::new("python3")
+        .arg(root().join("core/ffi/tests/drop.py"))
+        .arg(&out))
 }
 
 fn kotlin_sources(dir: &Path, out: &mut Vec<PathBuf>) {

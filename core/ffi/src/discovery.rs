@@ -78,12 +78,60 @@ impl DiscoverySink {
             .map_err(|e| MultipeerError::Discovery { detail: e.to_string() })
     }
 
+    /// Reports how the platform's discovery is doing: running, refused permission, or failed (and why). The app
+    /// sees it as `discovery_state_changed`.
+    pub fn state_changed(&self, state: DiscoveryState) -> Result<(), MultipeerError> {
+        self.tx
+            .try_send(DiscoveryEvent::State(state.into()))
+            .map_err(|e| MultipeerError::Discovery { detail: e.to_string() })
+    }
+
     /// Reports that a peer's service went away.
     pub fn peer_lost(&self, peer_id: String) -> Result<(), MultipeerError> {
         let id = crate::parse_peer(&peer_id)?;
         self.tx
             .try_send(DiscoveryEvent::Lost(id))
             .map_err(|e| MultipeerError::Discovery { detail: e.to_string() })
+    }
+}
+
+/// Whether discovery works.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum DiscoveryState {
+    /// Advertising and browsing.
+    Running,
+    /// Stopped by the app.
+    Stopped,
+    /// The platform refused it: the app lacks the local-network permission.
+    PermissionDenied,
+    /// It failed, and why.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<DiscoveryState> for multipeer::DiscoveryState {
+    fn from(state: DiscoveryState) -> Self {
+        match state {
+            DiscoveryState::Running => Self::Running,
+            DiscoveryState::Stopped => Self::Stopped,
+            DiscoveryState::PermissionDenied => Self::PermissionDenied,
+            DiscoveryState::Failed { reason } => Self::Failed(reason),
+        }
+    }
+}
+
+impl From<&multipeer::DiscoveryState> for DiscoveryState {
+    fn from(state: &multipeer::DiscoveryState) -> Self {
+        match state {
+            multipeer::DiscoveryState::Running => Self::Running,
+            multipeer::DiscoveryState::Stopped => Self::Stopped,
+            multipeer::DiscoveryState::PermissionDenied => Self::PermissionDenied,
+            other => Self::Failed {
+                reason: other.to_string(),
+            },
+        }
     }
 }
 

@@ -20,12 +20,16 @@ use tokio::sync::mpsc;
 
 mod discovery;
 mod error;
+mod log;
 mod pending;
 mod resource;
 mod stream;
 
-pub use discovery::{DiscoveredPeerRecord, DiscoverySink, ForeignDiscovery, InProcessNetwork, LocalAdvertisement};
+pub use discovery::{
+    DiscoveredPeerRecord, DiscoverySink, DiscoveryState, ForeignDiscovery, InProcessNetwork, LocalAdvertisement,
+};
 pub use error::MultipeerError;
+pub use log::{clear_log_sink, set_log_sink, LogLevel, LogRecord, LogSink};
 pub use pending::{Invitation, InvitationMode, ResourceAcceptance, ResourceOffer};
 pub use resource::{RefusalReason, ResourceProgress, ResourceResult, ResourceTransfer};
 pub use stream::{DuplexStream, OutgoingStream};
@@ -183,6 +187,10 @@ pub trait SessionDelegate: Send + Sync {
     fn stream_finished(&self, peer: String, name: String, error: Option<String>) -> Result<(), MultipeerError>;
     /// A peer opened a two-way named stream with us: read and write it on any thread; releasing it resets it.
     fn duplex_stream_received(&self, stream: Arc<DuplexStream>) -> Result<(), MultipeerError>;
+    /// Discovery started, stopped, failed (for example the platform's service failed) or was refused permission.
+    fn discovery_state_changed(&self, state: DiscoveryState) -> Result<(), MultipeerError>;
+    /// The session ended (`reason`: "shut down", or "released without shutdown"); no call follows.
+    fn session_ended(&self, reason: String) -> Result<(), MultipeerError>;
     /// A connection failed before the peer joined.
     fn connection_failed(&self, peer: String, reason: String) -> Result<(), MultipeerError>;
     /// A peer started sending us a resource (a file); `transfer` reports progress and can cancel it. It ends with
@@ -314,11 +322,11 @@ impl Drop for Session {
 }
 
 impl Session {
-    fn start(
+    /// The session's runtime and builder.
+    fn prepare(
         config: SessionConfig,
-        delegate: Arc<dyn SessionDelegate>,
         discovery: DiscoveryChoice,
-    ) -> Result<Arc<Self>, MultipeerError> {
+    ) -> Result<(Arc<tokio::runtime::Runtime>, multipeer::SessionBuilder), MultipeerError> {
         let config = build_config(config)?;
         let runtime = Arc::new(
             tokio::runtime::Builder::new_multi_thread()
@@ -334,9 +342,45 @@ impl Session {
             DiscoveryChoice::InProcess(network) => builder.discovery(network.network.discovery()),
             DiscoveryChoice::Foreign(foreign) => builder.discovery(discovery::ForeignAdapter::new(foreign)),
         };
+        Ok((runtime, builder))
+    }
+
+    /// Starts a session, blocking the calling thread while it binds its socket and starts discovery.
+    fn start(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+        discovery: DiscoveryChoice,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        let (runtime, builder) = Self::prepare(config, discovery)?;
         let (session, events) = runtime.block_on(builder.start_with_events())?;
         spawn_delegate(&runtime, events, delegate);
         Ok(Arc::new(Self { runtime, session }))
+    }
+
+    /// Starts a session without blocking the caller: the work runs on the session's own runtime.
+    async fn start_async(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+        discovery: DiscoveryChoice,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        let (runtime, builder) = Self::prepare(config, discovery)?;
+        let started = runtime.spawn(builder.start_with_events()).await;
+        match started {
+            Ok(Ok((session, events))) => {
+                spawn_delegate(&runtime, events, delegate);
+                Ok(Arc::new(Self { runtime, session }))
+            }
+            failed => {
+                // A runtime may not be dropped inside an async context: let it go on a thread of its own.
+                std::thread::spawn(move || drop(runtime));
+                Err(match failed {
+                    Ok(Err(e)) => e.into(),
+                    _ => MultipeerError::Start {
+                        detail: "the session's runtime stopped".into(),
+                    },
+                })
+            }
+        }
     }
 
     async fn on_runtime<T: Send + 'static>(
@@ -416,6 +460,10 @@ fn spawn_delegate(
                     Call::Event(Event::ConnectionFailed { peer, reason }) => {
                         delegate.connection_failed(peer.to_string(), reason.to_string())
                     }
+                    Call::Event(Event::DiscoveryStateChanged(state)) => {
+                        delegate.discovery_state_changed(DiscoveryState::from(&state))
+                    }
+                    Call::Event(Event::SessionEnded(reason)) => delegate.session_ended(reason.to_string()),
                     Call::Event(Event::DuplexStream(stream)) => {
                         let stream = DuplexStream::new(streams_runtime.clone(), stream);
                         delegate.duplex_stream_received(Arc::new(stream))
@@ -474,6 +522,35 @@ impl Session {
         network: Arc<InProcessNetwork>,
     ) -> Result<Arc<Self>, MultipeerError> {
         Self::start(config, delegate, DiscoveryChoice::InProcess(network))
+    }
+
+    /// Like `new`, without blocking the caller (Kotlin `suspend`, Swift `async`): use it from a UI thread.
+    #[uniffi::constructor]
+    pub async fn create(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        Self::start_async(config, delegate, DiscoveryChoice::Mdns).await
+    }
+
+    /// Like `with_discovery`, without blocking the caller.
+    #[uniffi::constructor]
+    pub async fn create_with_discovery(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+        discovery: Arc<dyn ForeignDiscovery>,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        Self::start_async(config, delegate, DiscoveryChoice::Foreign(discovery)).await
+    }
+
+    /// Like `in_process`, without blocking the caller.
+    #[uniffi::constructor]
+    pub async fn create_in_process(
+        config: SessionConfig,
+        delegate: Arc<dyn SessionDelegate>,
+        network: Arc<InProcessNetwork>,
+    ) -> Result<Arc<Self>, MultipeerError> {
+        Self::start_async(config, delegate, DiscoveryChoice::InProcess(network)).await
     }
 
     /// The local peer.

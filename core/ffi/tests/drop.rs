@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use multipeer_ffi::{
-    DuplexStream, InProcessNetwork, Invitation, MultipeerError, NearbyPeerInfo, PeerInfo, ResourceOffer,
-    ResourceTransfer, Session, SessionConfig, SessionDelegate,
+    DiscoveryState, DuplexStream, InProcessNetwork, Invitation, MultipeerError, NearbyPeerInfo, PeerInfo,
+    ResourceOffer, ResourceTransfer, Session, SessionConfig, SessionDelegate,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -78,6 +78,12 @@ impl SessionDelegate for Recorder {
         Ok(())
     }
     fn duplex_stream_received(&self, _: Arc<DuplexStream>) -> Result<(), MultipeerError> {
+        Ok(())
+    }
+    fn discovery_state_changed(&self, _: DiscoveryState) -> Result<(), MultipeerError> {
+        Ok(())
+    }
+    fn session_ended(&self, _: String) -> Result<(), MultipeerError> {
         Ok(())
     }
 }

@@ -96,6 +96,35 @@ pub enum DiscoveryEvent {
     /// An advert other than ours announces our own id, at these addresses (the same identity running twice, or
     /// a forger: the session checks with a TLS handshake before it believes it).
     OwnIdElsewhere(Vec<SocketAddr>),
+    /// Discovery itself changed state: it failed, was refused permission, or runs again.
+    State(DiscoveryState),
+}
+
+/// Whether discovery works, as the app sees it ([`crate::Event::DiscoveryStateChanged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiscoveryState {
+    /// Advertising and browsing.
+    Running,
+    /// Stopped by the app (not looking for peers, or disconnected).
+    Stopped,
+    /// The platform refused it: the app lacks the local-network permission (iOS local network privacy,
+    /// Android's nearby-devices or local-network permission). Peers cannot be found until it is granted; tickets
+    /// still work.
+    PermissionDenied,
+    /// It failed, and why (for example no usable network interface, or the platform's service failing).
+    Failed(String),
+}
+
+impl fmt::Display for DiscoveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Running => f.write_str("running"),
+            Self::Stopped => f.write_str("stopped"),
+            Self::PermissionDenied => f.write_str("permission denied"),
+            Self::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
 }
 
 /// Why discovery could not start.

@@ -10,12 +10,14 @@ use tokio::time::Instant;
 
 use super::conn::{self, ConnCtx, Handshaked, Inbound, Internal};
 use super::error::LookingError;
-use super::events::{Event, Invitation, Peer, RemovalReason};
+use super::events::{EndReason, Event, Invitation, Peer, RemovalReason};
 use super::invites::{InviteReply, Invites};
 use super::writer::ControlWriter;
 use super::{Link, Shared};
 use crate::diagnostics::{interface_addresses, AttemptDiagnostics, Diagnostics, LinkDiagnostics};
-use crate::discovery::{Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoverySubscription, Farewell};
+use crate::discovery::{
+    Advertisement, DiscoveredPeer, Discovery, DiscoveryEvent, DiscoveryState, DiscoverySubscription, Farewell,
+};
 use crate::identity::PeerId;
 use crate::proto::codes;
 use crate::proto::frame::RosterFrame;
@@ -72,6 +74,9 @@ async fn next_discovery(subscription: &mut Option<DiscoverySubscription>) -> Opt
 impl Actor {
     pub(crate) async fn run(mut self) {
         self.tasks.spawn(conn::accept_loop(self.ctx.clone()));
+        if self.subscription.is_some() {
+            self.discovery_state(DiscoveryState::Running);
+        }
         let shutdown_reply = loop {
             self.mesh.tick(std::time::Instant::now());
             self.apply_actions();
@@ -96,6 +101,7 @@ impl Actor {
                     None => {
                         tracing::warn!("discovery stopped");
                         self.subscription = None;
+                        self.discovery_state(DiscoveryState::Failed("discovery stopped".into()));
                     }
                 },
                 _ = sleep_until(wakeup) => {}
@@ -103,7 +109,11 @@ impl Actor {
                 () = self.ctx.events.closed() => break None,
             }
         };
-        self.shutdown().await;
+        let reason = match shutdown_reply {
+            Some(_) => EndReason::Shutdown,
+            None => EndReason::Released,
+        };
+        self.shutdown(reason).await;
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
         }
@@ -189,6 +199,7 @@ impl Actor {
     fn withdraw(&mut self) {
         if let Some(subscription) = self.subscription.take() {
             self.farewell = Some(subscription.stop());
+            self.discovery_state(DiscoveryState::Stopped);
         }
         for peer in self.shared.clear_nearby() {
             self.ctx
@@ -211,9 +222,22 @@ impl Actor {
         if let Some(farewell) = self.farewell.take() {
             farewell.await;
         }
-        self.subscription = Some(self.discovery.start(self.advertisement.clone())?);
+        match self.discovery.start(self.advertisement.clone()) {
+            Ok(subscription) => self.subscription = Some(subscription),
+            Err(e) => {
+                self.discovery_state(DiscoveryState::Failed(e.to_string()));
+                return Err(e.into());
+            }
+        }
+        self.discovery_state(DiscoveryState::Running);
         self.mesh.set_looking(true);
         Ok(())
+    }
+
+    /// Tells the app how discovery is doing (lossy under a backlog, like presence).
+    fn discovery_state(&self, state: DiscoveryState) {
+        tracing::debug!(%state, "discovery state");
+        self.ctx.events.offer_presence(Event::DiscoveryStateChanged(state));
     }
 
     fn discovered(&mut self, event: DiscoveryEvent) {
@@ -241,6 +265,7 @@ impl Actor {
                 }
             }
             DiscoveryEvent::OwnIdElsewhere(addrs) => self.check_twin(addrs),
+            DiscoveryEvent::State(state) => self.discovery_state(state),
         }
     }
 
@@ -607,7 +632,7 @@ impl Actor {
         futures_util::future::join_all(goodbyes).await;
     }
 
-    async fn shutdown(mut self) {
+    async fn shutdown(mut self, reason: EndReason) {
         self.shared.close();
         self.invites.close();
         self.ctx.resources.shutdown();
@@ -638,6 +663,7 @@ impl Actor {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
+        events.push(Event::SessionEnded(reason));
         drop(events);
         tracing::debug!("session shut down");
     }

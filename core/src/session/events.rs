@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 pub use super::invite::{Invitation, PendingInvitation};
 use super::stream::{DuplexStream, IncomingStream};
+use crate::discovery::DiscoveryState;
 use crate::identity::PeerId;
 use crate::resource::{PendingResource, ResourceError, ResourceTransfer};
 
@@ -136,6 +137,25 @@ impl fmt::Display for RemovalReason {
     }
 }
 
+/// Why a session ended ([`Event::SessionEnded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The app called [`crate::Session::shutdown`].
+    Shutdown,
+    /// The app released its last handle without shutting down (the goodbye was sent all the same).
+    Released,
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Shutdown => f.write_str("shut down"),
+            Self::Released => f.write_str("released without shutdown"),
+        }
+    }
+}
+
 /// Why a connection to or from a peer did not come up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -259,6 +279,10 @@ pub enum Event {
         /// Why.
         reason: ConnectionFailure,
     },
+    /// Discovery started, stopped, failed or was refused permission. Lossy under a backlog, like presence.
+    DiscoveryStateChanged(DiscoveryState),
+    /// The session ended: the last event, after every peer's removal. The stream ends after it.
+    SessionEnded(EndReason),
 }
 
 /// Receives a session's events as callbacks: an adapter over [`Events`], the primary way. Every method has a
@@ -316,6 +340,16 @@ pub trait SessionDelegate: Send + Sync + 'static {
         let _ = (peer, reason);
     }
 
+    /// Discovery started, stopped, failed or was refused permission.
+    fn discovery_state_changed(&self, state: &DiscoveryState) {
+        let _ = state;
+    }
+
+    /// The session ended; no call follows.
+    fn session_ended(&self, reason: &EndReason) {
+        let _ = reason;
+    }
+
     /// A peer offers a resource ([`crate::config::ResourceAcceptance::Manual`] only). Keep `offer` to answer it
     /// later; dropping it declines.
     fn resource_offered(&self, offer: PendingResource) {
@@ -344,6 +378,8 @@ pub(crate) fn dispatch(delegate: &dyn SessionDelegate, event: Event) {
         Event::Stream(stream) => delegate.stream_received(stream),
         Event::DuplexStream(stream) => delegate.duplex_stream_received(stream),
         Event::ConnectionFailed { peer, reason } => delegate.connection_failed(&peer, &reason),
+        Event::DiscoveryStateChanged(state) => delegate.discovery_state_changed(&state),
+        Event::SessionEnded(reason) => delegate.session_ended(&reason),
         Event::ResourceOffered(offer) => delegate.resource_offered(offer),
         Event::ResourceStarted(transfer) => delegate.resource_started(transfer),
         Event::ResourceFinished { transfer, result } => delegate.resource_finished(&transfer, &result),

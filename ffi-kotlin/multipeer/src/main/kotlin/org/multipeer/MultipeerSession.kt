@@ -1,5 +1,7 @@
 package org.multipeer
 
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.trySendBlocking
 import kotlinx.coroutines.delay
@@ -9,10 +11,14 @@ import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.distinctUntilChanged
 import kotlinx.coroutines.flow.flow
-import kotlinx.coroutines.flow.receiveAsFlow
+import kotlinx.coroutines.flow.consumeAsFlow
+import org.multipeer.ffi.DiscoveryState
 import org.multipeer.ffi.DuplexStream
 import org.multipeer.ffi.ForeignDiscovery
 import org.multipeer.ffi.InProcessNetwork
+import org.multipeer.ffi.LogLevel
+import org.multipeer.ffi.LogRecord
+import org.multipeer.ffi.LogSink
 import org.multipeer.ffi.Invitation
 import org.multipeer.ffi.MultipeerException
 import org.multipeer.ffi.NearbyPeerInfo
@@ -24,6 +30,8 @@ import org.multipeer.ffi.ResourceTransfer
 import org.multipeer.ffi.Session
 import org.multipeer.ffi.SessionConfig
 import org.multipeer.ffi.SessionDelegate
+import org.multipeer.ffi.clearLogSink
+import org.multipeer.ffi.setLogSink
 
 /** Everything that happens in a session, in order. */
 sealed interface SessionEvent {
@@ -50,6 +58,10 @@ sealed interface SessionEvent {
     class DuplexStreamReceived(val stream: DuplexStream) : SessionEvent
     /** A connection failed before the peer joined. */
     data class ConnectionFailed(val peer: String, val reason: String) : SessionEvent
+    /** Discovery started, stopped, failed or was refused permission (see [MultipeerSession.discoveryState]). */
+    data class DiscoveryStateChanged(val state: DiscoveryState) : SessionEvent
+    /** The session ended ("shut down", "released without shutdown"): the last event; the flow completes after it. */
+    data class SessionEnded(val reason: String) : SessionEvent
     /**
      * A peer offers a resource ([org.multipeer.ffi.ResourceAcceptance.MANUAL] only). Keep [offer] while the user
      * decides, then call `accept()` (then [ResourceStarted] follows) or `decline()` on it from any thread.
@@ -93,9 +105,16 @@ fun ResourceTransfer.progressFlow(intervalMs: Long = 100): Flow<ResourceProgress
 /**
  * A multipeer session with a Kotlin Flow of events.
  *
- * Events are produced on the session's delegate thread into a channel of [bufferSize] events; while the
- * channel is full the session waits (back-pressure), so collect [events] promptly. Collect on any dispatcher
- * and hop to the main thread yourself for UI work. Close the session (or call [shutdown]) when done.
+ * Start it with the suspending [start] (no call blocks the caller's thread). Events are produced on the
+ * session's delegate thread into a channel of `bufferSize` events; while it is full the session waits
+ * (back-pressure), so collect [events] promptly. [events] has **one collector**: collect it once (a second
+ * collector fails with `IllegalStateException`) and share it yourself (`shareIn`) if several parts of the app
+ * need it; [peers], [nearby] and [discoveryState] are `StateFlow`s any number of observers can follow. The flow
+ * completes after [SessionEvent.SessionEnded]. Collect on any dispatcher and hop to the main thread yourself
+ * for UI work.
+ *
+ * Lifetime: [close] (or [shutdown]) when done; `close()` says goodbye to the peers (they see "left" at once).
+ * Pass a `scope` to [start] (for example `lifecycleScope`) and the session closes when the scope ends.
  *
  * Resources (files) within the limits are received as [SessionEvent.ResourceStarted] and then
  * [SessionEvent.ResourceFinished]; with [SessionConfig.resourceAcceptance] `MANUAL` each offer first arrives
@@ -103,17 +122,15 @@ fun ResourceTransfer.progressFlow(intervalMs: Long = 100): Flow<ResourceProgress
  * `MANUAL` nobody joins until the app calls [invite] and the other app accepts its
  * [SessionEvent.InvitationReceived].
  */
-class MultipeerSession private constructor(
-    private val channel: Channel<SessionEvent>,
-    start: (SessionDelegate) -> Session,
-) : AutoCloseable {
+class MultipeerSession private constructor(bufferSize: Int) : AutoCloseable {
+    private val channel = Channel<SessionEvent>(bufferSize)
     private val nearbyState = MutableStateFlow<List<NearbyPeerInfo>>(emptyList())
     private val peersState = MutableStateFlow<List<PeerInfo>>(emptyList())
-    /** Set once started: delegate calls may come before the constructor returns. */
+    private val discoveryStateFlow = MutableStateFlow<DiscoveryState?>(null)
+    /** Set once started: delegate calls may come before the session is handed back. */
     @Volatile private var started: Session? = null
-    private val session: Session = start(ChannelDelegate(channel) { refresh() }).also { started = it }
-
-    init { refresh() }
+    private val delegate = ChannelDelegate(channel, discoveryStateFlow) { refresh() }
+    private val session: Session get() = started ?: throw MultipeerException.SessionClosed()
 
     /** Reads the lists again (on the delegate thread, before the event that changed them is emitted). */
     private fun refresh() {
@@ -122,17 +139,20 @@ class MultipeerSession private constructor(
         peersState.value = current.peers()
     }
 
-    /** The session's events, in order. Collect once. */
-    val events: Flow<SessionEvent> = channel.receiveAsFlow()
-
-    /** The local peer. */
-    val localPeer: PeerInfo get() = session.localPeer()
+    /** The session's events, in order, for one collector; completes after [SessionEvent.SessionEnded]. */
+    val events: Flow<SessionEvent> = channel.consumeAsFlow()
 
     /** Peers discovery sees nearby, in the session or not, ordered by id; updated as they are found and lost. */
     val nearby: StateFlow<List<NearbyPeerInfo>> = nearbyState.asStateFlow()
 
-    /** Connected peers, ordered by id; updated as they join and leave. */
+    /** Connected peers, ordered by id; updated as they join and leave, before the event that says so. */
     val peers: StateFlow<List<PeerInfo>> = peersState.asStateFlow()
+
+    /** How discovery is doing (`null` until it reports): running, stopped, failed, or permission denied. */
+    val discoveryState: StateFlow<DiscoveryState?> = discoveryStateFlow.asStateFlow()
+
+    /** The local peer. */
+    val localPeer: PeerInfo get() = session.localPeer()
 
     /**
      * Invites a nearby peer into this session, with [context] for its app to judge the invitation by (at most
@@ -185,35 +205,66 @@ class MultipeerSession private constructor(
     /** Invites the peer a ticket describes. */
     suspend fun connectTicket(ticket: String) = session.connectTicket(ticket)
 
-    /** Leaves and releases everything; the event flow completes. */
-    suspend fun shutdown() {
-        session.shutdown()
-        channel.close()
-    }
+    /** Leaves and releases everything; the event flow ends with [SessionEvent.SessionEnded] and completes. */
+    suspend fun shutdown() = session.shutdown()
 
+    /** Releases the session; the peers see it leave at once (the goodbye is sent, bounded by a second). */
     override fun close() {
         channel.close()
-        session.close()
+        started?.close()
     }
 
     companion object {
-        /** Starts a session with the built-in mDNS discovery. */
-        fun start(config: SessionConfig, bufferSize: Int = 1024): MultipeerSession =
-            MultipeerSession(Channel(bufferSize)) { Session(config, it) }
+        private suspend fun launch(
+            bufferSize: Int,
+            scope: CoroutineScope?,
+            create: suspend (SessionDelegate) -> Session,
+        ): MultipeerSession {
+            val wrapper = MultipeerSession(bufferSize)
+            wrapper.started = create(wrapper.delegate)
+            wrapper.refresh()
+            scope?.coroutineContext?.get(Job)?.invokeOnCompletion { wrapper.close() }
+            return wrapper
+        }
+
+        /** Starts a session with the built-in mDNS discovery; with a [scope], it closes when the scope ends. */
+        suspend fun start(config: SessionConfig, bufferSize: Int = 1024, scope: CoroutineScope? = null) =
+            launch(bufferSize, scope) { Session.create(config, it) }
 
         /** Starts a session whose discovery is implemented in Kotlin (for example on Android's NsdManager). */
-        fun start(config: SessionConfig, discovery: ForeignDiscovery, bufferSize: Int = 1024): MultipeerSession =
-            MultipeerSession(Channel(bufferSize)) { Session.withDiscovery(config, it, discovery) }
+        suspend fun start(
+            config: SessionConfig,
+            discovery: ForeignDiscovery,
+            bufferSize: Int = 1024,
+            scope: CoroutineScope? = null,
+        ) = launch(bufferSize, scope) { Session.createWithDiscovery(config, it, discovery) }
 
         /** Starts a session that only sees sessions on the same in-process [network]. */
-        fun start(config: SessionConfig, network: InProcessNetwork, bufferSize: Int = 1024): MultipeerSession =
-            MultipeerSession(Channel(bufferSize)) { Session.inProcess(config, it, network) }
+        suspend fun start(
+            config: SessionConfig,
+            network: InProcessNetwork,
+            bufferSize: Int = 1024,
+            scope: CoroutineScope? = null,
+        ) = launch(bufferSize, scope) { Session.createInProcess(config, it, network) }
     }
+}
+
+/** The library's log records, delivered to a Kotlin logger (see `AndroidLog` on Android for Logcat). */
+object MultipeerLog {
+    /** Sends records at [level] and more severe to [log], on a thread of the library's own. */
+    fun install(level: LogLevel = LogLevel.INFO, log: (LogRecord) -> Unit) =
+        setLogSink(level, object : LogSink {
+            override fun log(record: LogRecord) = log(record)
+        })
+
+    /** Stops sending records. */
+    fun uninstall() = clearLogSink()
 }
 
 /** Turns delegate calls into events; [changed] refreshes the peer lists before a presence or membership event. */
 private class ChannelDelegate(
     private val channel: Channel<SessionEvent>,
+    private val discoveryState: MutableStateFlow<DiscoveryState?>,
     private val changed: () -> Unit,
 ) : SessionDelegate {
     private fun emit(event: SessionEvent) {
@@ -238,6 +289,15 @@ private class ChannelDelegate(
         emit(SessionEvent.StreamFinished(peer, name, error))
     override fun duplexStreamReceived(stream: DuplexStream) = emit(SessionEvent.DuplexStreamReceived(stream))
     override fun connectionFailed(peer: String, reason: String) = emit(SessionEvent.ConnectionFailed(peer, reason))
+    override fun discoveryStateChanged(state: DiscoveryState) {
+        discoveryState.value = state
+        emit(SessionEvent.DiscoveryStateChanged(state))
+    }
+    override fun sessionEnded(reason: String) {
+        changed()
+        emit(SessionEvent.SessionEnded(reason))
+        channel.close()
+    }
     override fun resourceOffered(offer: ResourceOffer) = emit(SessionEvent.ResourceOffered(offer))
     override fun resourceStarted(transfer: ResourceTransfer) = emit(SessionEvent.ResourceStarted(transfer))
     override fun resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerException?) =
