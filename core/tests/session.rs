@@ -74,9 +74,24 @@ async fn eight_peers_form_a_full_mesh_and_a_ninth_is_refused() {
     }
     let ids: HashSet<_> = peers.iter().map(|(s, _)| s.local_peer().id).collect();
     for (session, events) in &mut peers {
-        let added = expect_peers_added(events, 7, T).await;
+        // Every membership event until 7 adds, so that a flap (a peer removed and added again) shows in full.
+        let mut history = Vec::new();
+        while history.iter().filter(|e| matches!(e, Event::PeerAdded(_))).count() < 7 {
+            let event = expect(events, T, "membership", |e| {
+                matches!(e, Event::PeerAdded(_) | Event::PeerRemoved { .. }).then_some(e)
+            })
+            .await;
+            history.push(event);
+        }
+        let added: Vec<_> = history
+            .iter()
+            .filter_map(|e| match e {
+                Event::PeerAdded(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
         let seen: HashSet<_> = added.iter().map(|p| p.id).collect();
-        assert_eq!(seen.len(), 7, "7 distinct peers");
+        assert_eq!(seen.len(), 7, "7 distinct peers; membership events: {history:?}");
         assert!(!seen.contains(&session.local_peer().id));
         assert!(seen.is_subset(&ids));
     }
