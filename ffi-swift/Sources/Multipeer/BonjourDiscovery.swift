@@ -5,19 +5,19 @@ import dnssd
 import os
 
 /// Peer discovery on Apple's own Bonjour (mDNSResponder), for
-/// ``MultipeerSession/init(config:discovery:bufferSize:)``.
+/// ``MultipeerSession/start(config:discovery:bufferSize:)``.
 ///
 /// The library's built-in mDNS opens its own multicast socket, which on iOS needs the restricted entitlement
 /// `com.apple.developer.networking.multicast`. Apple's Bonjour APIs need no entitlement, so on Apple platforms
 /// discovery is best done here while the encrypted QUIC session stays in Rust:
 ///
 /// ```swift
-/// let session = try MultipeerSession(config: config, discovery: BonjourDiscovery())
+/// let session = try await MultipeerSession.start(config: config, discovery: BonjourDiscovery())
 /// ```
 ///
 /// The app's Info.plist must list the service in `NSBonjourServices` (`_<serviceType>._udp`, for example
 /// `_chat._udp`) and explain local network use in `NSLocalNetworkUsageDescription`; without them iOS finds
-/// nothing (browsing then waits, and the log says so). Browsing triggers the local network permission prompt.
+/// nothing. Browsing triggers the local network permission prompt.
 ///
 /// ## How it works
 ///
@@ -33,23 +33,56 @@ import os
 ///   validates it (records it refuses are logged and skipped); an instance that disappears is reported with
 ///   `DiscoverySink.peerLost(peerId:)`, using the peer id (TXT `id`) it was reported with.
 ///
+/// ## Discovery state
+///
+/// The session reports `.running` as soon as ``start(advertisement:sink:)`` returns. After that this discovery
+/// tells the session, through `DiscoverySink.stateChanged(state:)`, whenever that changes; the app sees it as
+/// ``SessionEvent/discoveryStateChanged(_:)`` (and in ``MultipeerModel/discoveryState``):
+///
+/// - `.permissionDenied` when the system refuses local network access: the browser or the registration reports
+///   `kDNSServiceErr_PolicyDenied` (-65570; `NWBrowser` waits with `NWError.dns(-65570)`). The user allows it in
+///   Settings ▸ Privacy & Security ▸ Local Network; browsing and advertising resume by themselves then, and the
+///   state goes back to `.running`.
+/// - `.failed(reason:)` when browsing or advertising fails or waits for another reason (for example no network);
+///   both are retried after 1 s, doubling up to 30 s.
+/// - `.running` again once the registration is confirmed and the browser is ready.
+///
+/// ## Apple peer-to-peer Wi-Fi (AWDL)
+///
+/// With `includePeerToPeer: true` the service is also advertised, browsed and resolved over Apple's peer-to-peer
+/// Wi-Fi (`NWParameters.includePeerToPeer`, `kDNSServiceFlagsIncludeP2P`), which lets two Apple devices find each
+/// other without a shared Wi-Fi network. That is only the discovery half: the addresses found on the `awdl0`
+/// interface are IPv6 link-local ones, reported with their scope (`fe80::…%<awdl0 index>`), and for the QUIC
+/// connection the Rust socket must send to and receive from them. It is bound to every interface (`[::]`,
+/// dual-stack), which covers the sending and the scope; but Apple only delivers incoming AWDL traffic to BSD
+/// sockets that opt in with a socket option the public SDK does not offer (`SO_RECV_ANYIF`), so connections over
+/// AWDL alone may not come up. This option is off by default and has not been tested (it needs two physical Apple
+/// devices); on a shared Wi-Fi network it changes nothing.
+///
 /// Everything runs on one private serial queue: the dns_sd references are scheduled on it and released on it, so
 /// no callback runs after its object went away. ``start(advertisement:sink:)`` and ``stop()`` are called by the
-/// library (never on that queue) and wait for the queue. A failed browse or resolve is retried after 1 s,
-/// doubling up to 30 s. Diagnostics go to the unified log (subsystem `org.multipeer`, category `bonjour`).
+/// library (never on that queue) and wait for the queue. A failed registration, browse or resolve is retried after
+/// 1 s, doubling up to 30 s. Diagnostics go to the unified log (subsystem `org.multipeer`, category `bonjour`).
 ///
 /// One instance serves one session at a time.
+///
+/// `@unchecked Sendable`: its only mutable state, `run`, is read and written on `queue` alone.
 public final class BonjourDiscovery: ForeignDiscovery, @unchecked Sendable {
     static let log = Logger(subsystem: "org.multipeer", category: "bonjour")
 
     private let domain: String
+    private let includePeerToPeer: Bool
     private let queue = DispatchQueue(label: "org.multipeer.bonjour")
     /// The running advertisement and browse; only touched on `queue`.
     private var run: BonjourRun?
 
     /// A Bonjour discovery in `domain` (the local link, `local.`, unless told otherwise).
-    public init(domain: String = "local.") {
+    ///
+    /// - Parameter includePeerToPeer: also use Apple's peer-to-peer Wi-Fi (AWDL); see "Apple peer-to-peer Wi-Fi"
+    ///   above for what that does and does not give.
+    public init(domain: String = "local.", includePeerToPeer: Bool = false) {
         self.domain = domain
+        self.includePeerToPeer = includePeerToPeer
     }
 
     deinit {
@@ -64,13 +97,19 @@ public final class BonjourDiscovery: ForeignDiscovery, @unchecked Sendable {
     /// Called by the library when the session starts (or looks for peers again).
     ///
     /// - Throws: `MultipeerError.Discovery` when the TXT record cannot be encoded or mDNSResponder refuses the
-    ///   registration.
+    ///   registration outright (a refused permission is reported as `.permissionDenied` instead).
     public func start(advertisement: LocalAdvertisement, sink: DiscoverySink) throws {
         dispatchPrecondition(condition: .notOnQueue(queue))
         try queue.sync {
             run?.stop()
             run = nil
-            let newRun = BonjourRun(advertisement: advertisement, sink: sink, domain: domain, queue: queue)
+            let newRun = BonjourRun(
+                advertisement: advertisement,
+                sink: sink,
+                domain: domain,
+                includePeerToPeer: includePeerToPeer,
+                queue: queue
+            )
             try newRun.start()
             run = newRun
         }
@@ -88,23 +127,44 @@ public final class BonjourDiscovery: ForeignDiscovery, @unchecked Sendable {
 
 // MARK: - One advertisement and browse
 
-/// One `start` ... `stop` of ``BonjourDiscovery``. Confined to its queue.
+/// One `start` ... `stop` of ``BonjourDiscovery``.
+///
+/// `@unchecked Sendable`: confined to its queue; every method runs there (the dns_sd and `NWBrowser` callbacks are
+/// scheduled on it, and ``BonjourDiscovery`` calls in through `queue.sync`).
 private final class BonjourRun: @unchecked Sendable {
     private let advertisement: LocalAdvertisement
     private let sink: DiscoverySink
     private let domain: String
+    private let includePeerToPeer: Bool
     private let queue: DispatchQueue
     private var registration: DNSServiceRef?
+    private var registerRetryDelay: TimeInterval = DNSSD.firstRetryDelay
     private var browser: NWBrowser?
     private var browseRetryDelay: TimeInterval = DNSSD.firstRetryDelay
     /// The listed instances by instance name.
     private var services: [String: ResolvingService] = [:]
     private var stopped = false
 
-    init(advertisement: LocalAdvertisement, sink: DiscoverySink, domain: String, queue: DispatchQueue) {
+    // What each half reports; together they make the state told to the sink.
+    private var registered = false
+    private var registrationProblem: DiscoveryState?
+    private var browserReady = false
+    private var browseProblem: DiscoveryState?
+    /// The state last told to the sink. The session itself reports `.running` when `start` returns, so that is
+    /// where it begins: only changes are reported.
+    private var reportedState: DiscoveryState = .running
+
+    init(
+        advertisement: LocalAdvertisement,
+        sink: DiscoverySink,
+        domain: String,
+        includePeerToPeer: Bool,
+        queue: DispatchQueue
+    ) {
         self.advertisement = advertisement
         self.sink = sink
         self.domain = domain
+        self.includePeerToPeer = includePeerToPeer
         self.queue = queue
     }
 
@@ -121,11 +181,12 @@ private final class BonjourRun: @unchecked Sendable {
             service.cancel()
         }
         services.removeAll()
-        if let registration {
-            // Deregisters: mDNSResponder sends a goodbye, so other peers drop the service at once.
-            DNSServiceRefDeallocate(registration)
-            self.registration = nil
-        }
+        releaseRegistration()
+    }
+
+    /// The flags for dns_sd calls: `kDNSServiceFlagsIncludeP2P` when peer-to-peer Wi-Fi is wanted.
+    var serviceFlags: DNSServiceFlags {
+        includePeerToPeer ? DNSServiceFlags(kDNSServiceFlagsIncludeP2P) : 0
     }
 
     // MARK: Advertising
@@ -133,11 +194,12 @@ private final class BonjourRun: @unchecked Sendable {
     private func register() throws {
         let txt = try DNSSD.txtRecord(advertisement.txt)
         var ref: DNSServiceRef?
+        let context = Unmanaged.passUnretained(self).toOpaque()
         let error = txt.withUnsafeBytes { bytes in
             DNSServiceRegister(
                 &ref,
-                0,  // flags: let mDNSResponder rename on a name conflict
-                0,  // every interface
+                serviceFlags,  // no NoAutoRename: mDNSResponder renames on a name conflict
+                0,  // every interface (with IncludeP2P, the peer-to-peer ones too)
                 advertisement.instanceName,
                 advertisement.serviceType,
                 domain,
@@ -146,22 +208,80 @@ private final class BonjourRun: @unchecked Sendable {
                 UInt16(bytes.count),
                 bytes.baseAddress,
                 registerReply,
-                nil
+                context
             )
         }
-        guard let scheduled = DNSSD.schedule(ref, error, on: queue) else {
-            throw MultipeerError.Discovery(detail: "Bonjour registration failed (dns_sd error \(error))")
+        if let scheduled = DNSSD.schedule(ref, error, on: queue) {
+            registration = scheduled
+            return
         }
-        registration = scheduled
+        if error == DNSSD.policyDenied {
+            // Not a reason to fail the session: tickets still work, and access may be allowed later.
+            registrationFailed(error)
+            return
+        }
+        throw MultipeerError.Discovery(detail: "Bonjour registration failed (dns_sd error \(error))")
+    }
+
+    /// The registration's answer (on the queue): registered under `name`, or failed.
+    fileprivate func registrationReplied(errorCode: DNSServiceErrorType, name: String) {
+        guard !stopped else { return }
+        if errorCode == DNSSD.noError {
+            // The name may differ from the one asked for: mDNSResponder renames on a conflict.
+            BonjourDiscovery.log.info("advertising as \(name)")
+            registered = true
+            registrationProblem = nil
+            registerRetryDelay = DNSSD.firstRetryDelay
+            reportState()
+        } else {
+            registrationFailed(errorCode)
+        }
+    }
+
+    /// Records why advertising stopped, tells the sink, and registers again later.
+    private func registrationFailed(_ errorCode: DNSServiceErrorType) {
+        releaseRegistration()
+        registered = false
+        if errorCode == DNSSD.policyDenied {
+            BonjourDiscovery.log.error("advertising refused: local network access is not allowed")
+            registrationProblem = .permissionDenied
+        } else {
+            BonjourDiscovery.log.error("advertising failed: dns_sd error \(errorCode)")
+            registrationProblem = .failed(reason: "Bonjour advertising failed (dns_sd error \(errorCode))")
+        }
+        reportState()
+        let delay = registerRetryDelay
+        registerRetryDelay = DNSSD.nextRetryDelay(after: delay)
+        queue.asyncAfter(deadline: .now() + delay) { [weak self] in self?.registerAgain() }
+    }
+
+    private func registerAgain() {
+        guard !stopped, registration == nil else { return }
+        do {
+            try register()
+        } catch {
+            BonjourDiscovery.log.error("advertising again failed: \(String(describing: error), privacy: .public)")
+            registrationFailed(DNSServiceErrorType(kDNSServiceErr_Unknown))
+        }
+    }
+
+    private func releaseRegistration() {
+        if let registration {
+            // Deregisters: mDNSResponder sends a goodbye, so other peers drop the service at once.
+            DNSServiceRefDeallocate(registration)
+            self.registration = nil
+        }
     }
 
     // MARK: Browsing
 
     private func startBrowsing() {
         guard !stopped, browser == nil else { return }
+        let parameters = NWParameters()
+        parameters.includePeerToPeer = includePeerToPeer
         let browser = NWBrowser(
             for: .bonjourWithTXTRecord(type: advertisement.serviceType, domain: domain),
-            using: NWParameters()
+            using: parameters
         )
         browser.stateUpdateHandler = { [weak self] state in self?.browserStateChanged(state) }
         browser.browseResultsChangedHandler = { [weak self] results, _ in self?.update(results) }
@@ -170,25 +290,69 @@ private final class BonjourRun: @unchecked Sendable {
     }
 
     private func browserStateChanged(_ state: NWBrowser.State) {
+        guard !stopped else { return }
         switch state {
         case .ready:
             browseRetryDelay = DNSSD.firstRetryDelay
+            browserReady = true
+            browseProblem = nil
         case let .waiting(error):
-            // Typically local network access is denied, or NSBonjourServices lacks the service type.
-            BonjourDiscovery.log.warning(
-                "browsing waits: \(String(describing: error), privacy: .public); is local network access allowed and \(self.advertisement.serviceType, privacy: .public) listed in NSBonjourServices?"
-            )
+            browserReady = false
+            if DNSSD.isPolicyDenied(error) {
+                BonjourDiscovery.log.error("browsing refused: local network access is not allowed")
+                browseProblem = .permissionDenied
+            } else {
+                // For example no network, or NSBonjourServices lacks the service type. NWBrowser goes on by itself.
+                BonjourDiscovery.log.warning(
+                    "browsing waits: \(String(describing: error), privacy: .public); is \(self.advertisement.serviceType, privacy: .public) listed in NSBonjourServices?"
+                )
+                browseProblem = .failed(reason: "Bonjour browsing waits: \(error)")
+            }
         case let .failed(error):
             BonjourDiscovery.log.error("browsing failed: \(String(describing: error), privacy: .public)")
+            browserReady = false
+            if DNSSD.isPolicyDenied(error) {
+                browseProblem = .permissionDenied
+            } else {
+                browseProblem = .failed(reason: "Bonjour browsing failed: \(error)")
+            }
             browser?.cancel()
             browser = nil
             let delay = browseRetryDelay
             browseRetryDelay = DNSSD.nextRetryDelay(after: delay)
             queue.asyncAfter(deadline: .now() + delay) { [weak self] in self?.startBrowsing() }
         case .setup, .cancelled:
-            break
+            return
         @unknown default:
-            break
+            return
+        }
+        reportState()
+    }
+
+    // MARK: State
+
+    /// Tells the sink the state both halves make together, if it changed: permission denied if either was
+    /// refused it, else failed if either failed, else running once both are up. While they are still starting,
+    /// nothing is said.
+    private func reportState() {
+        guard !stopped else { return }
+        let problems = [registrationProblem, browseProblem].compactMap { $0 }
+        let state: DiscoveryState
+        if problems.contains(.permissionDenied) {
+            state = .permissionDenied
+        } else if let problem = problems.first {
+            state = problem
+        } else if registered, browserReady {
+            state = .running
+        } else {
+            return
+        }
+        guard state != reportedState else { return }
+        reportedState = state
+        do {
+            try sink.stateChanged(state: state)
+        } catch {
+            BonjourDiscovery.log.info("cannot report the discovery state: \(String(describing: error), privacy: .public)")
         }
     }
 
@@ -215,6 +379,7 @@ private final class BonjourRun: @unchecked Sendable {
                 name: name,
                 type: advertisement.serviceType,
                 domain: domain,
+                flags: serviceFlags,
                 queue: queue
             ) { [weak self] in self?.report($0) }
             services[name] = service
@@ -259,9 +424,11 @@ private final class BonjourRun: @unchecked Sendable {
 
 // MARK: - Resolving one instance
 
-/// Resolves one listed instance to its port, TXT record and addresses, and keeps them up to date. Confined to its
-/// queue; the dns_sd callbacks reach it through an unretained context pointer, which stays valid because the
-/// references are released (on the queue) before the object is.
+/// Resolves one listed instance to its port, TXT record and addresses, and keeps them up to date. The dns_sd
+/// callbacks reach it through an unretained context pointer, which stays valid because the references are
+/// released (on the queue) before the object is.
+///
+/// `@unchecked Sendable`: confined to its queue, like ``BonjourRun``.
 private final class ResolvingService: @unchecked Sendable {
     let name: String
     /// The last record reported to the library, and the peer id it carried.
@@ -270,6 +437,7 @@ private final class ResolvingService: @unchecked Sendable {
 
     private let type: String
     private let domain: String
+    private let flags: DNSServiceFlags
     private let queue: DispatchQueue
     private let onChange: (ResolvingService) -> Void
     private var resolveRef: DNSServiceRef?
@@ -285,12 +453,14 @@ private final class ResolvingService: @unchecked Sendable {
         name: String,
         type: String,
         domain: String,
+        flags: DNSServiceFlags,
         queue: DispatchQueue,
         onChange: @escaping (ResolvingService) -> Void
     ) {
         self.name = name
         self.type = type
         self.domain = domain
+        self.flags = flags
         self.queue = queue
         self.onChange = onChange
     }
@@ -309,7 +479,7 @@ private final class ResolvingService: @unchecked Sendable {
         guard !cancelled, resolveRef == nil else { return }
         var ref: DNSServiceRef?
         let context = Unmanaged.passUnretained(self).toOpaque()
-        let error = DNSServiceResolve(&ref, 0, 0, name, type, domain, resolveReply, context)
+        let error = DNSServiceResolve(&ref, flags, 0, name, type, domain, resolveReply, context)
         guard let scheduled = DNSSD.schedule(ref, error, on: queue) else {
             failed("resolving", error)
             return
@@ -349,7 +519,7 @@ private final class ResolvingService: @unchecked Sendable {
         let context = Unmanaged.passUnretained(self).toOpaque()
         let error = DNSServiceGetAddrInfo(
             &ref,
-            0,
+            flags,
             0,
             DNSServiceProtocol(kDNSServiceProtocol_IPv4 | kDNSServiceProtocol_IPv6),
             host,
@@ -407,14 +577,10 @@ private final class ResolvingService: @unchecked Sendable {
 
 // MARK: - dns_sd callbacks (C function pointers: no captures, the object comes through `context`)
 
-private let registerReply: DNSServiceRegisterReply = { _, _, errorCode, name, _, _, _ in
-    if errorCode == DNSSD.noError {
-        // The name may differ from the one asked for: mDNSResponder renames on a conflict.
-        let registered = name.map { String(cString: $0) } ?? "?"
-        BonjourDiscovery.log.info("advertising as \(registered)")
-    } else {
-        BonjourDiscovery.log.error("Bonjour registration failed: dns_sd error \(errorCode)")
-    }
+private let registerReply: DNSServiceRegisterReply = { _, _, errorCode, name, _, _, context in
+    guard let context else { return }
+    let run = Unmanaged<BonjourRun>.fromOpaque(context).takeUnretainedValue()
+    run.registrationReplied(errorCode: errorCode, name: name.map { String(cString: $0) } ?? "?")
 }
 
 private let resolveReply: DNSServiceResolveReply = {
@@ -441,11 +607,21 @@ private let addressReply: DNSServiceGetAddrInfoReply = {
 
 private enum DNSSD {
     static let noError = DNSServiceErrorType(kDNSServiceErr_NoError)
+    /// The system refused local network access (-65570).
+    static let policyDenied = DNSServiceErrorType(kDNSServiceErr_PolicyDenied)
     static let firstRetryDelay: TimeInterval = 1
     static let maxRetryDelay: TimeInterval = 30
 
     static func nextRetryDelay(after delay: TimeInterval) -> TimeInterval {
         min(delay * 2, maxRetryDelay)
+    }
+
+    /// Whether Network.framework reports the local-network policy refusal (`NWError.dns(-65570)`).
+    static func isPolicyDenied(_ error: NWError) -> Bool {
+        if case let .dns(code) = error {
+            return code == policyDenied
+        }
+        return false
     }
 
     /// Schedules a newly created reference on `queue`; `nil` (the reference released) if creating or scheduling

@@ -1,15 +1,15 @@
 import Foundation
 
 // `import Multipeer` is enough to use the generated types too (`SessionConfig`, `PeerInfo`, `MultipeerError`,
-// `InProcessNetwork`, `OutgoingStream`, `DuplexStream`, `Invitation`, `ResourceOffer`, `ResourceTransfer`,
-// `ResourceProgress`, `ForeignDiscovery`, `generateIdentity()`, ...).
+// `DiscoveryState`, `InProcessNetwork`, `OutgoingStream`, `DuplexStream`, `Invitation`, `ResourceOffer`,
+// `ResourceTransfer`, `ResourceProgress`, `ForeignDiscovery`, `LogLevel`, `LogRecord`, `generateIdentity()`, ...).
 @_exported import MultipeerFFI
 
 /// Everything that happens in a session, in order.
 ///
 /// Events are equal when they carry equal values; events carrying an `Invitation`, a `ResourceOffer` or a
 /// `DuplexStream` only when they carry the same object.
-public enum SessionEvent: Equatable {
+public enum SessionEvent: Equatable, Sendable {
     /// Discovery found a peer nearby (or what it announces changed), whether or not it joins.
     case peerFound(NearbyPeerInfo)
     /// A peer found earlier stopped advertising.
@@ -45,6 +45,14 @@ public enum SessionEvent: Equatable {
     /// A resource from a peer finished: saved complete and verified at `url` (`error` is `nil`), or failed with
     /// `error` (`url` is `nil`), for example `MultipeerError.ResourceCancelledByPeer`.
     case resourceFinished(ResourceTransfer, url: URL?, error: MultipeerError?)
+    /// Discovery changed state: `.running`, `.stopped` (not looking for peers), `.permissionDenied` (the app may
+    /// not use the local network: peers cannot be found until the user allows it; tickets still work) or
+    /// `.failed(reason:)`.
+    case discoveryStateChanged(DiscoveryState)
+    /// The session ended: `reason` is "shut down" after ``MultipeerSession/shutdown()``, or "released without
+    /// shutdown" when the last reference went away. It is the last event: every `events` stream finishes after
+    /// it.
+    case sessionEnded(reason: String)
 }
 
 extension SessionEvent {
@@ -76,15 +84,15 @@ extension SessionEvent {
             return a == b
         case let (.resourceFinished(a, urlA, errorA), .resourceFinished(b, urlB, errorB)):
             return a == b && urlA == urlB && errorA == errorB
+        case let (.discoveryStateChanged(a), .discoveryStateChanged(b)):
+            return a == b
+        case let (.sessionEnded(a), .sessionEnded(b)):
+            return a == b
         default:
             return false
         }
     }
 }
-
-#if compiler(>=6)
-extension SessionEvent: Sendable {}
-#endif
 
 extension ResourceProgress {
     /// `transferred` as a fraction of `total`, from 0 to 1 (1 for an empty resource).
@@ -133,7 +141,7 @@ extension ResourceTransfer {
 ///
 /// ```swift
 /// let config = SessionConfig(serviceType: "chat", displayName: "Alice's iPhone", discoveryInfo: [:])
-/// let session = try MultipeerSession(config: config, discovery: BonjourDiscovery())
+/// let session = try await MultipeerSession.start(config: config, discovery: BonjourDiscovery())
 /// Task {
 ///     for await event in session.events {
 ///         if case let .received(peer, data, _) = event { await show(peer, data) }
@@ -142,24 +150,41 @@ extension ResourceTransfer {
 /// try await session.send(Data("hello".utf8))
 /// ```
 ///
-/// ## Events and threads
+/// ## Starting
 ///
-/// The Rust library calls back on one dedicated thread per session (never the main thread). Each callback hands
-/// its event to ``events`` and returns; the `for await` loop then runs on whatever executor the iterating task
-/// uses. Code that touches the UI must run on the main actor: iterate in a `@MainActor` task (for example
-/// SwiftUI's `.task { }` modifier) or hop with `await MainActor.run { ... }`.
+/// ``start(config:discovery:bufferSize:)`` and its siblings are `async`: binding the socket and starting
+/// discovery runs on the session's own threads, so awaiting them from the main actor never blocks the UI. The
+/// initializers (``init(config:discovery:bufferSize:)``, ...) do the same work synchronously and block the
+/// calling thread meanwhile; keep them off the main thread.
+///
+/// ## Events: any number of consumers
+///
+/// Each access to ``events`` returns a new `AsyncStream` registered with the session at that moment; it gets
+/// every event from then on, in order, whatever other streams do. Cancelling the task that iterates one stream
+/// (or dropping the stream) unregisters that stream only. Events that arrive before the first access to
+/// ``events`` are kept for that first stream, so nothing between ``start(config:discovery:bufferSize:)`` and
+/// the first `for await` is lost. Every stream ends with ``SessionEvent/sessionEnded(reason:)`` and then
+/// finishes; a stream taken after that finishes at once.
+///
+/// The Rust library calls back on one dedicated thread per session (never the main thread). The `for await` loop
+/// runs on whatever executor the iterating task uses: code that touches the UI runs on the main actor (iterate in
+/// a `@MainActor` task, for example SwiftUI's `.task { }` modifier).
+///
+/// ## State for SwiftUI
+///
+/// ``model`` (iOS 17, macOS 14 and later) is an observable object with ``MultipeerModel/peers``,
+/// ``MultipeerModel/nearby``, ``MultipeerModel/discoveryState`` and ``MultipeerModel/endReason``: SwiftUI views
+/// that read them update when they change. The model changes before the event that reports the change reaches
+/// any ``events`` stream, so a consumer handling `.peerAdded(peer)` already finds `peer` in `model.peers`.
 ///
 /// ## Buffering
 ///
-/// ``events`` holds at most `bufferSize` events (1024 by default) that have not been taken out of the stream
-/// yet. When it is full, the callback thread waits until the app takes an event: nothing is dropped, memory
-/// stays bounded, and the wait propagates back to the senders. Behind the callback thread the library keeps its
-/// own bounded queue (1024 events); while both are full, further messages and stream data wait in QUIC flow
-/// control, so the peers sending them slow down. The session's network work never waits on the app.
-///
-/// So iterate ``events`` for as long as the session lives and keep the loop quick; move heavy work elsewhere.
-/// If the iterating task is cancelled, the stream ends and later events are discarded (the session keeps
-/// running). ``events`` supports a single iteration at a time.
+/// Each stream holds at most `bufferSize` events (1024 by default) that its consumer has not taken yet. When a
+/// stream is full, the callback thread waits until its consumer takes an event: nothing is dropped, memory stays
+/// bounded, and the wait propagates back to the senders, so the slowest consumer sets the pace. Behind the
+/// callback thread the library keeps its own bounded queue; while both are full, further messages and stream
+/// data wait in QUIC flow control. The session's network work never waits on the app. So iterate each stream
+/// for as long as you keep it and keep the loop quick; move heavy work elsewhere.
 ///
 /// ## Sending files
 ///
@@ -178,82 +203,168 @@ extension ResourceTransfer {
 ///
 /// ## Ending a session
 ///
-/// Call ``shutdown()`` when done: the other peers see this peer leave at once, and ``events`` finishes. Releasing
-/// the last reference to the session without it also releases the native session and finishes ``events``.
-public final class MultipeerSession: @unchecked Sendable {
-    /// The session's events, in order. Iterate it once, for the life of the session; it finishes after
-    /// ``shutdown()``.
-    public let events: AsyncStream<SessionEvent>
-
-    /// The default capacity of ``events``.
+/// Call ``shutdown()`` when done: the other peers see this peer leave at once, and every ``events`` stream ends
+/// with `.sessionEnded(reason: "shut down")`. Releasing the last reference without it shuts the session down
+/// too: the goodbye is still sent (the release waits up to about a second for it) and the streams end with
+/// ``SessionEvent/sessionEnded(reason:)`` all the same.
+public final class MultipeerSession: Sendable {
+    /// The default number of events each ``events`` stream holds for its consumer.
     public static let defaultBufferSize = 1024
 
     private let session: Session
-    private let delegate: EventDelegate
+    private let hub: EventHub
 
-    /// Starts a session that finds peers with the library's built-in mDNS.
+    // MARK: Starting
+
+    /// Starts a session that finds peers with the library's built-in mDNS, without blocking the caller.
     ///
     /// The built-in mDNS opens its own multicast socket, which on iOS needs the restricted entitlement
     /// `com.apple.developer.networking.multicast`. Apps that do not have it use ``BonjourDiscovery`` with
-    /// ``init(config:discovery:bufferSize:)``.
+    /// ``start(config:discovery:bufferSize:)``.
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity`, `.Start` or `.Discovery`.
-    public convenience init(
+    public static func start(
         config: SessionConfig,
         bufferSize: Int = MultipeerSession.defaultBufferSize
-    ) throws {
-        try self.init(bufferSize: bufferSize) { delegate in
-            try Session(config: config, delegate: delegate)
+    ) async throws -> MultipeerSession {
+        let hub = EventHub(capacity: bufferSize)
+        do {
+            let session = try await Session.create(config: config, delegate: hub)
+            return MultipeerSession(session: session, hub: hub)
+        } catch {
+            hub.close()
+            throw error
         }
     }
 
     /// Starts a session whose discovery is implemented by the app, for example ``BonjourDiscovery`` (Apple's
-    /// Bonjour, no multicast entitlement needed).
+    /// Bonjour, no multicast entitlement needed), without blocking the caller.
     ///
     /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity`, `.Start` or `.Discovery`.
+    public static func start(
+        config: SessionConfig,
+        discovery: ForeignDiscovery,
+        bufferSize: Int = MultipeerSession.defaultBufferSize
+    ) async throws -> MultipeerSession {
+        let hub = EventHub(capacity: bufferSize)
+        do {
+            let session = try await Session.createWithDiscovery(config: config, delegate: hub, discovery: discovery)
+            return MultipeerSession(session: session, hub: hub)
+        } catch {
+            hub.close()
+            throw error
+        }
+    }
+
+    /// Starts a session that only sees sessions created with the same in-process `network` (tests, demos),
+    /// without blocking the caller.
+    ///
+    /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity` or `.Start`.
+    public static func start(
+        config: SessionConfig,
+        network: InProcessNetwork,
+        bufferSize: Int = MultipeerSession.defaultBufferSize
+    ) async throws -> MultipeerSession {
+        let hub = EventHub(capacity: bufferSize)
+        do {
+            let session = try await Session.createInProcess(config: config, delegate: hub, network: network)
+            return MultipeerSession(session: session, hub: hub)
+        } catch {
+            hub.close()
+            throw error
+        }
+    }
+
+    /// Like ``start(config:bufferSize:)``, but blocks the calling thread while the socket binds and discovery
+    /// starts. Do not call it on the main thread.
+    public convenience init(
+        config: SessionConfig,
+        bufferSize: Int = MultipeerSession.defaultBufferSize
+    ) throws {
+        let hub = EventHub(capacity: bufferSize)
+        let session: Session
+        do {
+            session = try Session(config: config, delegate: hub)
+        } catch {
+            hub.close()
+            throw error
+        }
+        self.init(session: session, hub: hub)
+    }
+
+    /// Like ``start(config:discovery:bufferSize:)``, but blocks the calling thread while the socket binds and
+    /// discovery starts. Do not call it on the main thread.
     public convenience init(
         config: SessionConfig,
         discovery: ForeignDiscovery,
         bufferSize: Int = MultipeerSession.defaultBufferSize
     ) throws {
-        try self.init(bufferSize: bufferSize) { delegate in
-            try Session.withDiscovery(config: config, delegate: delegate, discovery: discovery)
+        let hub = EventHub(capacity: bufferSize)
+        let session: Session
+        do {
+            session = try Session.withDiscovery(config: config, delegate: hub, discovery: discovery)
+        } catch {
+            hub.close()
+            throw error
         }
+        self.init(session: session, hub: hub)
     }
 
-    /// Starts a session that only sees sessions created with the same in-process `network` (tests, demos).
-    ///
-    /// - Throws: `MultipeerError.InvalidConfig`, `.InvalidIdentity` or `.Start`.
+    /// Like ``start(config:network:bufferSize:)``, but blocks the calling thread while the session starts.
     public convenience init(
         config: SessionConfig,
         network: InProcessNetwork,
         bufferSize: Int = MultipeerSession.defaultBufferSize
     ) throws {
-        try self.init(bufferSize: bufferSize) { delegate in
-            try Session.inProcess(config: config, delegate: delegate, network: network)
-        }
-    }
-
-    private init(
-        bufferSize: Int,
-        start: (SessionDelegate) throws -> Session
-    ) throws {
-        precondition(bufferSize > 0, "bufferSize must be at least 1")
-        let delegate = EventDelegate(capacity: bufferSize)
-        let reader = EventReader(delegate: delegate)
-        self.delegate = delegate
-        self.events = AsyncStream(unfolding: { await reader.next() })
+        let hub = EventHub(capacity: bufferSize)
+        let session: Session
         do {
-            self.session = try start(delegate)
+            session = try Session.inProcess(config: config, delegate: hub, network: network)
         } catch {
-            delegate.close()
+            hub.close()
             throw error
         }
+        self.init(session: session, hub: hub)
+    }
+
+    private init(session: Session, hub: EventHub) {
+        self.session = session
+        self.hub = hub
+        hub.attach(session)
     }
 
     deinit {
-        // Wakes the callback thread if it waits for room, so the native session can be released.
-        delegate.close()
+        // Nobody can take a new `events` stream any more: drop what was held for a first one, and let the
+        // callback thread run freely, so the native session (released right after this) can end and say goodbye.
+        hub.ownerReleased()
+    }
+
+    // MARK: Events and state
+
+    /// A new stream of the session's events, from now on, in order (see "Events: any number of consumers"
+    /// above). It ends with ``SessionEvent/sessionEnded(reason:)`` and then finishes.
+    public var events: AsyncStream<SessionEvent> {
+        let subscription = EventSubscription(hub: hub, subscriber: hub.subscribe())
+        return AsyncStream(
+            unfolding: { await subscription.next() },
+            onCancel: { subscription.cancel() }
+        )
+    }
+
+    /// The session's observable state for SwiftUI: who is connected, who is nearby, how discovery is doing and
+    /// whether the session ended. It changes before the event that reports the change is delivered.
+    @available(iOS 17.0, macOS 14.0, tvOS 17.0, watchOS 10.0, *)
+    public var model: MultipeerModel {
+        guard let model = hub.observer as? MultipeerModel else {
+            preconditionFailure("the session's model is created on every system that has the Observation framework")
+        }
+        return model
+    }
+
+    /// How discovery is doing, as the last ``SessionEvent/discoveryStateChanged(_:)`` said (`nil` before the
+    /// first). The same as `model.discoveryState`, on every system version.
+    public var discoveryState: DiscoveryState? {
+        hub.snapshot.withLock { $0.discoveryState }
     }
 
     /// The local peer.
@@ -261,12 +372,14 @@ public final class MultipeerSession: @unchecked Sendable {
         session.localPeer()
     }
 
-    /// Peers discovery sees nearby now, in the session or not, ordered by id.
+    /// Peers discovery sees nearby now, in the session or not, ordered by id (read from the library, so it may
+    /// be a step ahead of the events delivered so far).
     public var nearby: [NearbyPeerInfo] {
         session.nearby()
     }
 
-    /// The connected peers, ordered by id.
+    /// The connected peers, ordered by id (read from the library, so it may be a step ahead of the events
+    /// delivered so far).
     public var peers: [PeerInfo] {
         session.peers()
     }
@@ -275,6 +388,8 @@ public final class MultipeerSession: @unchecked Sendable {
     public var ticket: String {
         session.ticket()
     }
+
+    // MARK: Talking to peers
 
     /// Invites the nearby peer with id `peer` (`NearbyPeerInfo.id`) into this session, with `context` for its app
     /// to judge the invitation by (at most 1024 bytes). Returns once the peer joined. With
@@ -295,7 +410,7 @@ public final class MultipeerSession: @unchecked Sendable {
     ///   - reliable: `true` for an ordered, retransmitted message; `false` for a datagram that may be lost and
     ///     must fit the path.
     /// - Throws: `MultipeerError.SessionClosed`, `.NotConnected`, `.InvalidPeerId`, `.MessageTooLarge`,
-    ///   `.DatagramTooLarge`, `.ConnectionLost`.
+    ///   `.DatagramTooLarge`, `.ConnectionLost`, `.NotDelivered`.
     public func send(_ data: Data, to: [String] = [], reliable: Bool = true) async throws {
         try await session.send(data: data, to: to, reliable: reliable)
     }
@@ -341,7 +456,11 @@ public final class MultipeerSession: @unchecked Sendable {
         try session.verificationCode(peer: peer)
     }
 
-    /// Stops advertising, browsing and admitting new peers; connected peers stay.
+    // MARK: Membership
+
+    /// Stops advertising, browsing and admitting new peers; connected peers stay (while the session has members
+    /// it stays discoverable to them). ``SessionEvent/discoveryStateChanged(_:)`` reports `.stopped` once
+    /// discovery is off.
     public func stopLookingForPeers() async throws {
         try await session.stopLookingForPeers()
     }
@@ -373,9 +492,12 @@ public final class MultipeerSession: @unchecked Sendable {
         try await session.disconnect()
     }
 
-    /// Leaves and releases everything; ``events`` finishes. Later calls throw `MultipeerError.SessionClosed`.
+    /// Leaves and releases everything: the other peers see this one leave at once, and every ``events`` stream
+    /// ends with `.sessionEnded(reason: "shut down")`. Later calls throw `MultipeerError.SessionClosed`.
     public func shutdown() async throws {
-        defer { delegate.close() }
+        // Only the session's last events remain: let the callback thread deliver them without waiting for room,
+        // so `sessionEnded` arrives even while a stream is kept but no longer iterated.
+        defer { hub.relax() }
         try await session.shutdown()
     }
 
@@ -383,133 +505,5 @@ public final class MultipeerSession: @unchecked Sendable {
     /// bug reports.
     public func diagnostics() async throws -> String {
         try await session.diagnostics()
-    }
-}
-
-/// Receives the session's callbacks on the library's delegate thread and hands them to the event stream.
-///
-/// At most `capacity` events are in the stream and not yet taken: `slots` counts the free places. A callback
-/// takes a place before it yields (waiting while there is none) and ``EventReader`` gives it back when the app
-/// takes the event.
-private final class EventDelegate: SessionDelegate, @unchecked Sendable {
-    private let continuation: AsyncStream<SessionEvent>.Continuation
-    /// The stream the events are yielded into; taken apart by ``EventReader``.
-    let stream: AsyncStream<SessionEvent>
-    private let slots: DispatchSemaphore
-    private let lock = NSLock()
-    private var closed = false
-
-    init(capacity: Int) {
-        var captured: AsyncStream<SessionEvent>.Continuation?
-        // Unbounded here because the semaphore bounds it; a buffering policy would drop events instead.
-        stream = AsyncStream(bufferingPolicy: .unbounded) { captured = $0 }
-        continuation = captured!
-        slots = DispatchSemaphore(value: capacity)
-        // The consumer cancelled its iteration (or the stream was finished): stop waiting for room.
-        continuation.onTermination = { [weak self] _ in self?.close() }
-    }
-
-    /// Takes back a place once the app has taken an event out of the stream.
-    func consumed() {
-        slots.signal()
-    }
-
-    /// Finishes the stream and wakes a callback waiting for room; later events are discarded. Idempotent.
-    func close() {
-        lock.lock()
-        let wasClosed = closed
-        closed = true
-        lock.unlock()
-        guard !wasClosed else { return }
-        continuation.finish()
-        slots.signal()
-    }
-
-    private var isClosed: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return closed
-    }
-
-    private func emit(_ event: SessionEvent) {
-        slots.wait()
-        if isClosed {
-            // Pass the wake-up on, so that no later callback waits either.
-            slots.signal()
-            return
-        }
-        if case .terminated = continuation.yield(event) {
-            slots.signal()
-        }
-    }
-
-    func peerFound(peer: NearbyPeerInfo) throws {
-        emit(.peerFound(peer))
-    }
-
-    func peerLost(peer: NearbyPeerInfo) throws {
-        emit(.peerLost(peer))
-    }
-
-    func invitationReceived(invitation: Invitation) throws {
-        emit(.invitationReceived(invitation))
-    }
-
-    func peerAdded(peer: PeerInfo) throws {
-        emit(.peerAdded(peer))
-    }
-
-    func peerRemoved(peer: PeerInfo, reason: String) throws {
-        emit(.peerRemoved(peer, reason: reason))
-    }
-
-    func received(peer: String, data: Data, reliable: Bool) throws {
-        emit(.received(peer: peer, data: data, reliable: reliable))
-    }
-
-    func streamData(peer: String, name: String, data: Data) throws {
-        emit(.streamData(peer: peer, name: name, data: data))
-    }
-
-    func streamFinished(peer: String, name: String, error: String?) throws {
-        emit(.streamFinished(peer: peer, name: name, error: error))
-    }
-
-    func duplexStreamReceived(stream: DuplexStream) throws {
-        emit(.duplexStreamReceived(stream))
-    }
-
-    func connectionFailed(peer: String, reason: String) throws {
-        emit(.connectionFailed(peer: peer, reason: reason))
-    }
-
-    func resourceOffered(offer: ResourceOffer) throws {
-        emit(.resourceOffered(offer))
-    }
-
-    func resourceStarted(transfer: ResourceTransfer) throws {
-        emit(.resourceStarted(transfer))
-    }
-
-    func resourceFinished(transfer: ResourceTransfer, path: String?, error: MultipeerError?) throws {
-        emit(.resourceFinished(transfer, url: path.map { URL(fileURLWithPath: $0) }, error: error))
-    }
-}
-
-/// Takes events out of the delegate's stream for the public ``MultipeerSession/events`` and gives each taken
-/// event's place back. Used by one iteration at a time, like any `AsyncStream`.
-private final class EventReader: @unchecked Sendable {
-    private let delegate: EventDelegate
-    private var iterator: AsyncStream<SessionEvent>.AsyncIterator
-
-    init(delegate: EventDelegate) {
-        self.delegate = delegate
-        self.iterator = delegate.stream.makeAsyncIterator()
-    }
-
-    func next() async -> SessionEvent? {
-        guard let event = await iterator.next() else { return nil }
-        delegate.consumed()
-        return event
     }
 }

@@ -7,8 +7,8 @@ import XCTest
 final class MultipeerTests: XCTestCase {
     func testTwoSessionsExchangeMessagesAndAStream() async throws {
         let network = InProcessNetwork()
-        let a = try MultipeerSession(config: config("alice"), network: network)
-        let b = try MultipeerSession(config: config("bob"), network: network)
+        let a = try await MultipeerSession.start(config: config("alice"), network: network)
+        let b = try await MultipeerSession.start(config: config("bob"), network: network)
         let aIn = Inbox(a.events)
         let bIn = Inbox(b.events)
 
@@ -72,8 +72,8 @@ final class MultipeerTests: XCTestCase {
         bob.passphrase = "482913"
         var carol = config("carol")
         carol.passphrase = "000000"
-        let a = try MultipeerSession(config: alice, network: network)
-        let b = try MultipeerSession(config: bob, network: network)
+        let a = try await MultipeerSession.start(config: alice, network: network)
+        let b = try await MultipeerSession.start(config: bob, network: network)
         let aIn = Inbox(a.events)
         let bIn = Inbox(b.events)
         let bobPeer = try await aIn.expect("bob added") { $0.addedPeer }
@@ -82,7 +82,7 @@ final class MultipeerTests: XCTestCase {
         XCTAssertNotNil(code)
         XCTAssertEqual(code, try b.verificationCode(for: a.localPeer.id))
 
-        let c = try MultipeerSession(config: carol, network: network)
+        let c = try await MultipeerSession.start(config: carol, network: network)
         let cIn = Inbox(c.events)
         let reason = try await cIn.expect("carol refused") { (event: SessionEvent) -> String? in
             if case .peerAdded = event { XCTFail("carol joined with a wrong passphrase") }
@@ -97,8 +97,8 @@ final class MultipeerTests: XCTestCase {
 
     func testPeersAreFoundAndLost() async throws {
         let network = InProcessNetwork()
-        let a = try MultipeerSession(config: config("alice"), network: network)
-        let b = try MultipeerSession(config: config("bob"), network: network)
+        let a = try await MultipeerSession.start(config: config("alice"), network: network)
+        let b = try await MultipeerSession.start(config: config("bob"), network: network)
         let aIn = Inbox(a.events)
         let found = try await aIn.expect("bob found") { $0.foundPeer }
         XCTAssertEqual(found.id, b.localPeer.id)
@@ -112,7 +112,7 @@ final class MultipeerTests: XCTestCase {
         try await a.shutdown()
     }
 
-    func testInvalidConfigThrowsInvalidConfig() {
+    func testInvalidConfigThrowsInvalidConfig() async {
         let invalid = SessionConfig(serviceType: "Not A Service!", displayName: "x", discoveryInfo: [:])
         XCTAssertThrowsError(try MultipeerSession(config: invalid, network: InProcessNetwork())) { error in
             guard let error = error as? MultipeerError, case let .InvalidConfig(detail) = error else {
@@ -120,10 +120,18 @@ final class MultipeerTests: XCTestCase {
             }
             XCTAssertFalse(detail.isEmpty)
         }
+        do {
+            _ = try await MultipeerSession.start(config: invalid, network: InProcessNetwork())
+            XCTFail("starting with an invalid config must throw")
+        } catch MultipeerError.InvalidConfig {
+            // Expected.
+        } catch {
+            XCTFail("expected MultipeerError.InvalidConfig, got \(error)")
+        }
     }
 
     func testSendAfterShutdownThrowsSessionClosed() async throws {
-        let session = try MultipeerSession(config: config("carol"), network: InProcessNetwork())
+        let session = try await MultipeerSession.start(config: config("carol"), network: InProcessNetwork())
         try await session.shutdown()
         do {
             try await session.send(Data("too late".utf8))
@@ -133,12 +141,123 @@ final class MultipeerTests: XCTestCase {
         }
     }
 
-    func testEventsFinishAfterShutdown() async throws {
-        let session = try MultipeerSession(config: config("dave"), network: InProcessNetwork())
-        try await session.shutdown()
-        for await event in session.events {
-            XCTFail("no event expected from a lone session, got \(event)")
+    func testTwoConsumersBothSeeEveryEvent() async throws {
+        let network = InProcessNetwork()
+        let a = try await MultipeerSession.start(config: config("alice"), network: network)
+        // The model changes before the event reaches any stream.
+        let first = Inbox(a.events) { event in
+            guard case let .peerAdded(peer) = event else { return }
+            if #available(iOS 17.0, macOS 14.0, *) {
+                XCTAssertTrue(a.model.peers.contains { $0.id == peer.id }, "the model lags behind .peerAdded")
+            }
         }
+        let second = Inbox(a.events)
+        let b = try await MultipeerSession.start(config: config("bob"), network: network)
+        let bIn = Inbox(b.events)
+
+        let bobFirst = try await first.expect("bob added (first consumer)") { $0.addedPeer }
+        let bobSecond = try await second.expect("bob added (second consumer)") { $0.addedPeer }
+        XCTAssertEqual(bobFirst, bobSecond)
+        XCTAssertEqual(bobFirst.id, b.localPeer.id)
+        _ = try await bIn.expect("alice added") { $0.addedPeer }
+
+        for index in 0 ..< 20 {
+            try await b.send(Data("message \(index)".utf8))
+        }
+        for index in 0 ..< 20 {
+            let one = try await first.expect("message \(index) (first consumer)") { $0.message }
+            let two = try await second.expect("message \(index) (second consumer)") { $0.message }
+            XCTAssertEqual(one.data, Data("message \(index)".utf8))
+            XCTAssertEqual(two.data, one.data)
+        }
+
+        // Cancelling one consumer's task unregisters that stream only.
+        first.cancel()
+        try await first.expectFinished("the cancelled stream finishes")
+        try await b.send(Data("after".utf8))
+        let after = try await second.expect("message after the first consumer left") { $0.message }
+        XCTAssertEqual(after.data, Data("after".utf8))
+
+        // A consumer that starts late gets the events from then on.
+        let third = Inbox(a.events)
+        try await b.send(Data("late".utf8))
+        let late = try await third.expect("message to the late consumer") { $0.message }
+        XCTAssertEqual(late.data, Data("late".utf8))
+        XCTAssertNil(third.seen.first { $0.addedPeer != nil }, "a late consumer gets no earlier event")
+
+        try await b.shutdown()
+        _ = try await second.expect("bob removed") { $0.removal }
+        if #available(iOS 17.0, macOS 14.0, *) {
+            XCTAssertTrue(a.model.peers.isEmpty)
+        }
+        try await a.shutdown()
+    }
+
+    func testSessionEndedArrivesAndEveryStreamFinishesAfterShutdown() async throws {
+        let session = try await MultipeerSession.start(config: config("dave"), network: InProcessNetwork())
+        // The first stream also gets what happened before it was taken: discovery running.
+        let first = Inbox(session.events)
+        let second = Inbox(session.events)
+        let state = try await first.expect("discovery state") { $0.discoveryState }
+        XCTAssertEqual(state, .running)
+        XCTAssertEqual(session.discoveryState, .running)
+        try await session.shutdown()
+
+        for inbox in [first, second] {
+            let reason = try await inbox.expect("session ended") { $0.endReason }
+            XCTAssertEqual(reason, "shut down")
+            try await inbox.expectFinished("the stream finishes after sessionEnded")
+            XCTAssertEqual(inbox.seen.last, .sessionEnded(reason: "shut down"))
+            XCTAssertEqual(inbox.seen.filter { $0.endReason != nil }.count, 1)
+        }
+        if #available(iOS 17.0, macOS 14.0, *) {
+            XCTAssertEqual(session.model.endReason, "shut down")
+        }
+
+        // A stream taken after the end finishes at once.
+        for await event in session.events {
+            XCTFail("no event expected after the session ended, got \(event)")
+        }
+    }
+
+    func testReleasingASessionSaysGoodbyeAndEndsItsStreams() async throws {
+        let network = InProcessNetwork()
+        var a: MultipeerSession? = try await MultipeerSession.start(config: config("alice"), network: network)
+        let b = try await MultipeerSession.start(config: config("bob"), network: network)
+        let aIn = Inbox(try XCTUnwrap(a).events)
+        let bIn = Inbox(b.events)
+        let alice = try await bIn.expect("alice added") { $0.addedPeer }
+        _ = try await aIn.expect("bob added") { $0.addedPeer }
+
+        a = nil  // the last reference: the session shuts down, and the release waits for the goodbye
+        XCTAssertNil(a)
+        let removal = try await bIn.expect("alice removed") { $0.removal }
+        XCTAssertEqual(removal.peer.id, alice.id)
+        XCTAssertEqual(removal.reason, "left")
+        _ = try await aIn.expect("alice's session ended") { $0.endReason }
+        try await aIn.expectFinished("alice's stream finishes")
+        try await b.shutdown()
+    }
+
+    func testLogRecordsReachASink() async throws {
+        let records = Records()
+        MultipeerLog.install(level: .debug) { records.append($0) }
+        defer { MultipeerLog.uninstall() }
+        let session = try await MultipeerSession.start(config: config("logger"), network: InProcessNetwork())
+        try await session.shutdown()
+
+        let deadline = Date().addingTimeInterval(10)
+        while records.all.isEmpty, Date() < deadline {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let all = records.all
+        XCTAssertFalse(all.isEmpty, "no log record reached the sink")
+        XCTAssertTrue(all.allSatisfy { $0.target.hasPrefix("multipeer") }, "\(all)")
+        XCTAssertFalse(all.contains { $0.level == .trace }, "a record below the level set")
+
+        // The unified log adapter installs and uninstalls without trouble.
+        MultipeerLog.install(level: .info, privacy: .public)
+        MultipeerLog.install(level: .warn)
     }
 
     func testAResourceIsDeliveredVerifiedOrRefused() async throws {
@@ -150,11 +269,11 @@ final class MultipeerTests: XCTestCase {
             try? files.removeItem(at: source)
         }
         let network = InProcessNetwork()
-        let a = try MultipeerSession(config: config("sender"), network: network)
+        let a = try await MultipeerSession.start(config: config("sender"), network: network)
         var receiverConfig = config("receiver")
         receiverConfig.resourceDirectory = directory.path
         receiverConfig.resourceAcceptance = .manual
-        let b = try MultipeerSession(config: receiverConfig, network: network)
+        let b = try await MultipeerSession.start(config: receiverConfig, network: network)
         let aIn = Inbox(a.events)
         // The receiving app answers each offer from a task of its own, as a UI would once its user decided.
         let bIn = Inbox(b.events) { event in
@@ -233,8 +352,8 @@ final class MultipeerTests: XCTestCase {
         alice.invitationMode = .manual
         var bob = config("bob")
         bob.invitationMode = .manual
-        let a = try MultipeerSession(config: alice, network: network)
-        let b = try MultipeerSession(config: bob, network: network)
+        let a = try await MultipeerSession.start(config: alice, network: network)
+        let b = try await MultipeerSession.start(config: bob, network: network)
         let aIn = Inbox(a.events)
         let bIn = Inbox(b.events)
         let bobPeer = try await aIn.expect("bob found") { $0.foundPeer }
@@ -281,8 +400,8 @@ final class MultipeerTests: XCTestCase {
 
     func testADuplexStreamCarriesBothWays() async throws {
         let network = InProcessNetwork()
-        let a = try MultipeerSession(config: config("alice"), network: network)
-        let b = try MultipeerSession(config: config("bob"), network: network)
+        let a = try await MultipeerSession.start(config: config("alice"), network: network)
+        let b = try await MultipeerSession.start(config: config("bob"), network: network)
         let aIn = Inbox(a.events)
         let bIn = Inbox(b.events)
         let bob = try await aIn.expect("bob added") { $0.addedPeer }
@@ -322,7 +441,7 @@ final class MultipeerTests: XCTestCase {
         XCTAssertEqual(id.count, 64)
         var withIdentity = config("erin")
         withIdentity.identity = identity
-        let session = try MultipeerSession(config: withIdentity, network: InProcessNetwork())
+        let session = try await MultipeerSession.start(config: withIdentity, network: InProcessNetwork())
         XCTAssertEqual(session.localPeer.id, id)
         try await session.shutdown()
     }
@@ -394,13 +513,28 @@ private extension SessionEvent {
         if case let .resourceFinished(transfer, url, error) = self { return (transfer, url, error) }
         return nil
     }
+
+    var discoveryState: DiscoveryState? {
+        if case let .discoveryStateChanged(state) = self { return state }
+        return nil
+    }
+
+    var endReason: String? {
+        if case let .sessionEnded(reason) = self { return reason }
+        return nil
+    }
 }
 
 /// Collects a session's events as they come so that tests can wait for one with a timeout. `tap` sees each
 /// event first, as it arrives (for example to answer offers the way an app would).
+///
+/// `@unchecked Sendable`: `pending`, `seen` and `finished` are only touched with `lock` held; `task` is set once,
+/// in `init`.
 private final class Inbox: @unchecked Sendable {
     private let lock = NSLock()
     private var pending: [SessionEvent] = []
+    private var all: [SessionEvent] = []
+    private var finished = false
     private var task: Task<Void, Never>?
 
     init(_ events: AsyncStream<SessionEvent>, tap: @escaping @Sendable (SessionEvent) -> Void = { _ in }) {
@@ -409,10 +543,23 @@ private final class Inbox: @unchecked Sendable {
                 tap(event)
                 self?.push(event)
             }
+            self?.finish()
         }
     }
 
     deinit {
+        task?.cancel()
+    }
+
+    /// Every event received so far, in order.
+    var seen: [SessionEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        return all
+    }
+
+    /// Stops consuming (cancels the iterating task, as an app's view going away would).
+    func cancel() {
         task?.cancel()
     }
 
@@ -432,9 +579,34 @@ private final class Inbox: @unchecked Sendable {
         throw Timeout(what: what)
     }
 
+    /// Waits until the stream has finished.
+    func expectFinished(_ what: String, timeout: TimeInterval = 10) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if isFinished {
+                return
+            }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        throw Timeout(what: what)
+    }
+
+    private var isFinished: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return finished
+    }
+
     private func push(_ event: SessionEvent) {
         lock.lock()
         pending.append(event)
+        all.append(event)
+        lock.unlock()
+    }
+
+    private func finish() {
+        lock.lock()
+        finished = true
         lock.unlock()
     }
 
@@ -447,5 +619,25 @@ private final class Inbox: @unchecked Sendable {
             }
         }
         return nil
+    }
+}
+
+/// Log records received by a sink, from the library's logging thread.
+///
+/// `@unchecked Sendable`: `records` is only touched with `lock` held.
+private final class Records: @unchecked Sendable {
+    private let lock = NSLock()
+    private var records: [LogRecord] = []
+
+    var all: [LogRecord] {
+        lock.lock()
+        defer { lock.unlock() }
+        return records
+    }
+
+    func append(_ record: LogRecord) {
+        lock.lock()
+        records.append(record)
+        lock.unlock()
     }
 }

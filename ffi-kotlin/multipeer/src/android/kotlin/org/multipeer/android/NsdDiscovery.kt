@@ -14,6 +14,7 @@ import java.util.concurrent.ScheduledExecutorService
 import java.util.concurrent.TimeUnit
 import org.multipeer.ffi.DiscoveredPeerRecord
 import org.multipeer.ffi.DiscoverySink
+import org.multipeer.ffi.DiscoveryState
 import org.multipeer.ffi.ForeignDiscovery
 import org.multipeer.ffi.LocalAdvertisement
 import org.multipeer.ffi.MultipeerException
@@ -37,12 +38,23 @@ import org.multipeer.ffi.MultipeerException
  *   (records it refuses are logged and skipped); TXT values are decoded as UTF-8 and link-local IPv6 addresses
  *   carry their interface index (`fe80::1%3`). A service that goes away is reported with [DiscoverySink.peerLost]
  *   under the peer id (TXT `id`) it was reported with.
+ * - **State**: the session reports `DiscoveryState.Running` itself when [start] returns. After that, this class
+ *   tells it of every change through [DiscoverySink.stateChanged], which the app sees as
+ *   `SessionEvent.DiscoveryStateChanged` and in `MultipeerSession.discoveryState`:
+ *   `DiscoveryState.PermissionDenied` when the system refuses local network access (`NsdManager` throws a
+ *   `SecurityException`, or fails with `FAILURE_PERMISSION_DENIED`, Android 17's error code 7);
+ *   `DiscoveryState.Failed` with the `NsdManager` error when advertising or browsing fails; and `Running` again once
+ *   the service is registered and the browse has started. After the user grants the permission, the app looks for
+ *   peers again (`stopLookingForPeers()` then `startLookingForPeers()`, or a new session): `NsdManager` does not
+ *   retry by itself.
  *
  * The library calls [start] and [stop] (from its own threads); `NsdManager` calls back on its own thread and on a
  * private daemon thread. All state is guarded by one lock, and nothing here blocks. Diagnostics go to logcat with
  * the tag `MultipeerNsd`. One instance serves one session at a time.
  *
- * Needs the `INTERNET` and `ACCESS_NETWORK_STATE` permissions (declared by this library's manifest).
+ * Needs the `INTERNET` and `ACCESS_NETWORK_STATE` permissions (declared by this library's manifest), and on
+ * Android 17 (API 37) and later, for apps that target it, the runtime permission `ACCESS_LOCAL_NETWORK` (declared
+ * too; the app requests it): see the README's "Permissions".
  */
 class NsdDiscovery(context: Context) : ForeignDiscovery {
     private val nsd: NsdManager = context.applicationContext.getSystemService(NsdManager::class.java)
@@ -61,7 +73,9 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
      * Starts advertising [advertisement] and browsing its service type, reporting peers to [sink]. Called by the
      * library when the session starts (or looks for peers again).
      *
-     * @throws MultipeerException.Discovery when `NsdManager` refuses the service (for example a TXT entry).
+     * @throws MultipeerException.Discovery when `NsdManager` refuses the service (for example a TXT entry). A
+     *   refused permission is not thrown: it is reported as `DiscoveryState.PermissionDenied`, so that the session
+     *   still starts (tickets work without discovery).
      */
     override fun start(advertisement: LocalAdvertisement, sink: DiscoverySink) {
         synchronized(lock) {
@@ -97,6 +111,16 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
         private val resolveQueue = ArrayDeque<Service>()
         private var resolving = false
 
+        // What each half reports; together they make the state told to the sink.
+        private var registered = false
+        private var registrationProblem: DiscoveryState? = null
+        private var discovering = false
+        private var discoveryProblem: DiscoveryState? = null
+
+        /** The state last told to the sink: the session reports Running when [start] returns, so that is where it
+         * begins, and only changes are reported. */
+        private var reportedState: DiscoveryState = DiscoveryState.Running
+
         fun start() {
             val info = NsdServiceInfo().apply {
                 serviceName = ad.instanceName
@@ -111,14 +135,25 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
             val registrationListener = RegistrationListener()
             val discoveryListener = DiscoveryListener()
             try {
-                nsd.registerService(info, NsdManager.PROTOCOL_DNS_SD, registrationListener)
-                registration = registrationListener
-                nsd.discoverServices(ad.serviceType, NsdManager.PROTOCOL_DNS_SD, discoveryListener)
-                browsing = discoveryListener
+                try {
+                    nsd.registerService(info, NsdManager.PROTOCOL_DNS_SD, registrationListener)
+                    registration = registrationListener
+                } catch (e: SecurityException) {
+                    Log.e(TAG, "advertising refused: ${e.message}")
+                    registrationProblem = DiscoveryState.PermissionDenied
+                }
+                try {
+                    nsd.discoverServices(ad.serviceType, NsdManager.PROTOCOL_DNS_SD, discoveryListener)
+                    browsing = discoveryListener
+                } catch (e: SecurityException) {
+                    Log.e(TAG, "browsing refused: ${e.message}")
+                    discoveryProblem = DiscoveryState.PermissionDenied
+                }
             } catch (e: IllegalArgumentException) {
                 stop()
                 throw MultipeerException.Discovery("NsdManager refused the service: ${e.message}")
             }
+            reportState()
         }
 
         fun stop() {
@@ -133,6 +168,37 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
             services.clear()
             resolveQueue.clear()
             sink.close()
+        }
+
+        // ---- State ----
+
+        /**
+         * Tells the sink the state both halves make together, if it changed: permission denied if either was refused
+         * it, else failed if either failed, else running once the service is registered and the browse started.
+         * While they are still starting, nothing is said.
+         */
+        private fun reportState() {
+            if (stopped) return
+            val problems = listOfNotNull(registrationProblem, discoveryProblem)
+            val state = when {
+                DiscoveryState.PermissionDenied in problems -> DiscoveryState.PermissionDenied
+                problems.isNotEmpty() -> problems.first()
+                registered && discovering -> DiscoveryState.Running
+                else -> return
+            }
+            if (state == reportedState) return
+            reportedState = state
+            try {
+                sink.stateChanged(state)
+            } catch (e: MultipeerException) {
+                Log.i(TAG, "cannot report the discovery state: ${e.message}")
+            }
+        }
+
+        /** Resolving a service was refused local network access: nothing can be found until it is granted. */
+        private fun resolvingRefused() {
+            discoveryProblem = DiscoveryState.PermissionDenied
+            reportState()
         }
 
         // ---- Found and lost ----
@@ -173,8 +239,11 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
                 }
 
                 override fun onServiceInfoCallbackRegistrationFailed(errorCode: Int) {
-                    Log.w(TAG, "cannot watch ${service.name}: NsdManager error $errorCode")
-                    synchronized(lock) { if (service.callback === this) service.callback = null }
+                    Log.w(TAG, "cannot watch ${service.name}: NsdManager error ${errorName(errorCode)}")
+                    synchronized(lock) {
+                        if (service.callback === this) service.callback = null
+                        if (isCurrent(service) && errorCode == FAILURE_PERMISSION_DENIED) resolvingRefused()
+                    }
                 }
 
                 override fun onServiceInfoCallbackUnregistered() {}
@@ -184,6 +253,9 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
                 service.callback = callback
             } catch (e: IllegalArgumentException) {
                 Log.w(TAG, "cannot watch ${service.name}: ${e.message}")
+            } catch (e: SecurityException) {
+                Log.e(TAG, "watching ${service.name} refused: ${e.message}")
+                resolvingRefused()
             }
         }
 
@@ -214,6 +286,7 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
                 override fun onResolveFailed(serviceInfo: NsdServiceInfo, errorCode: Int) {
                     synchronized(lock) {
                         resolving = false
+                        if (errorCode == FAILURE_PERMISSION_DENIED && isCurrent(service)) resolvingRefused()
                         retryResolve(service, errorCode)
                         resolveNext()
                     }
@@ -225,6 +298,12 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
                 resolving = false
                 Log.w(TAG, "cannot resolve ${service.name}: ${e.message}")
                 resolveNext()
+            } catch (e: SecurityException) {
+                // Back to the front of the queue: the next service found, or a new browse, tries again.
+                resolving = false
+                resolveQueue.addFirst(service)
+                Log.e(TAG, "resolving ${service.name} refused: ${e.message}")
+                resolvingRefused()
             }
         }
 
@@ -232,7 +311,7 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
         private fun retryResolve(service: Service, errorCode: Int) {
             service.resolveAttempts += 1
             if (service.resolveAttempts > MAX_RESOLVE_ATTEMPTS) {
-                Log.w(TAG, "giving up resolving ${service.name}: NsdManager error $errorCode")
+                Log.w(TAG, "giving up resolving ${service.name}: NsdManager error ${errorName(errorCode)}")
                 return
             }
             val delayMs = RESOLVE_RETRY_MS shl (service.resolveAttempts - 1)
@@ -284,32 +363,65 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
 
         private inner class RegistrationListener : NsdManager.RegistrationListener {
             override fun onServiceRegistered(serviceInfo: NsdServiceInfo) {
-                synchronized(lock) { serviceInfo.serviceName?.let { ownName = it } }
                 Log.i(TAG, "advertising as ${serviceInfo.serviceName}")
+                synchronized(lock) {
+                    serviceInfo.serviceName?.let { ownName = it }
+                    registered = true
+                    registrationProblem = null
+                    reportState()
+                }
             }
 
             override fun onRegistrationFailed(serviceInfo: NsdServiceInfo, errorCode: Int) {
-                Log.e(TAG, "advertising failed: NsdManager error $errorCode")
+                Log.e(TAG, "advertising failed: NsdManager error ${errorName(errorCode)}")
+                synchronized(lock) {
+                    if (registration === this) registration = null
+                    registered = false
+                    registrationProblem = failure("advertising", errorCode)
+                    reportState()
+                }
             }
 
             override fun onServiceUnregistered(serviceInfo: NsdServiceInfo) {}
 
             override fun onUnregistrationFailed(serviceInfo: NsdServiceInfo, errorCode: Int) {
-                Log.w(TAG, "withdrawing the advertisement failed: NsdManager error $errorCode")
+                Log.w(TAG, "withdrawing the advertisement failed: NsdManager error ${errorName(errorCode)}")
             }
         }
 
         private inner class DiscoveryListener : NsdManager.DiscoveryListener {
-            override fun onDiscoveryStarted(serviceType: String) {}
+            override fun onDiscoveryStarted(serviceType: String) {
+                synchronized(lock) {
+                    discovering = true
+                    discoveryProblem = null
+                    reportState()
+                }
+            }
 
-            override fun onDiscoveryStopped(serviceType: String) {}
+            override fun onDiscoveryStopped(serviceType: String) {
+                synchronized(lock) {
+                    // After our own stop() this is expected; otherwise the system ended the browse.
+                    if (stopped || browsing !== this) return
+                    Log.w(TAG, "browsing for $serviceType stopped")
+                    browsing = null
+                    discovering = false
+                    discoveryProblem = DiscoveryState.Failed("NsdManager stopped browsing for $serviceType")
+                    reportState()
+                }
+            }
 
             override fun onStartDiscoveryFailed(serviceType: String, errorCode: Int) {
-                Log.e(TAG, "browsing for $serviceType failed: NsdManager error $errorCode")
+                Log.e(TAG, "browsing for $serviceType failed: NsdManager error ${errorName(errorCode)}")
+                synchronized(lock) {
+                    if (browsing === this) browsing = null
+                    discovering = false
+                    discoveryProblem = failure("browsing", errorCode)
+                    reportState()
+                }
             }
 
             override fun onStopDiscoveryFailed(serviceType: String, errorCode: Int) {
-                Log.w(TAG, "stopping the browse for $serviceType failed: NsdManager error $errorCode")
+                Log.w(TAG, "stopping the browse for $serviceType failed: NsdManager error ${errorName(errorCode)}")
             }
 
             override fun onServiceFound(serviceInfo: NsdServiceInfo) {
@@ -337,6 +449,31 @@ class NsdDiscovery(context: Context) : ForeignDiscovery {
         const val TAG = "MultipeerNsd"
         const val MAX_RESOLVE_ATTEMPTS = 5
         const val RESOLVE_RETRY_MS = 500L
+
+        /**
+         * `NsdManager.FAILURE_PERMISSION_DENIED`, added in Android 17 (API 37): the app may not use the local network.
+         * Spelled out because this library compiles against an older SDK; the value is the platform's.
+         */
+        const val FAILURE_PERMISSION_DENIED = 7
+
+        /** The state a failed `NsdManager` operation means: permission denied, or failed with what and why. */
+        fun failure(what: String, errorCode: Int): DiscoveryState =
+            if (errorCode == FAILURE_PERMISSION_DENIED) {
+                DiscoveryState.PermissionDenied
+            } else {
+                DiscoveryState.Failed("$what failed: NsdManager error ${errorName(errorCode)}")
+            }
+
+        /** An `NsdManager.FAILURE_*` code with its name. */
+        fun errorName(errorCode: Int): String = when (errorCode) {
+            NsdManager.FAILURE_INTERNAL_ERROR -> "$errorCode (internal error)"
+            NsdManager.FAILURE_ALREADY_ACTIVE -> "$errorCode (already active)"
+            NsdManager.FAILURE_MAX_LIMIT -> "$errorCode (too many requests)"
+            5 -> "$errorCode (operation not running)" // FAILURE_OPERATION_NOT_RUNNING, API 34
+            6 -> "$errorCode (bad parameters)" // FAILURE_BAD_PARAMETERS, API 34
+            FAILURE_PERMISSION_DENIED -> "$errorCode (permission denied)"
+            else -> "$errorCode"
+        }
 
         inline fun ignoringUnregistered(block: () -> Unit) {
             try {
