@@ -322,7 +322,7 @@ impl Rate {
 /// A resource transfer in either direction: progress, cancellation and the outcome. Cheap to clone.
 ///
 /// ```no_run
-/// # async fn run(session: multipeer::Session, peer: multipeer::PeerId) -> Result<(), multipeer::ResourceError> {
+/// # async fn run(session: multipeer::Session, peer: multipeer::PeerId) -> Result<(), Box<dyn std::error::Error>> {
 /// let transfer = session.send_resource("holiday.jpg", "holiday.jpg", peer).await?;
 /// let mut progress = transfer.clone();
 /// tokio::spawn(async move {
