@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
                     let _ = Hello::decode(&payload);
                 }
                 Ok(Some(Frame::Message(payload))) => assert!(payload.len() <= frame::MAX_MESSAGE_LEN),
-                Ok(Some(Frame::Goodbye)) => {}
+                Ok(Some(Frame::Goodbye | Frame::Asking(_))) => {}
                 Ok(Some(Frame::Auth(payload))) => admission(&payload),
                 Ok(Some(Frame::Roster(payload))) => {
                     let _ = RosterFrame::decode(&payload, &multipeer::PeerId::from_bytes([1; 32]));
