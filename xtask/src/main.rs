@@ -22,12 +22,13 @@ fn main() {
         Some("bindings") => bindings(args.iter().any(|a| a == "--release")).map(drop),
         Some("kotlin-test") => kotlin_test(),
         Some("python-drop-test") => python_drop_test(),
+        Some("python-test") => python_test(),
         Some("swift-check") => swift_check(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(60)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bindings [--release]|kotlin-test|python-drop-test|swift-check|bench [--quick]|fuzz [seconds]>"
+                "usage: cargo xtask <test|bindings [--release]|kotlin-test|python-drop-test|python-test|swift-check|bench [--quick]|fuzz [seconds]>"
             );
             exit(2);
         }
@@ -94,6 +95,7 @@ fn test() -> Result {
     run(cargo().args(["test", "--workspace", "--all-features"]))?;
     kotlin_test()?;
     python_drop_test()?;
+    python_test()?;
     swift_check()?;
     // The benchmarks only prove they still run here; figures come from `cargo xtask bench`.
     bench(true)?;
@@ -229,6 +231,67 @@ fn python_drop_test() -> Result {
     run(Command::new("python3")
         .arg(root().join("core/ffi/tests/drop.py"))
         .arg(&out))
+}
+
+/// A virtualenv at `dir` (made if missing) with `packages` installed; returns its Python.
+fn venv(dir: &Path, packages: &[&str]) -> Result<PathBuf> {
+    let python = dir.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
+    }
+    if !packages.is_empty() {
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(packages))?;
+    }
+    Ok(python)
+}
+
+/// Builds the Python wheel with maturin, installs it into a fresh virtualenv and runs the Python tests against
+/// the installed package (not the source tree), then a Python peer against a Rust one on the virtual LAN.
+fn python_test() -> Result {
+    let build = venv(&root().join("target/python/build"), &["maturin>=1.16,<2"])?;
+    let wheels = root().join("target/python/wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
+    run(Command::new(&build)
+        .current_dir(root().join("python"))
+        .args(["-m", "maturin", "build", "-q", "-o"])
+        .arg(&wheels))?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("{}: {e}", wheels.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("maturin made no wheel")?;
+    let test_env = root().join("target/python/test");
+    let _ = std::fs::remove_dir_all(&test_env);
+    let python = venv(&test_env, &["pytest"])?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .arg(&wheel))?;
+    // From a directory without the sources, so that `import multipeer` finds the installed wheel.
+    run(Command::new(&python)
+        .current_dir(&test_env)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--import-mode=importlib",
+        ])
+        .arg(root().join("python/tests")))?;
+    run(cargo()
+        .args([
+            "test",
+            "-p",
+            "multipeer-examples",
+            "--test",
+            "python_lan",
+            "--",
+            "--ignored",
+        ])
+        .env("MULTIPEER_PYTHON", &python))
 }
 
 fn kotlin_sources(dir: &Path, out: &mut Vec<PathBuf>) {
