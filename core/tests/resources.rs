@@ -873,3 +873,28 @@ async fn a_peer_flooding_offers_gets_at_most_eight_questions_at_a_time() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_cancelling_while_the_receiver_decides_is_done_at_once() {
+    init_tracing();
+    let dir = TempDir::new("ask-cancel");
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let config_b = config("b")
+        .resource_directory(dir.join("inbox"))
+        .resource_acceptance(multipeer::ResourceAcceptance::Manual)
+        .answer_timeout(Duration::from_secs(60));
+    let (b, mut b_events) = start(&net, config_b).await;
+    expect_peers_added(&mut a_events, 1, T).await;
+    expect_peers_added(&mut b_events, 1, T).await;
+    let small = dir.join("small");
+    std::fs::write(&small, b"x").unwrap();
+    let sending = a.send_resource(&small, "later.txt", b.local_peer().id).await.unwrap();
+    let _held = expect_offered(&mut b_events).await;
+    sending.cancel();
+    // Not after the receiver's 60 s answer timeout: the bound only keeps the test finite.
+    let outcome = tokio::time::timeout(T, sending.finished())
+        .await
+        .expect("the cancelled transfer to end");
+    assert!(matches!(outcome, Err(ResourceError::Cancelled)), "{outcome:?}");
+}

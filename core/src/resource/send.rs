@@ -92,7 +92,7 @@ async fn attempt(
     };
     let (mut send, mut recv) = opened?;
 
-    // The reply.
+    // The reply (the receiver's app may take its time; cancelling does not wait for it).
     let mut buf = BytesMut::new();
     let reply = tokio::time::timeout(REPLY_TIMEOUT, async {
         loop {
@@ -107,9 +107,16 @@ async fn attempt(
                 Err(e) => return Err(read_stop(e)),
             }
         }
-    })
-    .await
-    .map_err(|_| ResourceError::Protocol("no reply to the offer"))??;
+    });
+    let reply = tokio::select! {
+        reply = reply => reply,
+        _ = cancel.wait_for(|c| *c) => {
+            let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+            let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+            return Err(ResourceError::Cancelled.into());
+        }
+    };
+    let reply = reply.map_err(|_| ResourceError::Protocol("no reply to the offer"))??;
     let offset = match reply {
         Reply::Refuse(Refusal::Cancelled) => return Err(ResourceError::CancelledByPeer.into()),
         Reply::Refuse(refusal) => return Err(ResourceError::Refused(refusal.into()).into()),
