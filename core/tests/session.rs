@@ -651,3 +651,63 @@ async fn both_ends_show_the_same_verification_code_and_other_pairs_differ() {
     assert_ne!(a.verification_code(c_id).unwrap(), ab, "another pair, another code");
     assert!(a.verification_code(Identity::generate().peer_id()).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_to_several_reports_who_got_it_and_who_did_not() {
+    init_tracing();
+    let net = MemoryNetwork::new();
+    let (a, mut a_events) = start(&net, config("a")).await;
+    let (b, mut b_events) = start(&net, config("b")).await;
+    let (c, mut c_events) = start(&net, config("c")).await;
+    expect_peers_added(&mut a_events, 2, T).await;
+    expect_peers_added(&mut b_events, 2, T).await;
+    expect_peers_added(&mut c_events, 2, T).await;
+    let (b_id, c_id) = (b.local_peer().id, c.local_peer().id);
+    let stranger = Identity::generate().peer_id();
+
+    // Every member, once each even if named twice: all get it.
+    a.send(&b"twice"[..], To::Peers(vec![b_id, c_id, b_id]), Reliability::Reliable)
+        .await
+        .unwrap();
+    for events in [&mut b_events, &mut c_events] {
+        let m = expect(events, T, "message", message).await;
+        assert_eq!(&m.data[..], b"twice");
+    }
+    // A stranger among them: the members get it, the error says who did not and why.
+    let err = a
+        .send(
+            &b"some"[..],
+            To::Peers(vec![b_id, stranger, c_id]),
+            Reliability::Reliable,
+        )
+        .await
+        .unwrap_err();
+    match err {
+        SendError::Recipients { delivered, failed } => {
+            let delivered: HashSet<_> = delivered.into_iter().collect();
+            assert_eq!(delivered, HashSet::from([b_id, c_id]));
+            assert_eq!(failed.len(), 1);
+            assert_eq!(failed[0].0, stranger);
+            assert!(matches!(failed[0].1, SendError::NotConnected(p) if p == stranger));
+        }
+        other => panic!("expected a recipients error, got {other:?}"),
+    }
+    // Only the stranger: its own error.
+    let err = a
+        .send(&b"x"[..], To::Peers(vec![stranger]), Reliability::Reliable)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::NotConnected(p) if p == stranger));
+    for events in [&mut b_events, &mut c_events] {
+        let m = expect(events, T, "message", message).await;
+        assert_eq!(&m.data[..], b"some");
+        let extra = collect_for(events, Duration::from_millis(200)).await;
+        assert!(
+            extra.iter().all(|e| !matches!(e, Event::Message(_))),
+            "each message once"
+        );
+    }
+    for s in [a, b, c] {
+        s.shutdown().await.unwrap();
+    }
+}

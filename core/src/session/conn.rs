@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
 use super::events::{
-    ConnectionFailure, Event, EventSender, Invitation, Message, Peer, PeerLane, PendingInvitation, Reliability,
+    ConnectionFailure, Data, Event, EventSender, Invitation, Message, Peer, PeerLane, PendingInvitation, Reliability,
     RemovalReason,
 };
 use super::stream::{DuplexStream, IncomingStream};
@@ -870,12 +870,12 @@ const READ_CHUNKS: usize = 32;
 fn decode_messages(
     peer: PeerId,
     buf: &mut BytesMut,
-    batch: &mut Vec<Event>,
+    batch: &mut Vec<Data>,
     rosters: &mut Vec<RosterFrame>,
 ) -> Option<DriverEnd> {
     loop {
         match frame::decode_frame(buf) {
-            Ok(Some(Frame::Message(data))) => batch.push(Event::Message(Message {
+            Ok(Some(Frame::Message(data))) => batch.push(Data::Message(Message {
                 peer,
                 data,
                 reliability: Reliability::Reliable,

@@ -12,7 +12,7 @@ use crate::discovery::DiscoveryState;
 use crate::identity::PeerId;
 use crate::resource::{PendingResource, ResourceError, ResourceTransfer};
 
-pub(crate) use super::queue::{queue, EventSender, LaneGate, PeerLane};
+pub(crate) use super::queue::{queue, Data, EventSender, LaneGate, PeerLane};
 pub use super::queue::{Events, CONTROL_BACKLOG, EVENT_BYTES_PER_PEER, EVENT_BYTES_TOTAL, EVENT_OVERHEAD};
 
 /// A peer that discovery sees nearby, in the session or not (what its advert says; unproved until it joins).

@@ -179,6 +179,22 @@ impl Shared {
         self.links().get(peer).cloned()
     }
 
+    /// Calls `f` with each recipient `to` names and its link, if connected, under the links' lock (`f` must not
+    /// block). A peer listed twice in [`To::Peers`] comes once.
+    fn each_recipient(&self, to: To, mut f: impl FnMut(PeerId, Option<&Arc<Link>>)) {
+        let links = self.links();
+        match to {
+            To::All => links.iter().for_each(|(id, link)| f(*id, Some(link))),
+            To::Peer(id) => f(id, links.get(&id)),
+            To::Peers(ids) => {
+                let mut seen = std::collections::HashSet::with_capacity(ids.len());
+                for id in ids.into_iter().filter(|id| seen.insert(*id)) {
+                    f(id, links.get(&id));
+                }
+            }
+        }
+    }
+
     fn all_links(&self) -> Vec<Arc<Link>> {
         self.links().values().cloned().collect()
     }
@@ -526,21 +542,6 @@ impl Session {
     }
 
     /// The recipients of `to`, each once, in the caller's order, with its link (`None`: not connected).
-    fn recipients(&self, to: To) -> Vec<(PeerId, Option<Arc<Link>>)> {
-        let links = self.inner.shared.links();
-        match to {
-            To::All => links.iter().map(|(id, link)| (*id, Some(link.clone()))).collect(),
-            To::Peer(id) => vec![(id, links.get(&id).cloned())],
-            To::Peers(ids) => {
-                let mut seen = std::collections::HashSet::with_capacity(ids.len());
-                ids.into_iter()
-                    .filter(|id| seen.insert(*id))
-                    .map(|id| (id, links.get(&id).cloned()))
-                    .collect()
-            }
-        }
-    }
-
     /// Sends `data` to `to`.
     ///
     /// A reliable send returns once the message is queued on the connection, in order; messages sent in quick
@@ -581,16 +582,33 @@ impl Session {
             return send_one(&link, reliability, &header, &data).await;
         }
         let lenient = to == To::All;
-        let recipients = self.recipients(to);
-        let (header, data) = (&header, &data);
-        let sends = recipients.iter().map(|(id, link)| async move {
-            match link {
-                Some(link) => send_one(link, reliability, header, data).await,
-                None => Err(SendError::NotConnected(*id)),
-            }
+        // As `send_one` would: a sender in a tight loop still lets other tasks on its thread run.
+        tokio::task::coop::consume_budget().await;
+        // Most sends find room in every queue: each recipient is tried without waiting (under the links' lock:
+        // nothing waits there), and only the full ones are waited for, together, afterwards.
+        // Who got it matters only if someone did not: no allocation on the common path.
+        let mut delivered: smallvec::SmallVec<[PeerId; crate::config::MAX_PEERS_LIMIT]> = Default::default();
+        let mut failed = Vec::new();
+        let mut full = Vec::new();
+        self.inner.shared.each_recipient(to, |id, link| match link {
+            Some(link) => match try_send_one(link, reliability, &header, &data) {
+                Some(Ok(())) => delivered.push(id),
+                Some(Err(e)) => failed.push((id, Err(e))),
+                None => full.push((id, link.clone())),
+            },
+            None => failed.push((id, Err(SendError::NotConnected(id)))),
         });
-        let results = futures_util::future::join_all(sends).await;
-        outcome(recipients.into_iter().map(|(id, _)| id).zip(results), lenient)
+        if failed.is_empty() && full.is_empty() {
+            return Ok(());
+        }
+        let (header, data) = (&header, &data);
+        let waits = full.iter().map(|(_, link)| send_one(link, reliability, header, data));
+        let waited = futures_util::future::join_all(waits).await;
+        let results = delivered.into_iter().map(|id| (id, Ok(())));
+        let results = results
+            .chain(failed)
+            .chain(full.into_iter().map(|(id, _)| id).zip(waited));
+        outcome(results, lenient)
     }
 
     /// Sends `value` as JSON; receivers decode it with [`crate::Message::json`].
@@ -837,6 +855,18 @@ async fn send_one(link: &Link, reliability: Reliability, header: &[u8], data: &B
     match reliability {
         Reliability::Reliable => send_reliable(link, header, data).await,
         Reliability::Unreliable => send_datagram(link, data),
+    }
+}
+
+/// [`send_one`] if it can complete without waiting; `None` if the link's queue is full.
+fn try_send_one(link: &Link, reliability: Reliability, header: &[u8], data: &Bytes) -> Option<Result<(), SendError>> {
+    match reliability {
+        Reliability::Reliable => match link.control.try_send(header, data) {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => None,
+            Err(_) => Some(Err(SendError::ConnectionLost(link.peer.id))),
+        },
+        Reliability::Unreliable => Some(send_datagram(link, data)),
     }
 }
 

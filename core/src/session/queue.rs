@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, watch};
 
-use super::events::Event;
+use super::events::{Event, Message};
 
 /// Bytes of data events (messages, incoming streams) from one peer that may wait for the app. When they are
 /// used up the session stops reading that peer's messages until the app takes some.
@@ -42,12 +42,38 @@ pub const CONTROL_BACKLOG: usize = 1024;
 /// Most data events handed over together.
 pub(crate) const MAX_BATCH: usize = 64;
 
+/// A data event as it waits in the queue: messages (nearly all of them) inline, in a third of an [`Event`]'s
+/// size, anything else boxed. Many thousands of small messages a second move through here.
+#[derive(Debug)]
+pub(crate) enum Data {
+    Message(Message),
+    Other(Box<Event>),
+}
+
+impl From<Event> for Data {
+    fn from(event: Event) -> Self {
+        match event {
+            Event::Message(m) => Data::Message(m),
+            other => Data::Other(Box::new(other)),
+        }
+    }
+}
+
+impl From<Data> for Event {
+    fn from(data: Data) -> Self {
+        match data {
+            Data::Message(m) => Event::Message(m),
+            Data::Other(event) => *event,
+        }
+    }
+}
+
 /// What a data event costs in the byte budget.
-pub(crate) fn cost(event: &Event) -> usize {
+pub(crate) fn cost(data: &Data) -> usize {
     EVENT_OVERHEAD
-        + match event {
-            Event::Message(m) => m.data.len(),
-            _ => 0,
+        + match data {
+            Data::Message(m) => m.data.len(),
+            Data::Other(_) => 0,
         }
 }
 
@@ -57,7 +83,7 @@ enum Item {
     Control(Event),
     /// Data events of one peer, with what they cost.
     Data {
-        events: Vec<Event>,
+        events: Vec<Data>,
         lane: Arc<LaneState>,
         bytes: usize,
     },
@@ -259,52 +285,66 @@ impl PeerLane {
 
     /// Queues as many events from the front of `batch` as the budgets allow, in order, leaving the rest.
     /// `Err` once the peer was removed or the app is gone.
-    pub(crate) fn push_fitting(&self, batch: &mut Vec<Event>) -> Result<(), QueueClosed> {
+    pub(crate) fn push_fitting(&self, batch: &mut Vec<Data>) -> Result<(), QueueClosed> {
         let closed = lock(&self.state.closed);
         if *closed {
             return Err(QueueClosed);
         }
-        while !batch.is_empty() {
-            let (mut n, mut bytes) = (0, 0);
-            for event in batch.iter().take(MAX_BATCH) {
-                let c = cost(event);
-                if !self.reserve(c) {
-                    break;
-                }
-                n += 1;
-                bytes += c;
-            }
-            if n == 0 {
+        let mut fitting = 0;
+        for event in batch.iter() {
+            if !self.reserve(cost(event)) {
                 break;
             }
-            let events = if n == batch.len() {
-                std::mem::take(batch)
-            } else {
-                batch.drain(..n).collect()
-            };
-            let item = Item::Data {
-                events,
-                lane: self.state.clone(),
-                bytes,
-            };
-            if self.sender.tx.send(item).is_err() {
-                self.unreserve(bytes);
-                return Err(QueueClosed);
+            fitting += 1;
+        }
+        if fitting == batch.len() && fitting <= MAX_BATCH {
+            // The common case: everything in one hand-over, without copying.
+            let events = std::mem::take(batch);
+            return self.hand_over(events);
+        }
+        // In hand-overs of at most MAX_BATCH; what does not fit stays at the front of `batch` (moved once).
+        let mut taken = batch.drain(..fitting);
+        loop {
+            let events: Vec<Data> = taken.by_ref().take(MAX_BATCH).collect();
+            if events.is_empty() {
+                break;
+            }
+            if let Err(closed) = self.hand_over(events) {
+                self.unreserve(taken.map(|e| cost(&e)).sum());
+                return Err(closed);
             }
         }
         drop(closed);
         Ok(())
     }
 
+    /// Queues `events`, whose cost is reserved already; gives it back if the app is gone.
+    fn hand_over(&self, events: Vec<Data>) -> Result<(), QueueClosed> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let bytes = events.iter().map(cost).sum();
+        let item = Item::Data {
+            events,
+            lane: self.state.clone(),
+            bytes,
+        };
+        if self.sender.tx.send(item).is_err() {
+            self.unreserve(bytes);
+            return Err(QueueClosed);
+        }
+        Ok(())
+    }
+
     /// Queues `event` if it fits; `Ok(false)` if it was dropped for want of room.
     pub(crate) fn try_send(&self, event: Event) -> Result<bool, QueueClosed> {
-        let mut batch = vec![event];
+        let mut batch = vec![Data::from(event)];
         self.push_fitting(&mut batch)?;
         Ok(batch.is_empty())
     }
 
     /// Queues every event of `batch` in order, waiting for room. Leaves `batch` empty.
-    pub(crate) async fn send_all(&self, batch: &mut Vec<Event>, room: &mut Room) -> Result<(), QueueClosed> {
+    pub(crate) async fn send_all(&self, batch: &mut Vec<Data>, room: &mut Room) -> Result<(), QueueClosed> {
         loop {
             room.mark();
             self.push_fitting(batch)?;
@@ -318,7 +358,7 @@ impl PeerLane {
     /// Queues `event`, waiting for room.
     pub(crate) async fn send(&self, event: Event) -> Result<(), QueueClosed> {
         let mut room = self.room();
-        self.send_all(&mut vec![event], &mut room).await
+        self.send_all(&mut vec![Data::from(event)], &mut room).await
     }
 }
 
@@ -372,7 +412,7 @@ pub struct Events {
     rx: mpsc::UnboundedReceiver<Item>,
     shared: Arc<Shared>,
     /// The rest of the batch taken last.
-    taken: std::vec::IntoIter<Event>,
+    taken: std::vec::IntoIter<Data>,
 }
 
 impl Events {
@@ -387,7 +427,7 @@ impl Events {
                 lane.used.fetch_sub(bytes, Ordering::AcqRel);
                 self.shared.data.fetch_sub(bytes, Ordering::AcqRel);
                 self.taken = events.into_iter();
-                self.taken.next()
+                self.taken.next().map(Event::from)
             }
         };
         self.shared.bump();
@@ -396,8 +436,8 @@ impl Events {
 
     /// The next event, or `None` once the session has shut down.
     pub async fn next(&mut self) -> Option<Event> {
-        if let Some(event) = self.taken.next() {
-            return Some(event);
+        if let Some(data) = self.taken.next() {
+            return Some(data.into());
         }
         loop {
             let item = self.rx.recv().await?;
@@ -408,8 +448,8 @@ impl Events {
     }
 
     pub(crate) fn blocking_next(&mut self) -> Option<Event> {
-        if let Some(event) = self.taken.next() {
-            return Some(event);
+        if let Some(data) = self.taken.next() {
+            return Some(data.into());
         }
         loop {
             let item = self.rx.blocking_recv()?;
@@ -433,8 +473,8 @@ impl futures_util::Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        if let Some(event) = self.taken.next() {
-            return Poll::Ready(Some(event));
+        if let Some(data) = self.taken.next() {
+            return Poll::Ready(Some(data.into()));
         }
         loop {
             match self.rx.poll_recv(cx) {
@@ -487,7 +527,7 @@ mod tests {
         let lanes: Vec<PeerLane> = (0..5).map(|_| tx.lane()).collect();
         // One peer: 16 of 20 fit its 16 MiB; four peers fill the 64 MiB overall.
         for lane in &lanes[..4] {
-            let mut batch: Vec<Event> = (0..20).map(|_| message(peer, MIB_EVENT)).collect();
+            let mut batch: Vec<Data> = (0..20).map(|_| message(peer, MIB_EVENT).into()).collect();
             lane.push_fitting(&mut batch).unwrap();
             assert_eq!(batch.len(), 4);
         }
@@ -508,6 +548,48 @@ mod tests {
         room.changed().await.unwrap();
         assert!(lanes[4].try_send(message(peer, 10)).unwrap());
         assert_eq!(tx.queued_bytes(), 48 * (1 << 20) + 10 + EVENT_OVERHEAD);
+    }
+
+    #[tokio::test]
+    async fn a_long_batch_goes_over_in_order_and_what_does_not_fit_stays_in_order() {
+        let (tx, mut events) = queue();
+        let peer = id();
+        let lane = tx.lane();
+        let numbered = |range: std::ops::Range<u32>, len: usize| -> Vec<Data> {
+            range
+                .map(|i| {
+                    let mut data = vec![0u8; len];
+                    data[..4].copy_from_slice(&i.to_be_bytes());
+                    Data::Message(Message {
+                        peer,
+                        data: Bytes::from(data),
+                        reliability: Reliability::Reliable,
+                    })
+                })
+                .collect()
+        };
+        // Far more than one hand-over's worth, all fitting.
+        let mut batch = numbered(0..1000, 8);
+        lane.push_fitting(&mut batch).unwrap();
+        assert!(batch.is_empty());
+        // Then a batch of which only a part fits this peer's budget: the rest stays, first unsent first.
+        let big = EVENT_BYTES_PER_PEER / 100;
+        let mut batch = numbered(1000..1200, big);
+        lane.push_fitting(&mut batch).unwrap();
+        let stayed = batch.len();
+        assert!(stayed > 0 && stayed < 200, "{stayed} stayed");
+        let first_left = match &batch[0] {
+            Data::Message(m) => u32::from_be_bytes(m.data[..4].try_into().unwrap()),
+            Data::Other(_) => panic!("not a message"),
+        };
+        assert_eq!(first_left as usize, 1200 - stayed);
+        for want in 0..(1200 - stayed) as u32 {
+            match events.next().await {
+                Some(Event::Message(m)) => assert_eq!(u32::from_be_bytes(m.data[..4].try_into().unwrap()), want),
+                other => panic!("expected message {want}, got {other:?}"),
+            }
+        }
+        assert_eq!(tx.queued_bytes(), 0, "everything taken was given back");
     }
 
     #[tokio::test]

@@ -44,7 +44,7 @@ struct Queue {
     len: usize,
     /// The flusher has work: while set, senders only append. Cleared by the flusher once nothing is queued.
     busy: bool,
-    /// When the last frame was queued.
+    /// When the last frame was queued while the flusher was idle, or when the flusher last ran dry.
     last: Option<Instant>,
     /// Writing failed (connection lost, stream stopped) or the goodbye was queued: later frames are refused.
     closed: bool,
@@ -153,22 +153,42 @@ impl ControlWriter {
         // other tasks on its thread (receivers, connections) run.
         tokio::task::coop::consume_budget().await;
         loop {
+            if self.try_send(header, payload)? {
+                return Ok(());
+            }
             let room = self.progress.notified();
             let mut room = pin!(room);
             {
-                let now = Instant::now();
-                let mut queue = self.queue();
+                // Registered, then checked again under the lock: the flusher's next wake-up cannot be missed.
+                room.as_mut().enable();
+                let queue = self.queue();
                 if queue.closed {
                     return Err(Closed);
                 }
                 if queue.len < QUEUE_LIMIT {
-                    return self.push(&mut queue, header, payload, now);
+                    continue;
                 }
-                // Registered before the lock is released, so the flusher's next wake-up cannot be missed.
-                room.as_mut().enable();
             }
             room.await;
         }
+    }
+
+    /// Queues one frame if the queue has room: `Ok(false)` if it is full (nothing queued), `Err` once the
+    /// stream failed or the goodbye was queued. Never waits.
+    pub(crate) fn try_send(&self, header: &[u8], payload: &Bytes) -> Result<bool, Closed> {
+        let mut queue = self.queue();
+        if queue.closed {
+            return Err(Closed);
+        }
+        if queue.len >= QUEUE_LIMIT {
+            return Ok(false);
+        }
+        if queue.busy {
+            // The flusher will take it; it notes the time when it runs dry.
+            queue.push(header, payload);
+            return Ok(true);
+        }
+        self.push(&mut queue, header, payload, Instant::now()).map(|()| true)
     }
 
     fn push(&self, queue: &mut Queue, header: &[u8], payload: &Bytes, now: Instant) -> Result<(), Closed> {
@@ -177,9 +197,6 @@ impl ControlWriter {
             .is_some_and(|last| now.saturating_duration_since(last) < BURST);
         queue.last = Some(now);
         queue.push(header, payload);
-        if queue.busy {
-            return Ok(());
-        }
         if burst {
             queue.busy = true;
             self.work.notify_one();
@@ -241,7 +258,10 @@ impl ControlWriter {
                 {
                     let mut queue = self.queue();
                     if queue.is_empty() {
+                        // Senders did not look at the clock while we were busy: a message now is still part
+                        // of the burst.
                         queue.busy = false;
+                        queue.last = Some(Instant::now());
                         break;
                     }
                     queue.take(&mut batch);
