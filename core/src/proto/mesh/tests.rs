@@ -341,3 +341,21 @@ fn in_manual_mode_an_invitation_to_a_member_moves_to_its_leader() {
         "and the member is not dialed again"
     );
 }
+
+#[test]
+fn a_ticket_is_dialed_at_once_whichever_id_is_larger_and_costs_one_handshake() {
+    let now = Instant::now();
+    for (joiner, host) in [(1u8, 2u8), (2, 1)] {
+        let (mut a, mut b) = (Mesh::new(id(joiner), 8), Mesh::new(id(host), 8));
+        // Only the joiner knows of the host (a ticket): no simultaneous dial can happen, so no deferral.
+        a.invite(id(host), addr(), now);
+        let dial = a.poll_dial(now).expect("dialed at once, without waiting");
+        assert_eq!(dial.peer, id(host));
+        assert_eq!(a.next_wakeup().filter(|t| *t <= now), None, "nothing else is due");
+        let admitted = b.inbound(id(joiner), &alone(joiner)).expect("the host admits at once");
+        assert!(b.established(id(joiner), admitted.attempt, &alone(joiner), now).is_ok());
+        assert!(a.established(id(host), dial.attempt, &admitted.roster, now).is_ok());
+        assert_eq!(a.roster(), b.roster());
+        assert_eq!(a.roster().members.len(), 2);
+    }
+}
