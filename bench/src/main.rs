@@ -20,6 +20,7 @@
 //! does).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod compare;
 mod lan;
 mod raw;
 
@@ -46,6 +47,11 @@ struct Scale {
     idle: Duration,
     lan_sizes: &'static [usize],
     lan_reps: usize,
+    /// Alternating rounds of the comparisons: joins, first joins (each a process), messages, bulk.
+    join_rounds: usize,
+    first_rounds: usize,
+    rounds: usize,
+    bulk_rounds: usize,
 }
 
 /// What mesh formation over mDNS should stay under, and what mDNS probing alone would cost.
@@ -63,6 +69,35 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn stats(mut samples: Vec<f64>) -> (f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
     (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+/// Median, minimum and maximum of per-round figures.
+#[derive(Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(|a, b| a.total_cmp(b));
+        Self {
+            median: percentile(&samples, 0.5),
+            min: samples.first().copied().unwrap_or(f64::NAN),
+            max: samples.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// `median (min–max) unit`, each figure divided by `scale` and shown with `decimals`.
+    fn show(&self, scale: f64, decimals: usize, unit: &str) -> String {
+        let f = |x: f64| format!("{:.*}", decimals, x / scale);
+        format!("{} ({}–{}) {unit}", f(self.median), f(self.min), f(self.max))
+    }
+
+    fn json(&self) -> Value {
+        json!({"median": self.median, "min": self.min, "max": self.max})
+    }
 }
 
 fn config(name: &str, passphrase: Option<&str>) -> SessionConfig {
@@ -127,6 +162,37 @@ async fn mesh_with(n: usize, reps: usize, passphrase: Option<&str>) -> (f64, f64
         }
     }
     stats(samples)
+}
+
+/// One ticket join, in milliseconds.
+struct Join {
+    /// From `connect_ticket` until both sessions have the other as a member.
+    ms: f64,
+    /// The same, from before the two sessions were started.
+    from_nothing_ms: f64,
+    /// Whether the joiner's id was the larger one.
+    joiner_larger: bool,
+}
+
+/// A ticket join between two sessions (with `passphrase`, if any) that cannot discover each other.
+async fn ticket_join(passphrase: Option<&str>) -> Join {
+    let t0 = Instant::now();
+    let (na, nb) = (MemoryNetwork::new(), MemoryNetwork::new());
+    let (a, mut a_events) = start_with(&na, "a", passphrase).await;
+    let (b, mut b_events) = start_with(&nb, "b", passphrase).await;
+    let ticket = b.ticket();
+    let started = Instant::now();
+    a.connect_ticket(&ticket).await.unwrap();
+    added(&mut a_events, 1).await;
+    added(&mut b_events, 1).await;
+    let join = Join {
+        ms: started.elapsed().as_secs_f64() * 1e3,
+        from_nothing_ms: t0.elapsed().as_secs_f64() * 1e3,
+        joiner_larger: a.local_peer().id > b.local_peer().id,
+    };
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    join
 }
 
 /// Microseconds of CPU for one admission exchange, both sides, with no I/O (mean of `n`).
@@ -402,6 +468,10 @@ async fn idle(duration: Duration) -> (f64, f64) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(compare::FIRST) {
+        compare::first_join_child(args.get(1).map_or("library", String::as_str)).await;
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let out = args
         .iter()
@@ -426,6 +496,10 @@ async fn main() {
             idle: Duration::from_secs(2),
             lan_sizes: &[2],
             lan_reps: 1,
+            join_rounds: 2,
+            first_rounds: 1,
+            rounds: 1,
+            bulk_rounds: 1,
         }
     } else {
         Scale {
@@ -437,6 +511,10 @@ async fn main() {
             idle: Duration::from_secs(60),
             lan_sizes: &[2, 4, 8],
             lan_reps: 10,
+            join_rounds: 20,
+            first_rounds: 10,
+            rounds: 5,
+            bulk_rounds: 3,
         }
     };
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
@@ -461,21 +539,12 @@ async fn main() {
     }
 
     if run("join") {
-        // Warm joins of two sessions, open and with a passphrase, in alternating blocks; then the CPU cost of
-        // the admission exchange alone (both sides, no I/O).
-        let (mut open, mut pake) = (Vec::new(), Vec::new());
-        for _ in 0..scale.reps {
-            open.push(mesh_with(2, 1, None).await.0);
-            pake.push(mesh_with(2, 1, Some("correct horse battery staple")).await.0);
+        // Warm joins, first joins, and the CPU cost of the admission exchange alone (both sides, no I/O).
+        let out = compare::join(&scale).await;
+        rows.extend(out.rows);
+        for (k, v) in out.figures {
+            put(&k, v);
         }
-        let (open, pake) = (stats(open).0, stats(pake).0);
-        rows.push((
-            "join, 2 peers, in-process: open / with passphrase".into(),
-            format!("{open:.2} / {pake:.2} ms"),
-            "—".into(),
-            format!("{:.2}×", pake / open),
-        ));
-        put("join_2_ms", json!({"open": open, "passphrase": pake}));
         let n = if quick { 20 } else { 2_000 };
         let (plain, spake) = (admission_cpu(None, n), admission_cpu(Some("correct horse"), n));
         rows.push((
@@ -524,32 +593,29 @@ async fn main() {
             json!({"p50": ours.0, "p99": ours.1, "quinn_p50": base.0, "quinn_p99": base.1}),
         );
     }
-    for size in [64usize, 1024].into_iter().filter(|_| run("throughput")) {
-        let base = raw::throughput(size, scale.messages).await;
-        for receivers in [1usize, 7] {
-            let ours = multipeer_throughput(size, receivers, scale.messages / receivers.max(1)).await;
-            rows.push((
-                format!("reliable {size} B messages, 1 → {receivers}"),
-                format!("{:.0} msg/s ({:.1} MB/s per receiver)", ours, ours * size as f64 / 1e6),
-                format!("{:.0} msg/s", base),
-                format!("{:.2}×", ours / base),
-            ));
-            put(
-                &format!("throughput_{size}_to_{receivers}"),
-                json!({"msgs_per_s": ours, "quinn_msgs_per_s": base}),
-            );
-        }
+    if let Some(which) = only.as_deref().filter(|o| o.starts_with("profile")) {
+        // Only 64 B messages, 1 → 1, for a profiler (not part of the table): the library (`profile`) or the
+        // fair quinn baseline (`profile-quinn`). PROFILE_MESSAGES sets the count.
+        let n = std::env::var("PROFILE_MESSAGES").ok().and_then(|n| n.parse().ok());
+        let n = n.unwrap_or(scale.messages * 10);
+        let rate = if which == "profile-quinn" {
+            raw::throughput(64, 1, n, raw::Writer::Queued).await
+        } else {
+            multipeer_throughput(64, 1, n).await
+        };
+        println!("{rate:.0} msg/s");
+        return;
     }
-    if run("bulk") {
-        let ours = multipeer_bulk(scale.bulk).await;
-        let base = raw::bulk(scale.bulk).await;
-        rows.push((
-            format!("bulk stream, {} MiB", scale.bulk >> 20),
-            format!("{ours:.0} MB/s"),
-            format!("{base:.0} MB/s"),
-            format!("{:.2}×", ours / base),
-        ));
-        put("bulk_mb_per_s", json!({"multipeer": ours, "quinn": base}));
+    for group in ["throughput", "bulk"].into_iter().filter(|g| run(g)) {
+        let out = if group == "bulk" {
+            compare::bulk(&scale).await
+        } else {
+            compare::throughput(&scale).await
+        };
+        rows.extend(out.rows);
+        for (k, v) in out.figures {
+            put(&k, v);
+        }
     }
     if run("file") {
         // A resource against a plain stream of the same size, both through the library.
