@@ -594,14 +594,16 @@ async fn main() {
         );
     }
     if let Some(which) = only.as_deref().filter(|o| o.starts_with("profile")) {
-        // Only 64 B messages, 1 → 1, for a profiler (not part of the table): the library (`profile`) or the
+        // Only 64 B messages, 1 → 1 (or 1 → PROFILE_RECEIVERS), for a profiler (not part of the table): the library (`profile`) or the
         // fair quinn baseline (`profile-quinn`). PROFILE_MESSAGES sets the count.
         let n = std::env::var("PROFILE_MESSAGES").ok().and_then(|n| n.parse().ok());
         let n = n.unwrap_or(scale.messages * 10);
+        // PROFILE_RECEIVERS: 1 → N instead.
+        let to = std::env::var("PROFILE_RECEIVERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
         let rate = if which == "profile-quinn" {
-            raw::throughput(64, 1, n, raw::Writer::Queued).await
+            raw::throughput(64, to, n, raw::Writer::Queued).await
         } else {
-            multipeer_throughput(64, 1, n).await
+            multipeer_throughput(64, to, n).await
         };
         println!("{rate:.0} msg/s");
         return;
