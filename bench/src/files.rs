@@ -36,15 +36,22 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
     write_source(&source, total as u64);
     let mut peer = Peer::spawn(&dir.join("inbox")).await;
     let (mut files, mut streams) = (Vec::new(), Vec::new());
+    let (mut file_cpu, mut stream_cpu) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
+        let cpu = peer.cpu_seconds();
         files.push(peer.file(&source, total as u64).await);
+        let between = peer.cpu_seconds();
         streams.push(peer.stream(total).await);
+        file_cpu.push(between - cpu);
+        stream_cpu.push(peer.cpu_seconds() - between);
     }
     peer.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     let disk = disk_write(total as u64);
 
     let (file, stream) = (Spread::of(files), Spread::of(streams));
+    let gib = total as f64 / f64::from(1u32 << 30);
+    let (file_cpu, stream_cpu) = (Spread::of(file_cpu).median / gib, Spread::of(stream_cpu).median / gib);
     let mib = total >> 20;
     let rows = vec![
         (
@@ -52,6 +59,12 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
             format!("{} MB/s", file.text()),
             format!("{} MB/s (stream)", stream.text()),
             format!("{:.2}× (medians)", file.median / stream.median),
+        ),
+        (
+            "CPU time of both processes per GiB (median): file / stream".into(),
+            format!("{file_cpu:.2} s"),
+            format!("{stream_cpu:.2} s (stream)"),
+            format!("{:.2}×", file_cpu / stream_cpu),
         ),
         (
             format!("file (send_resource, two processes) vs disk write + sync, {mib} MiB"),
@@ -66,6 +79,7 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
         "resource": file.median, "resource_min": file.min, "resource_max": file.max,
         "stream": stream.median, "stream_min": stream.min, "stream_max": stream.max,
         "disk_write_sync": disk,
+        "cpu_s_per_gib": {"resource": file_cpu, "stream": stream_cpu},
     });
     (rows, figures)
 }
@@ -157,6 +171,12 @@ impl Peer {
         }
     }
 
+    /// CPU time (user and system) this process and the child have used so far, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let child = self.child.id().map_or(0.0, |pid| cpu_seconds(&pid.to_string()));
+        cpu_seconds("self") + child
+    }
+
     /// MB/s of a resource of `total` bytes at `source`, until this side has the receiver's verdict.
     async fn file(&mut self, source: &Path, total: u64) -> f64 {
         let started = Instant::now();
@@ -201,6 +221,16 @@ impl Peer {
         let _ = tokio::time::timeout(STEP_TIMEOUT, self.child.wait()).await;
         self.session.shutdown().await.unwrap();
     }
+}
+
+/// CPU time (user + system) of process `pid` (or `self`) from `/proc`, in seconds (USER_HZ = 100); 0 elsewhere.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The rest of the next line from the child that starts with `prefix` (other lines are skipped).
