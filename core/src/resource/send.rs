@@ -1,6 +1,6 @@
 //! The sending side of a resource transfer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ pub(crate) async fn run(hub: Arc<Hub>, state: Arc<TransferState>, path: PathBuf)
     state.finish(outcome);
 }
 
-async fn attempts(hub: &Hub, state: &TransferState, path: &PathBuf) -> Result<Delivered, ResourceError> {
+async fn attempts(hub: &Hub, state: &TransferState, path: &Path) -> Result<Delivered, ResourceError> {
     let mut cancel = state.cancelled();
     let mut busy = 0;
     for _ in 0..MAX_ATTEMPTS {
@@ -70,7 +70,7 @@ async fn attempts(hub: &Hub, state: &TransferState, path: &PathBuf) -> Result<De
 
 async fn attempt(
     state: &TransferState,
-    path: &PathBuf,
+    path: &Path,
     conn: &quinn::Connection,
     cancel: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<Delivered, Stop> {
@@ -127,7 +127,7 @@ async fn attempt(
     };
 
     // The data, from `offset` on, read and hashed (all of it) on a blocking task while we send.
-    let mut reader = Reader::spawn(path.clone(), offset, state.size);
+    let mut reader = Reader::spawn(path.to_path_buf(), offset, state.size);
     let sha256 = tokio::select! {
         sent = send_data(state, offset, &mut reader, &mut send) => sent?,
         _ = cancel.wait_for(|c| *c) => {
