@@ -149,6 +149,9 @@ impl Writer {
     }
 }
 
+/// Room in a [`Splitter`]'s block: a chunk, and one read of stream frames beyond it.
+const BLOCK_CAPACITY: usize = PIPE_CHUNK + 64 * 1024;
+
 /// Cuts what a receiver reads into the resource's data, in chunks of [`PIPE_CHUNK`] for a [`Writer`], and
 /// the digest that follows the data.
 pub(crate) struct Splitter {
@@ -166,7 +169,7 @@ impl Splitter {
         Self {
             left,
             taken: 0,
-            block: BytesMut::with_capacity(PIPE_CHUNK),
+            block: BytesMut::with_capacity(BLOCK_CAPACITY),
             digest: Vec::with_capacity(DIGEST_LEN),
         }
     }
@@ -188,7 +191,12 @@ impl Splitter {
     /// The next chunk to write: a full one, or what there is once the data is complete or with `flush`.
     pub(crate) fn chunk(&mut self, flush: bool) -> Option<Bytes> {
         if self.block.len() >= PIPE_CHUNK {
-            return Some(self.block.split_to(PIPE_CHUNK).freeze());
+            // A new block for what follows, with room for a whole chunk and a read beyond it: it never grows
+            // (growing copies everything taken so far).
+            let mut next = BytesMut::with_capacity(BLOCK_CAPACITY);
+            next.extend_from_slice(&self.block[PIPE_CHUNK..]);
+            self.block.truncate(PIPE_CHUNK);
+            return Some(std::mem::replace(&mut self.block, next).freeze());
         }
         if (flush || self.left == 0) && !self.block.is_empty() {
             return Some(self.block.split().freeze());
