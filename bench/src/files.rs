@@ -38,12 +38,13 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
     let (mut files, mut streams) = (Vec::new(), Vec::new());
     let (mut file_cpu, mut stream_cpu) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let cpu = peer.cpu_seconds();
+        let before = peer.cpu_seconds();
         files.push(peer.file(&source, total as u64).await);
         let between = peer.cpu_seconds();
         streams.push(peer.stream(total).await);
-        file_cpu.push(between - cpu);
-        stream_cpu.push(peer.cpu_seconds() - between);
+        let after = peer.cpu_seconds();
+        file_cpu.push([between[0] - before[0], between[1] - before[1]]);
+        stream_cpu.push([after[0] - between[0], after[1] - between[1]]);
     }
     peer.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -51,7 +52,13 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
 
     let (file, stream) = (Spread::of(files), Spread::of(streams));
     let gib = total as f64 / f64::from(1u32 << 30);
-    let (file_cpu, stream_cpu) = (Spread::of(file_cpu).median / gib, Spread::of(stream_cpu).median / gib);
+    // Median seconds per GiB of the sender and of the receiver.
+    let per_gib = |cpu: &[[f64; 2]]| {
+        let side = |i: usize| Spread::of(cpu.iter().map(|c| c[i]).collect()).median / gib;
+        [side(0), side(1)]
+    };
+    let (file_cpu, stream_cpu) = (per_gib(&file_cpu), per_gib(&stream_cpu));
+    let sum = |c: [f64; 2]| c[0] + c[1];
     let mib = total >> 20;
     let rows = vec![
         (
@@ -61,10 +68,10 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
             format!("{:.2}× (medians)", file.median / stream.median),
         ),
         (
-            "CPU time of both processes per GiB (median): file / stream".into(),
-            format!("{file_cpu:.2} s"),
-            format!("{stream_cpu:.2} s (stream)"),
-            format!("{:.2}×", file_cpu / stream_cpu),
+            "CPU time per GiB (medians), sender + receiver: file / stream".into(),
+            format!("{:.2} + {:.2} s", file_cpu[0], file_cpu[1]),
+            format!("{:.2} + {:.2} s (stream)", stream_cpu[0], stream_cpu[1]),
+            format!("{:.2}× (sums)", sum(file_cpu) / sum(stream_cpu)),
         ),
         (
             format!("file (send_resource, two processes) vs disk write + sync, {mib} MiB"),
@@ -79,7 +86,10 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
         "resource": file.median, "resource_min": file.min, "resource_max": file.max,
         "stream": stream.median, "stream_min": stream.min, "stream_max": stream.max,
         "disk_write_sync": disk,
-        "cpu_s_per_gib": {"resource": file_cpu, "stream": stream_cpu},
+        "cpu_s_per_gib": {
+            "resource_sender": file_cpu[0], "resource_receiver": file_cpu[1],
+            "stream_sender": stream_cpu[0], "stream_receiver": stream_cpu[1],
+        },
     });
     (rows, figures)
 }
@@ -171,10 +181,11 @@ impl Peer {
         }
     }
 
-    /// CPU time (user and system) this process and the child have used so far, in seconds.
-    fn cpu_seconds(&self) -> f64 {
+    /// CPU time (user and system) this process (the sender) and the child (the receiver) have used so far, in
+    /// seconds.
+    fn cpu_seconds(&self) -> [f64; 2] {
         let child = self.child.id().map_or(0.0, |pid| cpu_seconds(&pid.to_string()));
-        cpu_seconds("self") + child
+        [cpu_seconds("self"), child]
     }
 
     /// MB/s of a resource of `total` bytes at `source`, until this side has the receiver's verdict.
