@@ -21,6 +21,7 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 mod compare;
+mod files;
 mod lan;
 mod raw;
 
@@ -353,74 +354,6 @@ async fn multipeer_bulk(total: usize) -> f64 {
     total as f64 / secs / 1e6
 }
 
-/// MB/s of a `total`-byte file sent with `send_resource` (read from disk, SHA-256 on both ends, written to disk
-/// and renamed on the receiver), measured until the sender has the receiver's verdict.
-async fn multipeer_file(total: u64) -> f64 {
-    let dir = std::env::temp_dir().join(format!("multipeer-bench-file-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let source = dir.join("source.bin");
-    {
-        use std::io::Write;
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
-        let block: Vec<u8> = (0..1u32 << 20)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect();
-        let mut left = total;
-        while left > 0 {
-            let n = left.min(block.len() as u64) as usize;
-            file.write_all(&block[..n]).unwrap();
-            left -= n as u64;
-        }
-        file.flush().unwrap();
-    }
-    let net = MemoryNetwork::new();
-    let (a, mut a_events) = start(&net, "a").await;
-    let receiver = SessionConfig::builder("bench", "b")
-        .bind_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        .resource_directory(dir.join("inbox"))
-        .build()
-        .unwrap();
-    let (b, mut b_events) = Session::builder(receiver)
-        .discovery(net.discovery())
-        .start_with_events()
-        .await
-        .unwrap();
-    added(&mut a_events, 1).await;
-    added(&mut b_events, 1).await;
-    let drain = tokio::spawn(async move { while b_events.next().await.is_some() {} });
-    let started = Instant::now();
-    let transfer = a.send_resource(&source, "file.bin", b.local_peer().id).await.unwrap();
-    let delivered = transfer.finished().await.unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    assert_eq!(delivered.size, total);
-    a.shutdown().await.unwrap();
-    b.shutdown().await.unwrap();
-    drain.abort();
-    let _ = std::fs::remove_dir_all(&dir);
-    total as f64 / secs / 1e6
-}
-
-/// MB/s of writing `total` bytes to a file in the temporary directory and syncing it: the disk's own limit,
-/// which a received resource also pays.
-fn disk_write(total: u64) -> f64 {
-    use std::io::Write;
-    let path = std::env::temp_dir().join(format!("multipeer-bench-disk-{}", std::process::id()));
-    let block = vec![5u8; 1 << 20];
-    let started = Instant::now();
-    let mut file = std::fs::File::create(&path).unwrap();
-    let mut left = total;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        file.write_all(&block[..n]).unwrap();
-        left -= n as u64;
-    }
-    file.sync_data().unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&path);
-    total as f64 / secs / 1e6
-}
-
 /// CPU time (user + system) of this process, from `/proc/self/stat` (in USER_HZ = 100 ticks per second).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -471,6 +404,9 @@ async fn main() {
     if args.first().map(String::as_str) == Some(compare::FIRST) {
         compare::first_join_child(args.get(1).map_or("library", String::as_str)).await;
         return;
+    }
+    if args.first().map(String::as_str) == Some(files::PEER_ARG) {
+        return files::peer_main(&args[1..]).await;
     }
     let quick = args.iter().any(|a| a == "--quick");
     let out = args
@@ -620,26 +556,10 @@ async fn main() {
         }
     }
     if run("file") {
-        // A resource against a plain stream of the same size, both through the library.
-        let file = multipeer_file(scale.bulk as u64).await;
-        let stream = multipeer_bulk(scale.bulk).await;
-        rows.push((
-            format!("file (send_resource) vs stream, {} MiB", scale.bulk >> 20),
-            format!("{file:.0} MB/s"),
-            format!("{stream:.0} MB/s (stream)"),
-            format!("{:.2}×", file / stream),
-        ));
-        let disk = disk_write(scale.bulk as u64);
-        rows.push((
-            format!("file (send_resource) vs disk write + sync, {} MiB", scale.bulk >> 20),
-            format!("{file:.0} MB/s"),
-            format!("{disk:.0} MB/s (disk)"),
-            format!("{:.2}×", file / disk),
-        ));
-        put(
-            "file_mb_per_s",
-            json!({"resource": file, "stream": stream, "disk_write_sync": disk}),
-        );
+        // A resource against a plain stream of the same size, both through the library to a child process.
+        let (file_rows, figures) = files::file_group(scale.bulk, if quick { 1 } else { 3 }).await;
+        rows.extend(file_rows);
+        put("file_mb_per_s", figures);
     }
     if run("lan") {
         let (sizes, reps) = (scale.lan_sizes, scale.lan_reps);

@@ -17,6 +17,7 @@ use crate::identity::PeerId;
 use crate::proto::resource::{Refusal, RESOURCE_CANCELLED, RESOURCE_ID_LEN};
 
 mod names;
+mod pipe;
 pub(crate) mod recv;
 pub(crate) mod send;
 mod store;
@@ -30,8 +31,6 @@ pub(crate) use store::{check_if_present as check_directory, default_directory};
 pub const MAX_INCOMING_PER_PEER: u32 = 64;
 /// Most incoming transfers tracked at once (running or waiting to resume); more are refused as busy.
 pub const MAX_INCOMING_TRANSFERS: usize = 64;
-/// Bytes read or written per step.
-pub(crate) const CHUNK: usize = 1024 * 1024;
 
 /// Identifies one transfer; the same across resumptions.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -468,27 +467,3 @@ pub(crate) fn read_stop(e: quinn::ReadError) -> Stop {
 /// How long a transfer may wait for the receiver's reply (its app may take up to
 /// [`crate::config::MAX_ANSWER_TIMEOUT`]) or verdict.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Hashes the first `len` bytes of `file` (reading it from its current position).
-pub(crate) async fn hash_prefix(
-    file: &mut tokio::fs::File,
-    len: u64,
-    hasher: &mut ring::digest::Context,
-) -> io::Result<()> {
-    use tokio::io::AsyncReadExt;
-    let mut left = len;
-    let mut buf = vec![0u8; CHUNK];
-    while left > 0 {
-        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-        let n = file.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shorter than expected",
-            ));
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(())
-}

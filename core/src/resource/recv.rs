@@ -5,17 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Bytes, BytesMut};
 use quinn::VarInt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::names::sanitize;
+use super::pipe::{Splitter, Writer};
 use super::store::{self, DirectoryError, PartFile, PlaceError};
 use super::{
-    hash_prefix, read_stop, write_stop, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer,
-    ResourceTransfer, Stop, TransferState, CHUNK, MAX_INCOMING_TRANSFERS,
+    read_stop, write_stop, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer, ResourceTransfer,
+    Stop, TransferState, MAX_INCOMING_TRANSFERS,
 };
 use crate::config::{ResourceAcceptance, ResourceSettings};
 use crate::identity::PeerId;
@@ -632,6 +632,15 @@ async fn confirm_completed(
     }
 }
 
+/// Data received into the part file: the digest of its content, and the one the sender sent.
+struct Received {
+    sha256: [u8; DIGEST_LEN],
+    digest: Vec<u8>,
+}
+
+/// Most chunks taken from the stream at once.
+const READ_CHUNKS: usize = 32;
+
 /// One attempt at receiving a transfer (the first, or a resumption) into its open part file.
 struct Attempt<'a> {
     state: &'a TransferState,
@@ -662,19 +671,15 @@ impl Attempt<'_> {
         if let Err(e) = send.write_all(&encode_reply(Reply::Accept { offset: *received })).await {
             return Err(write_stop(e));
         }
-        // The prefix is read through the handle we wrote it with, never by name.
-        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-        self.file.seek(std::io::SeekFrom::Start(0)).await?;
-        hash_prefix(self.file, *received, &mut hasher).await?;
-        self.file.seek(std::io::SeekFrom::Start(*received)).await?;
-        let digest = self
-            .read_data(&mut send, &mut recv, buffered, received, &mut hasher)
-            .await?;
-        if *received != self.state.size || digest.len() != DIGEST_LEN {
+        // The prefix is hashed and the data written on a blocking task, through a second handle of the open part
+        // file (never opened by name).
+        let handle = self.file.try_clone().await?.into_std().await;
+        let writer = Writer::spawn(handle, *received);
+        let written = self.read_data(&mut send, &mut recv, buffered, received, writer).await?;
+        if *received != self.state.size || written.digest.len() != DIGEST_LEN {
             return Err(protocol(&mut recv, &mut send, "stream ended early"));
         }
-        let ours = hasher.finish();
-        if ours.as_ref() != digest.as_slice() {
+        if written.sha256[..] != written.digest[..] {
             let _ = send.write_all(&[Verdict::DigestMismatch.to_byte()]).await;
             let _ = send.finish();
             return Err(ResourceError::IntegrityCheckFailed.into());
@@ -692,79 +697,82 @@ impl Attempt<'_> {
         let _ = send.finish();
         // Report it only once the sender has the verdict, so an app that exits right after cannot cut it off.
         let _ = tokio::time::timeout(VERDICT_ACK_TIMEOUT, send.stopped()).await;
-        let mut sha256 = [0u8; DIGEST_LEN];
-        sha256.copy_from_slice(ours.as_ref());
         Ok(Delivered {
             size: self.state.size,
-            sha256,
+            sha256: written.sha256,
             path: Some(path),
             resumed_from: 0,
         })
     }
 
-    /// Writes the stream's data to the file (hashing it) until the stream ends; returns what followed the
-    /// data: the sender's digest.
+    /// Hands the stream's data to `writer` until the stream ends; then the digest of what the writer wrote
+    /// (`*received` is updated to its length) and what followed the data: the sender's digest. Interrupted, it
+    /// keeps what arrived.
     async fn read_data(
         &mut self,
         send: &mut quinn::SendStream,
         recv: &mut quinn::RecvStream,
-        mut buffered: BytesMut,
+        buffered: BytesMut,
         received: &mut u64,
-        hasher: &mut ring::digest::Context,
-    ) -> Result<Vec<u8>, Stop> {
+        mut writer: Writer,
+    ) -> Result<Received, Stop> {
         let state = self.state;
         let mut cancel = state.cancelled();
-        let mut file = tokio::io::BufWriter::with_capacity(CHUNK, &mut *self.file);
-        let rate = Rate::new(*received);
-        state.report(*received, 0.0);
-        let mut digest = Vec::with_capacity(DIGEST_LEN);
-        let mut block = vec![0u8; CHUNK];
-        loop {
-            // Read as much as has arrived, up to one block: few, large writes and hash updates.
-            let n = if !buffered.is_empty() {
-                let n = buffered.len().min(block.len());
-                block[..n].copy_from_slice(&buffered[..n]);
-                buffered.advance(n);
-                n
-            } else {
-                let next = tokio::select! {
-                    next = recv.read(&mut block) => next,
-                    _ = cancel.wait_for(|c| *c) => {
-                        let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
-                        let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
-                        return Err(ResourceError::Cancelled.into());
+        let mut split = Splitter::new(state.size - *received);
+        split.take(&buffered).map_err(|what| protocol(recv, send, what))?;
+        let from = *received;
+        let rate = Rate::new(from);
+        state.report(from, 0.0);
+        let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
+        let flushed = async {
+            let streamed = async {
+                loop {
+                    while let Some(chunk) = split.chunk(false) {
+                        writer.write(chunk).await?;
                     }
-                };
-                match next {
-                    Ok(Some(n)) => n,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let stop = read_stop(e);
-                        if matches!(stop, Stop::Interrupted) {
-                            // Keep what arrived, for the resumption.
-                            file.flush().await?;
+                    let n = match recv.read_chunks(&mut chunks).await {
+                        Ok(Some(n)) => n,
+                        Ok(None) => return Ok(()),
+                        Err(e) => return Err(read_stop(e)),
+                    };
+                    for chunk in chunks.iter_mut().take(n) {
+                        let chunk = std::mem::take(chunk);
+                        if let Err(what) = split.take(&chunk) {
+                            return Err(protocol(recv, send, what));
                         }
-                        return Err(stop);
                     }
+                    // Everything taken is written, even when interrupted.
+                    let got = from + split.taken();
+                    state.report(got, rate.at(got));
                 }
             };
-            let chunk = &block[..n];
-            let data_left = state.size - *received;
-            let data_len = usize::try_from(data_left).unwrap_or(usize::MAX).min(chunk.len());
-            if data_len > 0 {
-                file.write_all(&chunk[..data_len]).await?;
-                hasher.update(&chunk[..data_len]);
-                *received += data_len as u64;
-                state.report(*received, rate.at(*received));
+            let interrupted = match streamed.await {
+                Ok(()) => false,
+                // Keep what arrived, for the resumption.
+                Err(Stop::Interrupted) => true,
+                Err(stop) => return Err(stop),
+            };
+            while let Some(chunk) = split.chunk(true) {
+                writer.write(chunk).await?;
             }
-            let rest = &chunk[data_len..];
-            if digest.len() + rest.len() > DIGEST_LEN {
-                return Err(protocol(recv, send, "data beyond the announced size"));
+            Ok::<_, Stop>((writer.finish().await?, interrupted))
+        };
+        let (written, interrupted) = tokio::select! {
+            written = flushed => written?,
+            _ = cancel.wait_for(|c| *c) => {
+                let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+                let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+                return Err(ResourceError::Cancelled.into());
             }
-            digest.extend_from_slice(rest);
+        };
+        *received = written.len;
+        if interrupted {
+            return Err(Stop::Interrupted);
         }
-        file.flush().await?;
-        Ok(digest)
+        Ok(Received {
+            sha256: written.sha256,
+            digest: split.digest().to_vec(),
+        })
     }
 
     /// Gives the verified part file its final name.

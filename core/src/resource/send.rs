@@ -1,17 +1,16 @@
 //! The sending side of a resource transfer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use quinn::VarInt;
-use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
+use super::pipe::{Next, Reader};
 use super::{
-    hash_prefix, read_stop, write_stop, Delivered, Hub, Rate, RefusalReason, ResourceError, Stop, TransferState, CHUNK,
-    REPLY_TIMEOUT,
+    read_stop, write_stop, Delivered, Hub, Rate, RefusalReason, ResourceError, Stop, TransferState, REPLY_TIMEOUT,
 };
 use crate::proto::resource::{
     decode_reply, encode_offer, Offer, Refusal, Reply, Verdict, DIGEST_LEN, RESOURCE_CANCELLED, RESOURCE_PROTOCOL_ERROR,
@@ -32,7 +31,7 @@ pub(crate) async fn run(hub: Arc<Hub>, state: Arc<TransferState>, path: PathBuf)
     state.finish(outcome);
 }
 
-async fn attempts(hub: &Hub, state: &TransferState, path: &PathBuf) -> Result<Delivered, ResourceError> {
+async fn attempts(hub: &Hub, state: &TransferState, path: &Path) -> Result<Delivered, ResourceError> {
     let mut cancel = state.cancelled();
     let mut busy = 0;
     for _ in 0..MAX_ATTEMPTS {
@@ -71,7 +70,7 @@ async fn attempts(hub: &Hub, state: &TransferState, path: &PathBuf) -> Result<De
 
 async fn attempt(
     state: &TransferState,
-    path: &PathBuf,
+    path: &Path,
     conn: &quinn::Connection,
     cancel: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<Delivered, Stop> {
@@ -127,49 +126,16 @@ async fn attempt(
         }
     };
 
-    // The data, from `offset` on, hashing all of it.
-    let mut file = tokio::fs::File::open(path).await.map_err(ResourceError::from)?;
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-    hash_prefix(&mut file, offset, &mut hasher)
-        .await
-        .map_err(ResourceError::from)?;
-    let rate = Rate::new(offset);
-    let mut sent = offset;
-    state.report(sent, 0.0);
-    while sent < state.size {
-        let want = usize::try_from(state.size - sent).unwrap_or(CHUNK).min(CHUNK);
-        let mut chunk = BytesMut::with_capacity(want);
-        while chunk.len() < want {
-            let n = (&mut file)
-                .take((want - chunk.len()) as u64)
-                .read_buf(&mut chunk)
-                .await
-                .map_err(ResourceError::from)?;
-            if n == 0 {
-                let _ = send.reset(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
-                return Err(ResourceError::Io(Arc::new(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the file shrank while it was being sent",
-                )))
-                .into());
-            }
+    // The data, from `offset` on, read and hashed (all of it) on a blocking task while we send.
+    let mut reader = Reader::spawn(path.to_path_buf(), offset, state.size);
+    let sha256 = tokio::select! {
+        sent = send_data(state, offset, &mut reader, &mut send) => sent?,
+        _ = cancel.wait_for(|c| *c) => {
+            let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
+            let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
+            return Err(ResourceError::Cancelled.into());
         }
-        hasher.update(&chunk);
-        let n = chunk.len() as u64;
-        tokio::select! {
-            written = send.write_chunk(chunk.freeze()) => written.map_err(write_stop)?,
-            _ = cancel.wait_for(|c| *c) => {
-                let _ = send.reset(VarInt::from_u32(RESOURCE_CANCELLED));
-                let _ = recv.stop(VarInt::from_u32(RESOURCE_CANCELLED));
-                return Err(ResourceError::Cancelled.into());
-            }
-        }
-        sent += n;
-        state.report(sent, rate.at(sent));
-    }
-    let digest = hasher.finish();
-    let mut sha256 = [0u8; DIGEST_LEN];
-    sha256.copy_from_slice(digest.as_ref());
+    };
     send.write_all(&sha256).await.map_err(write_stop)?;
     let _ = send.finish();
     tracing::debug!(name = %state.name, size = state.size, "resource sent; waiting for the verdict");
@@ -199,5 +165,38 @@ async fn attempt(
         Ok(Verdict::DigestMismatch) => Err(ResourceError::IntegrityCheckFailed.into()),
         Ok(Verdict::Failed) => Err(ResourceError::Refused(super::RefusalReason::Unavailable).into()),
         Err(_) => Err(ResourceError::Protocol("unknown verdict").into()),
+    }
+}
+
+/// Sends the file's chunks from `offset` on as the reader delivers them; the file's digest once all are sent.
+async fn send_data(
+    state: &TransferState,
+    offset: u64,
+    reader: &mut Reader,
+    send: &mut quinn::SendStream,
+) -> Result<[u8; DIGEST_LEN], Stop> {
+    let rate = Rate::new(offset);
+    let mut sent = offset;
+    state.report(sent, 0.0);
+    loop {
+        match reader.next().await {
+            Ok(Next::Chunk(chunk)) => {
+                sent += chunk.len() as u64;
+                send.write_chunk(chunk).await.map_err(write_stop)?;
+                state.report(sent, rate.at(sent));
+            }
+            Ok(Next::Done(sha256)) if sent == state.size => return Ok(sha256),
+            Ok(Next::Done(_)) => {
+                return Err(ResourceError::from(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file was not read to its end",
+                ))
+                .into())
+            }
+            Err(e) => {
+                let _ = send.reset(VarInt::from_u32(RESOURCE_PROTOCOL_ERROR));
+                return Err(ResourceError::from(e).into());
+            }
+        }
     }
 }
