@@ -6,13 +6,15 @@
 //! ```
 //!
 //! Writes `bench.md` (a Markdown table) and `bench.json` into DIR (default `target/bench`). `--quick` runs
-//! every measurement briefly, only to check the suite still works. `--only join|mesh|rtt|throughput|bulk|idle|lan`
-//! runs one group. The crypto provider (ring by default, aws-lc-rs with the feature and without `ring`) is the
+//! every measurement briefly, only to check the suite still works. `--only
+//! join|mesh|rtt|throughput|bulk|file|idle|lan` runs one group; `--only profile` (or `profile-quinn`) only sends
+//! 64 B messages 1 → 1 (`PROFILE_RECEIVERS`, `PROFILE_MESSAGES` change that), for a profiler. The crypto provider (ring by default, aws-lc-rs with the feature and without `ring`) is the
 //! same for the library and the raw quinn baseline.
 //!
 //! The library and the baseline run the same traffic with the same task layout (which side runs on a spawned
-//! task and which on the thread that blocks on `main`). The raw baseline writes one frame per stream write;
-//! the library queues messages and writes a burst at once, which is part of what is measured.
+//! task and which on the thread that blocks on `main`), in alternating rounds (see `compare.rs`). Small
+//! messages are compared with quinn behind a queued writer (the fair baseline: what the library does), and
+//! also with one write per message and with a `BufWriter` flushed only when full.
 //!
 //! The `lan` group forms meshes over real mDNS between `multipeer-test-peer` processes on a virtual LAN of
 //! network namespaces (root and iproute2 needed; otherwise it is skipped with one line). Build the peer first:
@@ -535,7 +537,10 @@ async fn main() {
         let n = std::env::var("PROFILE_MESSAGES").ok().and_then(|n| n.parse().ok());
         let n = n.unwrap_or(scale.messages * 10);
         // PROFILE_RECEIVERS: 1 → N instead.
-        let to = std::env::var("PROFILE_RECEIVERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
+        let to = std::env::var("PROFILE_RECEIVERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
         let rate = if which == "profile-quinn" {
             raw::throughput(64, to, n, raw::Writer::Queued).await
         } else {
