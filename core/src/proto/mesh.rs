@@ -16,6 +16,10 @@ use crate::proto::roster::{Roster, RosterView};
 /// How long the peer with the larger id waits before dialing a member it is not linked with yet, so that in the
 /// common case only the smaller id dials and no duplicate handshake happens.
 pub const DIAL_DEFER: Duration = Duration::from_millis(50);
+/// How long a leader waits before dialing a peer with a larger id (which would normally dial it): discovery can
+/// be one-sided for a while (a missed announcement is only made up for by the next mDNS query, a second or more
+/// later), and without this two sessions whose larger leader has not seen the smaller one would wait for it.
+pub const LEADER_DEFER: Duration = Duration::from_millis(150);
 /// First retry delay after a failed attempt; it doubles per failure.
 pub const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest retry delay.
@@ -180,6 +184,9 @@ struct Candidate {
     leader: Option<PeerId>,
     /// The app asked for this peer (a ticket): dial it whatever our role.
     invited: bool,
+    /// When the peer last sent us to its leader: once we share a session with it, we link with it from then
+    /// on, not after the redirect's back-off.
+    redirected_at: Option<Instant>,
 }
 
 /// The peer table of one session, its roster, and the rules that drive them.
@@ -365,6 +372,7 @@ impl Mesh {
                         parked: false,
                         leader: None,
                         invited: false,
+                        redirected_at: None,
                     },
                 );
             }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Action, Admission, AttemptId, Candidate, Dial, Mesh, Refusal, Retry, Slot, DIAL_DEFER, FULL_RETRY_MAX,
-    MAX_CONCURRENT_DIALS, NOT_YET_DELAY, RETRY_BASE, RETRY_MAX, UNLINKED_GRACE,
+    LEADER_DEFER, MAX_CONCURRENT_DIALS, NOT_YET_DELAY, RETRY_BASE, RETRY_MAX, UNLINKED_GRACE,
 };
 use crate::identity::PeerId;
 use crate::proto::roster::{Decision, RosterView, Update};
@@ -12,15 +12,18 @@ use crate::proto::roster::{Decision, RosterView, Update};
 impl Mesh {
     /// When `peer` may be dialed, if our rules let us dial it at all: roster members we are not linked with, and
     /// — for a free peer or a leader — one peer outside the session at a time (free: the smallest id we know;
-    /// leader: a smaller id than ours; waiting: only the full session's leader).
+    /// leader: a smaller id than ours at once, a larger one after [`LEADER_DEFER`] if the session has room;
+    /// waiting: only the full session's leader).
     fn ready_at(&self, peer: &PeerId, c: &Candidate) -> Option<Instant> {
         if c.parked || self.slots.contains_key(peer) || self.blocked.contains(peer) {
             return None;
         }
         if self.roster.contains(peer) {
-            // Members link with every member, looking or not.
+            // Members link with every member, looking or not (a redirect from before we shared the session
+            // does not hold us back).
             let defer = if self.local > *peer { DIAL_DEFER } else { Duration::ZERO };
-            return Some(c.next_attempt + defer);
+            let since = c.redirected_at.map_or(c.next_attempt, |at| at.min(c.next_attempt));
+            return Some(since + defer);
         }
         if self.probing.is_some() || !self.looking {
             return None;
@@ -42,7 +45,11 @@ impl Mesh {
         if c.leader.is_some_and(|l| l != *peer) {
             return None;
         }
-        (self.roster.is_free() || *peer < self.local).then_some(c.next_attempt)
+        if self.roster.is_free() || *peer < self.local {
+            return Some(c.next_attempt);
+        }
+        // A larger id dials us, unless it has not seen us: then we dial it, a little later.
+        (!self.roster.is_full()).then_some(c.next_attempt + LEADER_DEFER)
     }
 
     /// Whom we dial now, if anyone: the candidate ready soonest, members first, then fewest failures, smallest id.
@@ -155,6 +162,7 @@ impl Mesh {
             }
         }
         let Some(c) = self.candidates.get_mut(peer) else { return };
+        c.redirected_at = matches!(retry, Retry::Redirect(_)).then_some(now);
         let backoff = |failures: u32, max: Duration| {
             RETRY_BASE
                 .saturating_mul(1u32 << failures.saturating_sub(1).min(16))

@@ -359,3 +359,55 @@ fn a_ticket_is_dialed_at_once_whichever_id_is_larger_and_costs_one_handshake() {
         assert_eq!(a.roster().members.len(), 2);
     }
 }
+
+#[test]
+fn a_member_that_redirected_us_is_linked_at_once_when_we_join_its_session() {
+    let now = Instant::now();
+    // A session {2 (leader), 3}.
+    let mut leader = Mesh::new(id(2), 8);
+    let adm = leader.inbound(id(3), &alone(3)).unwrap();
+    assert!(leader.established(id(3), adm.attempt, &alone(3), now).is_ok());
+    // A newcomer that found member 3 first is sent to the leader.
+    let mut x = Mesh::new(id(1), 8);
+    x.found(id(3), addr(), now);
+    let dial = x.poll_dial(now).unwrap();
+    assert_eq!(dial.peer, id(3));
+    x.dial_failed(id(3), dial.attempt, Retry::Redirect(id(2)), now);
+    // It finds the leader and joins its session.
+    x.found(id(2), addr(), now);
+    let dial = x.poll_dial(now).expect("the leader is dialed at once");
+    assert_eq!(dial.peer, id(2));
+    let admitted = leader.inbound(id(1), &alone(1)).unwrap();
+    assert!(x.established(id(2), dial.attempt, &admitted.roster, now).is_ok());
+    assert!(x.roster().members.contains(&id(3)));
+    // The member is in our session now: linked at once, not after the redirect's back-off.
+    let later = now + Duration::from_millis(1);
+    let link = x
+        .poll_dial(later)
+        .expect("the member is dialed without waiting for the back-off");
+    assert_eq!(link.peer, id(3));
+}
+
+#[test]
+fn a_leader_dials_a_larger_leader_that_has_not_seen_it_after_a_short_wait() {
+    let now = Instant::now();
+    let session = |leader: u8, member: u8| {
+        let mut m = Mesh::new(id(leader), 8);
+        let adm = m.inbound(id(member), &alone(member)).unwrap();
+        assert!(m.established(id(member), adm.attempt, &alone(member), now).is_ok());
+        m
+    };
+    // Sessions {1, 5} and {2, 6}; discovery was one-sided: only leader 1 saw leader 2.
+    let (mut small, mut large) = (session(1, 5), session(2, 6));
+    small.found(id(2), addr(), now);
+    assert!(
+        small.poll_dial(now).is_none(),
+        "the larger leader normally dials the smaller one"
+    );
+    assert_eq!(small.next_wakeup(), Some(now + LEADER_DEFER));
+    let dial = small.poll_dial(now + LEADER_DEFER).expect("then the smaller one dials");
+    assert_eq!(dial.peer, id(2));
+    let admitted = large.inbound(id(1), &small.roster()).expect("the sessions merge");
+    assert!(small.established(id(2), dial.attempt, &admitted.roster, now).is_ok());
+    assert_eq!(small.roster().members.len(), 4);
+}
