@@ -57,6 +57,9 @@ fn peer_id_of(cert: &CertificateDer<'_>) -> Result<PeerId, rustls::Error> {
     PeerId::from_certificate(cert).map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))
 }
 
+/// The round-trip estimate before the first sample.
+const INITIAL_RTT: Duration = Duration::from_millis(50);
+
 /// The transport parameters every connection uses.
 pub(crate) fn transport_config(
     idle: Duration,
@@ -67,6 +70,11 @@ pub(crate) fn transport_config(
     // The idle timeout is at most 600 s (validated), well within QUIC's varint range.
     transport.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
     transport.keep_alive_interval(Some(keep_alive));
+    // A local network's round trip, not the Internet's 333 ms (RFC 9002's default without prior knowledge): a
+    // connection closed before its first round trip (a dial abandoned for the peer's own, a refused newcomer)
+    // drains for three probe timeouts on this estimate, holding the socket, and a lost handshake packet is
+    // sent again after one. Slower paths still work: the estimate adapts from the first sample.
+    transport.initial_rtt(INITIAL_RTT);
     // Bidirectional streams carry resources (files) and duplex streams; each peer may open this many at once.
     transport.max_concurrent_bidi_streams(crate::resource::MAX_INCOMING_PER_PEER.into());
     // The control stream plus named streams; more wait for flow control credit.
