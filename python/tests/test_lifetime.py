@@ -166,9 +166,12 @@ def test_sessions_left_open_at_exit_end_cleanly() -> None:
 def test_ctrl_c_while_waiting_ends_the_session() -> None:
     code = textwrap.dedent(
         """
-        import sys, threading, time
+        import signal, sys, threading, time
         import multipeer
 
+        # Ctrl-C as a terminal delivers it, even if this process was started with SIGINT ignored (as commands
+        # started in the background by a non-interactive shell are).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         mc = multipeer.MultipeerConnectivity("waiter", "exit-test", network=multipeer.InProcessNetwork())
         main = threading.main_thread().ident
 

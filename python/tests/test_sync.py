@@ -247,7 +247,11 @@ def test_default_callbacks_print(network: multipeer.InProcessNetwork, capsys: py
 
 def test_wait_returns_on_timeout_and_on_ctrl_c(network: multipeer.InProcessNetwork) -> None:
     import _thread
+    import signal
 
+    # interrupt_main() does nothing while SIGINT is ignored (as in a command a non-interactive shell started in
+    # the background): handle it as a terminal's Ctrl-C would be, for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     with start("alice", network) as a, start("bob", network) as b:
         meet(a, b)
         assert a.wait(0.05) is False
@@ -257,6 +261,7 @@ def test_wait_returns_on_timeout_and_on_ctrl_c(network: multipeer.InProcessNetwo
             assert b.wait(WAIT) is True  # Ctrl-C: ends bob cleanly instead of raising
         finally:
             timer.cancel()
+            signal.signal(signal.SIGINT, previous)
         assert b.ended
         assert a.next("removed")[1] == b.my_id
 
