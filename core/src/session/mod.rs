@@ -582,8 +582,16 @@ impl Session {
             return send_one(&link, reliability, &header, &data).await;
         }
         let lenient = to == To::All;
-        // As `send_one` would: a sender in a tight loop still lets other tasks on its thread run.
-        tokio::task::coop::consume_budget().await;
+        // As `send_one` would for each recipient: a sender in a tight loop still lets other tasks on its thread
+        // (the receivers, the connections) run, and does not outpace them into QUIC's send buffers.
+        let recipients = match &to {
+            To::All => self.inner.shared.links().len(),
+            To::Peers(ids) => ids.len(),
+            To::Peer(_) => 1,
+        };
+        for _ in 0..recipients.max(1) {
+            tokio::task::coop::consume_budget().await;
+        }
         // Most sends find room in every queue: each recipient is tried without waiting (under the links' lock:
         // nothing waits there), and only the full ones are waited for, together, afterwards.
         // Who got it matters only if someone did not: no allocation on the common path.
