@@ -6,6 +6,7 @@
 //! and reads the streams it is sent, reporting each on stdout. The parent joins it with the ticket (no mDNS)
 //! and measures file and stream rounds in alternation, so both see the same machine state.
 
+use crate::Spread;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -63,8 +64,8 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
     let rows = vec![
         (
             format!("file (send_resource) vs stream, {mib} MiB, two processes, median (min–max) of {rounds}"),
-            format!("{} MB/s", file.text()),
-            format!("{} MB/s (stream)", stream.text()),
+            file.show(1.0, 0, "MB/s"),
+            format!("{} (stream)", stream.show(1.0, 0, "MB/s")),
             format!("{:.2}× (medians)", file.median / stream.median),
         ),
         (
@@ -92,28 +93,6 @@ pub(crate) async fn file_group(total: usize, rounds: usize) -> (Vec<(String, Str
         },
     });
     (rows, figures)
-}
-
-/// Median, min and max of some rates.
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut samples: Vec<f64>) -> Self {
-        samples.sort_by(|a, b| a.total_cmp(b));
-        Self {
-            median: crate::percentile(&samples, 0.5),
-            min: samples.first().copied().unwrap_or(f64::NAN),
-            max: samples.last().copied().unwrap_or(f64::NAN),
-        }
-    }
-
-    fn text(&self) -> String {
-        format!("{:.0} ({:.0}–{:.0})", self.median, self.min, self.max)
-    }
 }
 
 /// Writes `total` bytes of varied (not compressible, not all equal) content to `path`.
