@@ -6,7 +6,9 @@ Run with the directory holding the generated Python bindings and the native libr
 import gc
 import queue
 import sys
+import threading
 import time
+import weakref
 
 sys.path.insert(0, sys.argv[1])
 
@@ -16,8 +18,8 @@ import multipeer_ffi as mp  # noqa: E402
 class Recorder(mp.SessionDelegate):
     """Puts (event, detail) pairs on a queue; everything else is ignored."""
 
-    def __init__(self):
-        self.seen = queue.Queue()
+    def __init__(self, seen):
+        self.seen = seen
 
     def peer_found(self, peer): pass
     def peer_lost(self, peer): pass
@@ -51,11 +53,25 @@ def config(name):
     return mp.SessionConfig(service_type="pydrop", display_name=name, discovery_info={})
 
 
+class Watched:
+    """A recorder only the library holds: `released` is set once the library let go of it, after which it
+    never calls into Python for that session again (so the interpreter may exit)."""
+
+    def __init__(self):
+        self.seen = queue.Queue()
+        self.released = threading.Event()
+
+    def delegate(self):
+        recorder = Recorder(self.seen)
+        weakref.finalize(recorder, self.released.set)
+        return recorder
+
+
 def main():
     network = mp.InProcessNetwork()
-    alice, bob = Recorder(), Recorder()
-    a = mp.Session.in_process(config("alice"), alice, network)
-    b = mp.Session.in_process(config("bob"), bob, network)
+    alice, bob = Watched(), Watched()
+    a = mp.Session.in_process(config("alice"), alice.delegate(), network)
+    b = mp.Session.in_process(config("bob"), bob.delegate(), network)
     wait_for(bob, "added", 10)
     released = time.monotonic()
     del a
@@ -67,8 +83,11 @@ def main():
     print(f"python: a released session is seen as left after {elapsed * 1000:.0f} ms")
     del b
     gc.collect()
-    # The last callback: nothing calls into Python after it, so the interpreter may exit.
     assert wait_for(bob, "ended", 5) == "shut down"
+    # The last callback ran on the library's thread, which may still be returning from it; the interpreter may
+    # exit once the library released both delegates.
+    for name, watched in (("alice", alice), ("bob", bob)):
+        assert watched.released.wait(5), f"{name}'s delegate is still held 5 s after the session ended"
 
 
 if __name__ == "__main__":
