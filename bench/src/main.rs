@@ -132,6 +132,21 @@ async fn added(events: &mut Events, n: usize) {
     }
 }
 
+/// How long one step of a measurement may take before the bench gives up.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Waits for `step` of `session`, at most [`STEP_LIMIT`]; past it, shows the session's diagnostics and stops
+/// the bench.
+async fn bounded<T>(session: &Session, what: &str, step: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP_LIMIT, step).await {
+        Ok(value) => value,
+        Err(_) => {
+            let diagnostics = session.diagnostics().await;
+            panic!("{what}: nothing for {STEP_LIMIT:?}; {diagnostics:#?}")
+        }
+    }
+}
+
 async fn next_message(events: &mut Events) -> Bytes {
     loop {
         match events.next().await {
@@ -157,7 +172,7 @@ async fn mesh_with(n: usize, reps: usize, passphrase: Option<&str>) -> (f64, f64
         for i in 0..n {
             peers.push(start_with(&net, &format!("p{i}"), passphrase).await);
         }
-        let waits = peers.iter_mut().map(|(_, e)| added(e, n - 1));
+        let waits = peers.iter_mut().map(|(s, e)| bounded(s, "the mesh", added(e, n - 1)));
         futures_join_all(waits).await;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
         for (s, _) in &peers {
@@ -186,8 +201,8 @@ async fn ticket_join(passphrase: Option<&str>) -> Join {
     let ticket = b.ticket();
     let started = Instant::now();
     a.connect_ticket(&ticket).await.unwrap();
-    added(&mut a_events, 1).await;
-    added(&mut b_events, 1).await;
+    bounded(&a, "a's join", added(&mut a_events, 1)).await;
+    bounded(&b, "b's join", added(&mut b_events, 1)).await;
     let join = Join {
         ms: started.elapsed().as_secs_f64() * 1e3,
         from_nothing_ms: t0.elapsed().as_secs_f64() * 1e3,
@@ -229,8 +244,8 @@ async fn echo_pair(reliability: Reliability) -> (Session, Events, Session, tokio
     let net = MemoryNetwork::new();
     let (a, mut a_events) = start(&net, "a").await;
     let (b, mut b_events) = start(&net, "b").await;
-    added(&mut a_events, 1).await;
-    added(&mut b_events, 1).await;
+    bounded(&a, "a's join", added(&mut a_events, 1)).await;
+    bounded(&b, "b's join", added(&mut b_events, 1)).await;
     let echo = {
         let b = b.clone();
         tokio::spawn(async move {
@@ -276,9 +291,9 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
     for i in 0..receivers {
         rx.push(start(&net, &format!("r{i}")).await);
     }
-    added(&mut a_events, receivers).await;
-    for (_, e) in &mut rx {
-        added(e, 1).await;
+    bounded(&a, "the sender's mesh", added(&mut a_events, receivers)).await;
+    for (s, e) in &mut rx {
+        bounded(s, "a receiver's mesh", added(e, 1)).await;
     }
     let payload = Bytes::from(vec![1u8; size]);
     let started = Instant::now();
@@ -288,7 +303,7 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
             tokio::spawn(async move {
                 let mut got = 0;
                 while got < n {
-                    next_message(&mut e).await;
+                    bounded(&s, &format!("message {got} of {n}"), next_message(&mut e)).await;
                     got += 1;
                 }
                 // Dropping the events would shut the session down: keep them until the end.
@@ -317,8 +332,8 @@ async fn multipeer_bulk(total: usize) -> f64 {
     let net = MemoryNetwork::new();
     let (a, mut a_events) = start(&net, "a").await;
     let (b, mut b_events) = start(&net, "b").await;
-    added(&mut a_events, 1).await;
-    added(&mut b_events, 1).await;
+    bounded(&a, "a's join", added(&mut a_events, 1)).await;
+    bounded(&b, "b's join", added(&mut b_events, 1)).await;
     let started = Instant::now();
     let b_id = b.local_peer().id;
     let reader = tokio::spawn(async move {
@@ -387,8 +402,8 @@ async fn idle(duration: Duration) -> (f64, f64) {
     for i in 0..8 {
         peers.push(start(&net, &format!("idle{i}")).await);
     }
-    for (_, e) in &mut peers {
-        added(e, 7).await;
+    for (s, e) in &mut peers {
+        bounded(s, "the idle mesh", added(e, 7)).await;
     }
     let rss_per_session = (rss_bytes().saturating_sub(rss_before)) as f64 / 8.0 / 1e6;
     let cpu = cpu_seconds();
