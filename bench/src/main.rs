@@ -301,10 +301,21 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
         .into_iter()
         .map(|(s, mut e)| {
             tokio::spawn(async move {
-                let mut got = 0;
-                while got < n {
-                    bounded(&s, &format!("message {got} of {n}"), next_message(&mut e)).await;
-                    got += 1;
+                // One bound for the whole count (a timer per message would cost the library's side alone).
+                let (mut got, mut other) = (0, Vec::new());
+                let counted = tokio::time::timeout(STEP_LIMIT, async {
+                    while got < n {
+                        match e.next().await {
+                            Some(Event::Message(_)) => got += 1,
+                            Some(event) => other.push(format!("after {got} messages: {event:?}")),
+                            None => panic!("session ended"),
+                        }
+                    }
+                })
+                .await;
+                if counted.is_err() {
+                    let diagnostics = s.diagnostics().await;
+                    panic!("{got} of {n} messages after {STEP_LIMIT:?}; other events: {other:#?}; {diagnostics:#?}");
                 }
                 // Dropping the events would shut the session down: keep them until the end.
                 (s, e)
