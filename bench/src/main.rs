@@ -27,6 +27,8 @@ mod files;
 mod lan;
 mod raw;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -296,10 +298,13 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
         bounded(s, "a receiver's mesh", added(e, 1)).await;
     }
     let payload = Bytes::from(vec![1u8; size]);
+    // How far the sender got, for a receiver that waits too long.
+    let sent = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let counters: Vec<_> = rx
         .into_iter()
         .map(|(s, mut e)| {
+            let sent = sent.clone();
             tokio::spawn(async move {
                 // One bound for the whole count (a timer per message would cost the library's side alone).
                 let (mut got, mut other) = (0, Vec::new());
@@ -315,15 +320,20 @@ async fn multipeer_throughput(size: usize, receivers: usize, n: usize) -> f64 {
                 .await;
                 if counted.is_err() {
                     let diagnostics = s.diagnostics().await;
-                    panic!("{got} of {n} messages after {STEP_LIMIT:?}; other events: {other:#?}; {diagnostics:#?}");
+                    let sent = sent.load(Ordering::Relaxed);
+                    panic!(
+                        "{got} of {n} messages after {STEP_LIMIT:?} (the sender is at {sent}); other events: \
+                         {other:#?}; {diagnostics:#?}"
+                    );
                 }
                 // Dropping the events would shut the session down: keep them until the end.
                 (s, e)
             })
         })
         .collect();
-    for _ in 0..n {
+    for i in 0..n {
         a.send(payload.clone(), To::All, Reliability::Reliable).await.unwrap();
+        sent.store(i + 1, Ordering::Relaxed);
     }
     let mut sessions = Vec::new();
     for c in counters {
