@@ -83,8 +83,8 @@ for file in MultipeerFFI.swift MultipeerFFIC.h MultipeerFFIC.modulemap; do
 done
 
 for target in "${targets[@]}"; do
-    echo "+ cargo build -p multipeer-ffi --release --target $target"
-    cargo build -p multipeer-ffi --release --target "$target"
+    echo "+ cargo rustc -p multipeer-ffi --lib --release --target $target --crate-type staticlib"
+    cargo rustc -p multipeer-ffi --lib --release --target "$target" --crate-type staticlib
 done
 
 lib="libmultipeer_ffi.a"

@@ -78,6 +78,9 @@ fn succeeds(cmd: &mut Command) -> bool {
 
 /// Every check and test, installing what they need first.
 fn test() -> Result {
+    // A one-off build: incremental caches would only take disk (GiBs over all test binaries).
+    std::env::set_var("CARGO_INCREMENTAL", "0");
+    disk_space();
     install_prerequisites()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
@@ -99,7 +102,16 @@ fn test() -> Result {
     swift_check()?;
     // The benchmarks only prove they still run here; figures come from `cargo xtask bench`.
     bench(true)?;
-    fuzz(20)
+    fuzz(20)?;
+    disk_space();
+    Ok(())
+}
+
+/// Prints the free space where the build goes (for a run that fails with a full disk); never fails itself.
+fn disk_space() {
+    let target = cargo_target_dir();
+    let dir = if target.exists() { target } else { root() };
+    let _ = Command::new("df").arg("-h").arg(dir).status();
 }
 
 /// Fuzz targets of the frame decoder and the discovery-record parser, each for `seconds`.
