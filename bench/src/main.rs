@@ -8,7 +8,9 @@
 //! Writes `bench.md` (a Markdown table) and `bench.json` into DIR (default `target/bench`). `--quick` runs
 //! every measurement briefly, only to check the suite still works. `--only
 //! join|mesh|rtt|throughput|bulk|file|idle|lan` runs one group; `--only profile` (or `profile-quinn`) only sends
-//! 64 B messages 1 → 1 (`PROFILE_RECEIVERS`, `PROFILE_MESSAGES` change that), for a profiler. The crypto provider (ring by default, aws-lc-rs with the feature and without `ring`) is the
+//! 64 B messages 1 → 1 (`PROFILE_RECEIVERS`, `PROFILE_MESSAGES` change that), and `--only profile-join` (or
+//! `profile-handshake`) only joins two sessions by ticket (or makes mutual-TLS quinn connections) `PROFILE_JOINS`
+//! times, for a profiler. The crypto provider (ring by default, aws-lc-rs with the feature and without `ring`) is the
 //! same for the library and the raw quinn baseline.
 //!
 //! The library and the baseline run the same traffic with the same task layout (which side runs on a spawned
@@ -587,6 +589,30 @@ async fn main() {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
+        if which == "profile-join" || which == "profile-handshake" {
+            // Joins by ticket (or mutual-TLS quinn handshakes) one after another, for a profiler; PROFILE_JOINS
+            // sets the count.
+            let joins = std::env::var("PROFILE_JOINS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(500usize)
+                .max(1);
+            let started = Instant::now();
+            let mut total = 0.0;
+            for _ in 0..joins {
+                total += if which == "profile-join" {
+                    ticket_join(None).await.ms
+                } else {
+                    raw::handshake(true).await
+                };
+            }
+            println!(
+                "{joins} joins: {:.3} ms each, {:.1} s in all",
+                total / joins as f64,
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
         let rate = if which == "profile-quinn" {
             raw::throughput(64, to, n, raw::Writer::Queued).await
         } else {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
@@ -121,20 +121,25 @@ pub(crate) struct VerifierOutcome {
     pub(crate) mismatched: Option<PeerId>,
 }
 
-/// Client-side TLS material shared by all dials of one session.
+/// Client-side TLS material shared by all dials of one session: the crypto provider and the signing key are
+/// loaded once (parsing the key costs about as much as a flight of the handshake on a local network), so a dial
+/// only builds its verifier and config around them.
 #[derive(Clone)]
 pub(crate) struct ClientIdentity {
-    cert: CertificateDer<'static>,
-    key: Arc<PrivateKeyDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    certified: Arc<rustls::sign::SingleCertAndKey>,
     transport: Arc<quinn::TransportConfig>,
 }
 
 impl ClientIdentity {
     pub(crate) fn new(identity: &Identity, transport: Arc<quinn::TransportConfig>) -> Result<Self, TlsError> {
         let (cert, key) = identity.certificate()?;
+        let provider = provider();
+        let signing_key = provider.key_provider.load_private_key(key)?;
+        let certified = rustls::sign::CertifiedKey::new(vec![cert], signing_key);
         Ok(Self {
-            cert,
-            key: Arc::new(key),
+            provider,
+            certified: Arc::new(certified.into()),
             transport,
         })
     }
@@ -147,14 +152,14 @@ impl ClientIdentity {
         let outcome = Arc::new(Mutex::new(VerifierOutcome::default()));
         let verifier = ExpectedPeerVerifier {
             expected,
-            algorithms: algorithms(),
+            algorithms: self.provider.signature_verification_algorithms,
             outcome: outcome.clone(),
         };
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        let mut tls = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_client_auth_cert(vec![self.cert.clone()], self.key.clone_key())?;
+            .with_client_cert_resolver(self.certified.clone());
         tls.alpn_protocols = vec![ALPN.to_vec()];
         tls.enable_early_data = false;
         let crypto = QuicClientConfig::try_from(tls).map_err(|e| rustls::Error::General(e.to_string()))?;
