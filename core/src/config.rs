@@ -5,8 +5,8 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::directory::DirectoryError;
 use crate::identity::Identity;
-pub use crate::resource::DirectoryError;
 
 /// Most peers a session can hold, including the local peer.
 pub const MAX_PEERS_LIMIT: usize = 8;
@@ -494,8 +494,8 @@ impl SessionConfigBuilder {
         }
         let directory = self
             .resource_directory
-            .unwrap_or_else(crate::resource::default_directory);
-        if let Err(reason) = crate::resource::check_directory(&directory) {
+            .unwrap_or_else(crate::directory::default_directory);
+        if let Err(reason) = crate::directory::check_if_present(&directory) {
             return Err(ConfigError::UnsafeResourceDirectory {
                 path: directory,
                 reason,

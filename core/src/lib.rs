@@ -36,6 +36,7 @@
 
 pub mod config;
 pub mod diagnostics;
+mod directory;
 pub mod discovery;
 mod identity;
 mod pending;
@@ -46,6 +47,7 @@ pub mod proto;
 mod resource;
 mod session;
 mod signal;
+mod streams;
 mod ticket;
 mod tls;
 mod trust;

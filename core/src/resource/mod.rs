@@ -16,15 +16,15 @@ use tokio::sync::watch;
 use crate::identity::PeerId;
 use crate::proto::resource::{Refusal, RESOURCE_CANCELLED, RESOURCE_ID_LEN};
 
+pub(crate) mod host;
 mod names;
 mod pipe;
 pub(crate) mod recv;
 pub(crate) mod send;
 mod store;
 
+pub(crate) use host::{Host, Report};
 pub(crate) use recv::Hub;
-pub use store::DirectoryError;
-pub(crate) use store::{check_if_present as check_directory, default_directory};
 
 /// Most bidirectional streams (resources and duplex streams) one peer may have open to us at once (QUIC stream
 /// credit; more wait).

@@ -10,22 +10,22 @@ use quinn::VarInt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::host::{Host, Report};
 use super::names::sanitize;
 use super::pipe::{Splitter, Writer};
-use super::store::{self, DirectoryError, PartFile, PlaceError};
+use super::store::{self, PartFile, PlaceError};
 use super::{
     read_stop, write_stop, Delivered, Direction, Rate, ResourceError, ResourceId, ResourceOffer, ResourceTransfer,
     Stop, TransferState, MAX_INCOMING_TRANSFERS,
 };
 use crate::config::{ResourceAcceptance, ResourceSettings};
+use crate::directory::DirectoryError;
 use crate::identity::PeerId;
 use crate::proto::resource::{
     decode_offer, encode_reply, Refusal, Reply, Verdict, DIGEST_LEN, MAX_OFFER_LEN, RESOURCE_CANCELLED,
     RESOURCE_PROTOCOL_ERROR,
 };
-use crate::session::conn::read_preamble;
-use crate::session::events::{Event, EventSender};
-use crate::session::Shared;
+use crate::streams::read_preamble;
 
 /// Decides whether to accept an offered resource.
 pub(crate) type ResourceFilter = Arc<dyn Fn(&ResourceOffer) -> bool + Send + Sync>;
@@ -53,9 +53,8 @@ struct Incoming {
 /// State shared by every transfer of one session.
 pub(crate) struct Hub {
     pub(crate) settings: ResourceSettings,
-    pub(crate) shared: Arc<Shared>,
-    /// Dropped at shutdown, so the session's event stream ends.
-    events: Mutex<Option<EventSender>>,
+    /// The session: its links and its event queue.
+    pub(crate) host: Arc<dyn Host>,
     filter: ResourceFilter,
     incoming: Mutex<HashMap<(PeerId, ResourceId), Incoming>>,
     /// Bytes of accepted offers per peer this session, against [`ResourceSettings::max_bytes_per_peer`].
@@ -123,12 +122,7 @@ fn create_part(dir: &std::path::Path, name: &str, need: u64) -> Result<(PartFile
 }
 
 impl Hub {
-    pub(crate) fn new(
-        settings: ResourceSettings,
-        shared: Arc<Shared>,
-        events: EventSender,
-        filter: ResourceFilter,
-    ) -> Arc<Self> {
+    pub(crate) fn new(settings: ResourceSettings, host: Arc<dyn Host>, filter: ResourceFilter) -> Arc<Self> {
         // Session start: make the directory (private), and remove part files a crashed session left.
         match store::prepare(&settings.directory) {
             Ok(()) => {
@@ -144,8 +138,7 @@ impl Hub {
         }
         Arc::new(Self {
             settings,
-            shared,
-            events: Mutex::new(Some(events)),
+            host,
             filter,
             incoming: Mutex::new(HashMap::new()),
             quota: Mutex::new(HashMap::new()),
@@ -160,14 +153,14 @@ impl Hub {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.shared.is_closed()
+        self.closed.load(Ordering::Acquire) || self.host.is_closed()
     }
 
     /// The session is shutting down: transfers waiting to resume fail and their partial files go.
     pub(crate) fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
-        self.shared.notify_links_changed();
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.host.notify_links_changed();
+        self.host.release_events();
         let waiting: Vec<Incoming> = {
             let mut map = self.incoming();
             let keys: Vec<_> = map.iter().filter(|(_, e)| !e.active).map(|(k, _)| *k).collect();
@@ -190,7 +183,7 @@ impl Hub {
         deadline: Instant,
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<(), ResourceError> {
-        let mut changed = self.shared.subscribe_links();
+        let mut changed = self.host.subscribe_links();
         loop {
             if self.is_closed() {
                 return Err(ResourceError::SessionClosed);
@@ -198,7 +191,7 @@ impl Hub {
             if *cancel.borrow() {
                 return Err(ResourceError::Cancelled);
             }
-            if self.shared.link(&peer).is_some_and(|l| l.conn.close_reason().is_none()) {
+            if self.host.connection(&peer).is_some() {
                 return Ok(());
             }
             tokio::select! {
@@ -207,13 +200,6 @@ impl Hub {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = tokio::time::sleep_until(deadline) => return Err(ResourceError::Interrupted),
             }
-        }
-    }
-
-    async fn emit(&self, event: Event) {
-        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        if let Some(events) = events {
-            let _ = events.send(event).await;
         }
     }
 
@@ -332,7 +318,8 @@ impl Hub {
                 return Err(refusal);
             }
         };
-        self.emit(Event::ResourceStarted(ResourceTransfer::new(state.clone())))
+        self.host
+            .report(Report::Started(ResourceTransfer::new(state.clone())))
             .await;
         Ok((state, 0, file))
     }
@@ -344,7 +331,7 @@ impl Hub {
         };
         let (pending, answer) = crate::pending::Pending::new(offer);
         let asked = async {
-            self.emit(Event::ResourceOffered(pending)).await;
+            self.host.report(Report::Offered(pending)).await;
             answer.await.ok()
         };
         match tokio::time::timeout(self.settings.answer_timeout, asked).await {
@@ -550,11 +537,8 @@ impl Hub {
             tracing::debug!(peer = %state.peer.short(), name = %state.name, "resource not received: {e}");
         }
         if state.finish(outcome) {
-            self.emit(Event::ResourceFinished {
-                transfer: ResourceTransfer::new(state.clone()),
-                result,
-            })
-            .await;
+            let transfer = ResourceTransfer::new(state.clone());
+            self.host.report(Report::Finished { transfer, result }).await;
         }
     }
 

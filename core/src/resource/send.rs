@@ -35,9 +35,9 @@ async fn attempts(hub: &Hub, state: &TransferState, path: &Path) -> Result<Deliv
     let mut cancel = state.cancelled();
     let mut busy = 0;
     for _ in 0..MAX_ATTEMPTS {
-        let conn = match hub.shared.link(&state.peer) {
-            Some(link) if link.conn.close_reason().is_none() => link.conn.clone(),
-            _ => {
+        let conn = match hub.host.connection(&state.peer) {
+            Some(conn) => conn,
+            None => {
                 hub.wait_for_peer(state.peer, Instant::now() + hub.settings.resume_window, &mut cancel)
                     .await?;
                 continue;

@@ -23,6 +23,7 @@ use crate::proto::guard::GuessGuard;
 use crate::proto::mesh::{AttemptId, Dial, Refusal, Retry};
 use crate::proto::roster::RosterView;
 use crate::proto::PROTOCOL_VERSION;
+use crate::streams::read_preamble;
 use crate::tls::{self, ClientIdentity};
 
 /// The close code and reason that tell a peer why it was refused. The reason of `SESSION_FULL` and `REDIRECT`
@@ -1050,36 +1051,6 @@ async fn accept_bidi(
 
 /// How long a peer may take to send a stream's name.
 const STREAM_NAME_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Reads the start of a stream into `buf` until `decode` recognises it (reading at most `max` bytes) or
-/// `limit` passes. `Ok(None)`: the stream ended, was reset or took too long (then it is stopped) — not worth a
-/// protocol error. `Err`: malformed, a protocol violation.
-pub(crate) async fn read_preamble<T, E: std::fmt::Display>(
-    recv: &mut quinn::RecvStream,
-    buf: &mut BytesMut,
-    max: usize,
-    limit: Duration,
-    mut decode: impl FnMut(&mut BytesMut) -> Result<Option<T>, E>,
-) -> Result<Option<T>, String> {
-    let read = async {
-        loop {
-            if let Some(value) = decode(buf).map_err(|e| e.to_string())? {
-                return Ok(Some(value));
-            }
-            match recv.read_chunk(max.saturating_sub(buf.len()).max(1), true).await {
-                Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-                Ok(None) | Err(_) => return Ok(None),
-            }
-        }
-    };
-    match tokio::time::timeout(limit, read).await {
-        Ok(result) => result,
-        Err(_) => {
-            let _ = recv.stop(VarInt::from_u32(codes::PROTOCOL_ERROR));
-            Ok(None)
-        }
-    }
-}
 
 async fn read_stream_name(peer: PeerId, mut recv: quinn::RecvStream, lane: PeerLane) -> Result<(), String> {
     let mut buf = BytesMut::new();

@@ -15,6 +15,7 @@ pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
 mod farewell;
+mod host;
 mod invite;
 mod invites;
 mod queue;
@@ -404,8 +405,7 @@ impl SessionBuilder {
         });
         let resources = Hub::new(
             config.resources.clone(),
-            shared.clone(),
-            event_tx.clone(),
+            host::SessionHost::new(shared.clone(), event_tx.clone()),
             self.resource_filter
                 .unwrap_or_else(|| Arc::new(|_: &ResourceOffer| true)),
         );
