@@ -78,8 +78,6 @@ pub enum Decision {
     NotYet,
     /// The session led by this peer is full.
     Full(PeerId),
-    /// The peer holds an older roster of our session that we are in and it is not: it was removed.
-    NotMember,
     /// A member's app declined the peer.
     Declined,
 }
@@ -226,7 +224,13 @@ impl Roster {
             return Decision::Declined;
         }
         if theirs.contains(&self.local) && theirs.version < self.version && theirs.leader() != Some(peer) {
-            return Decision::NotMember;
+            // An older roster that names us but not the dialer in ours: it was removed, or it is in a branch of a
+            // merge that ours has not seen yet (versions of merges made at once are not comparable). Either way
+            // it may join as a newcomer: members send it to the leader, who admits it if there is a seat.
+            if !self.is_leader() {
+                return Decision::Redirect(self.leader());
+            }
+            return self.meet(peer, &RosterView::alone(peer));
         }
         if !self.is_leader() {
             return if theirs.contains(&self.local) && theirs.version > self.version {
@@ -293,7 +297,17 @@ impl Roster {
     pub fn admitted(&mut self, peer: PeerId, theirs: &RosterView) -> Option<bool> {
         self.waiting_on = None;
         if self.members.contains(&peer) && theirs.version <= self.version {
-            return Some(false);
+            // A member's older roster. It may still name peers ours lacks: the member took them in from a merge
+            // made at the same time as ours (versions of concurrent merges are not comparable). Keep them if
+            // they fit, rather than flood a roster that removes them.
+            let union = self.union_with(theirs);
+            if union.len() == self.members.len() || union.len() > self.max_peers {
+                return Some(false);
+            }
+            self.take_excluded(theirs);
+            self.members = union;
+            self.version += 1;
+            return Some(true);
         }
         if !theirs.contains(&self.local) {
             return None;
@@ -335,6 +349,18 @@ impl Roster {
             let key = |m: &Vec<PeerId>| (m.len(), std::cmp::Reverse(m.clone()));
             if key(&ours) >= key(&theirs.members) {
                 return Update::Answer;
+            }
+        }
+        if theirs.leader() < Some(self.leader()) && self.members.iter().any(|p| !theirs.contains(p)) {
+            // Our session merged into one with a smaller leader, and this roster of it was made from an older
+            // view of ours: it lacks members our own leader never removed. Keep them (if they fit) rather than
+            // close their links and have them join again.
+            let union = self.union_with(theirs);
+            if union.len() <= self.max_peers && union.contains(&self.local) {
+                self.take_excluded(theirs);
+                self.members = union;
+                self.version = theirs.version + 1;
+                return Update::Merged;
             }
         }
         self.version = theirs.version;
@@ -489,5 +515,48 @@ mod tests {
         assert!(!p.link_lost(&id(1)), "no flood: every member does the same");
         assert_eq!(p.leader(), id(2));
         assert_eq!(p.view().version, 5);
+    }
+
+    #[test]
+    fn a_roster_of_a_merge_made_from_an_older_view_of_ours_keeps_our_members() {
+        // We (4) are in a session led by 2 with 6; a merge into the session led by 1 was made from an older view
+        // of ours that lacked 6. A removal comes from our own leader; this did not: 6 stays.
+        let mut p = Roster::new(id(4), 8);
+        p.update(&view(2, &[2, 4, 6]));
+        assert_eq!(p.update(&view(5, &[1, 2, 3, 4])), Update::Merged);
+        assert_eq!(p.view(), view(6, &[1, 2, 3, 4, 6]));
+        // Our own leader's newer roster without 6 is a removal.
+        assert_eq!(p.update(&view(7, &[1, 2, 3, 4])), Update::Adopted);
+        assert_eq!(p.view().members, view(0, &[1, 2, 3, 4]).members);
+    }
+
+    #[test]
+    fn an_older_roster_naming_us_is_a_newcomer_not_a_refusal() {
+        // 5 holds an older roster of ours (it was removed, or merged in a branch we have not seen): members send
+        // it to the leader, the leader admits it.
+        let mut member = Roster::new(id(3), 8);
+        member.update(&view(4, &[1, 3]));
+        assert_eq!(
+            member.inbound(id(5), &view(2, &[1, 3, 5]), false),
+            Decision::Redirect(id(1))
+        );
+        let mut leader = Roster::new(id(1), 8);
+        leader.update(&view(4, &[1, 3]));
+        assert_eq!(
+            leader.inbound(id(5), &view(2, &[1, 3, 5]), false),
+            Decision::Admit { changed: true }
+        );
+        assert_eq!(leader.view().members, view(0, &[1, 3, 5]).members);
+    }
+
+    #[test]
+    fn a_members_older_roster_with_a_peer_we_lack_is_merged() {
+        // Leader 1 merged with another session while member 3 took in 6 from a merge of its own: when 1 links
+        // with 3, it keeps 6 instead of flooding a roster that removes it.
+        let mut leader = Roster::new(id(1), 8);
+        leader.update(&view(5, &[1, 2, 3]));
+        assert_eq!(leader.admitted(id(3), &view(4, &[1, 3, 6])), Some(true));
+        assert_eq!(leader.view(), view(6, &[1, 2, 3, 6]));
+        assert_eq!(leader.admitted(id(2), &view(3, &[1, 2])), Some(false), "nothing new");
     }
 }

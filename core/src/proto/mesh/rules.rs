@@ -278,7 +278,6 @@ impl Mesh {
                 self.tell_dissolved(leader);
                 return Err(Refusal::Full(leader));
             }
-            Decision::NotMember => return Err(Refusal::NotMember),
             Decision::Declined => return Err(Refusal::Declined),
         }
         if let Some(ours) = abort_dial {

@@ -116,6 +116,8 @@ pub(super) struct Sim {
     max_delay_ms: u64,
     /// Percent of dials lost on the way (they time out after the handshake timeout).
     loss_percent: u64,
+    /// How often each endpoint established a link with each other one (each is a `PeerAdded` for its app).
+    pub(super) added: HashMap<(usize, usize), u32>,
 }
 
 impl Sim {
@@ -147,6 +149,7 @@ impl Sim {
             trace: Vec::new(),
             max_delay_ms,
             loss_percent: 0,
+            added: HashMap::new(),
         };
         let spread_ms = spread.as_millis() as u64;
         for at in 0..n {
@@ -246,6 +249,8 @@ impl Sim {
                     .is_err()
                 {
                     self.close(from, attempt, retry_for(Refusal::NotMember));
+                } else {
+                    *self.added.entry((from, to)).or_default() += 1;
                 }
                 from
             }
@@ -327,6 +332,7 @@ impl Sim {
                     .established(self.ids[from], admission.attempt, &theirs, now)
                     .is_ok()
                 {
+                    *self.added.entry((to, from)).or_default() += 1;
                     self.links.insert((from, attempt), (to, admission.attempt));
                     self.links.insert((to, admission.attempt), (from, attempt));
                 } else {
@@ -350,6 +356,8 @@ impl Sim {
     /// Closes our side of a link; the other side learns it with `retry`.
     fn close(&mut self, at: usize, attempt: AttemptId, retry: Retry) {
         if let Some((other, theirs)) = self.links.remove(&(at, attempt)) {
+            self.trace
+                .push(format!("{:?} {at} closes its link to {other}: {retry:?}", self.now));
             self.links.remove(&(other, theirs));
             let closed = Msg::Closed {
                 at: other,
