@@ -128,9 +128,11 @@ async fn start_with(net: &MemoryNetwork, name: &str, passphrase: Option<&str>) -
 }
 
 /// Waits until `n` peers are connected at once, as `PeerAdded` and `PeerRemoved` tell: while sessions merge, a
-/// forming mesh may drop a link and add it again, so counting additions is not enough.
-async fn added(events: &mut Events, n: usize) {
+/// forming mesh may drop a link and add it again, so counting additions is not enough. Returns how many
+/// `PeerRemoved` came meanwhile.
+async fn added(events: &mut Events, n: usize) -> usize {
     let mut peers = std::collections::HashSet::new();
+    let mut removed = 0;
     while peers.len() < n {
         match events.next().await {
             Some(Event::PeerAdded(peer)) => {
@@ -138,11 +140,13 @@ async fn added(events: &mut Events, n: usize) {
             }
             Some(Event::PeerRemoved { peer, .. }) => {
                 peers.remove(&peer.id);
+                removed += 1;
             }
             Some(_) => {}
             None => panic!("the session ended while waiting for peers"),
         }
     }
+    removed
 }
 
 /// How long one step of a measurement may take before the bench gives up.
@@ -170,14 +174,16 @@ async fn next_message(events: &mut Events) -> Bytes {
     }
 }
 
-/// Time until every one of `n` sessions started together has seen the `n - 1` others.
-async fn mesh(n: usize, reps: usize) -> (f64, f64) {
+/// Time until every one of `n` sessions started together has seen the `n - 1` others (p50, p99), and how many
+/// `PeerRemoved` they saw meanwhile in all (a link dropped and made again while the sessions merged).
+async fn mesh(n: usize, reps: usize) -> (f64, f64, usize) {
     mesh_with(n, reps, None).await
 }
 
 /// [`mesh`], with every session using `passphrase`.
-async fn mesh_with(n: usize, reps: usize, passphrase: Option<&str>) -> (f64, f64) {
+async fn mesh_with(n: usize, reps: usize, passphrase: Option<&str>) -> (f64, f64, usize) {
     let mut samples = Vec::new();
+    let mut removed = 0;
     for _ in 0..reps {
         let net = MemoryNetwork::new();
         let started = Instant::now();
@@ -186,13 +192,14 @@ async fn mesh_with(n: usize, reps: usize, passphrase: Option<&str>) -> (f64, f64
             peers.push(start_with(&net, &format!("p{i}"), passphrase).await);
         }
         let waits = peers.iter_mut().map(|(s, e)| bounded(s, "the mesh", added(e, n - 1)));
-        futures_join_all(waits).await;
+        removed += futures_join_all(waits).await.into_iter().sum::<usize>();
         samples.push(started.elapsed().as_secs_f64() * 1e3);
         for (s, _) in &peers {
             s.shutdown().await.unwrap();
         }
     }
-    stats(samples)
+    let (p50, p99) = stats(samples);
+    (p50, p99, removed)
 }
 
 /// One ticket join, in milliseconds.
@@ -245,11 +252,13 @@ fn admission_cpu(passphrase: Option<&str>, n: usize) -> f64 {
     started.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+async fn futures_join_all<T, F: std::future::Future<Output = T>>(futures: impl Iterator<Item = F>) -> Vec<T> {
     let handles: Vec<_> = futures.collect();
+    let mut out = Vec::with_capacity(handles.len());
     for f in handles {
-        f.await;
+        out.push(f.await);
     }
+    out
 }
 
 /// Two connected sessions with an echo task on the second.
@@ -542,14 +551,17 @@ async fn main() {
         put("admission_cpu_us", json!({"code_only": plain, "spake2": spake}));
     }
     for n in [2, 4, 8].into_iter().filter(|_| run("mesh")) {
-        let (p50, p99) = mesh(n, scale.reps).await;
+        let (p50, p99, removed) = mesh(n, scale.reps).await;
         rows.push((
-            format!("mesh formation, {n} peers, in-process discovery"),
-            format!("{p50:.1} / {p99:.1} ms"),
+            format!("mesh formation, {n} peers, in-process discovery: p50 / p99; links dropped and made again while forming"),
+            format!("{p50:.1} / {p99:.1} ms; {removed} in {} formations", scale.reps),
             "—".into(),
             "—".into(),
         ));
-        put(&format!("mesh_{n}_ms"), json!({"p50": p50, "p99": p99}));
+        put(
+            &format!("mesh_{n}_ms"),
+            json!({"p50": p50, "p99": p99, "removed": removed}),
+        );
     }
     for (label, size, reliability) in [
         ("reliable round trip 64 B", 64, Reliability::Reliable),
