@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::conn::{self, ConnCtx, Handshaked, Inbound, Internal};
 use super::error::LookingError;
 use super::events::{EndReason, Event, Invitation, Peer, RemovalReason};
+use super::handshake;
 use super::invites::{InviteReply, Invites};
 use super::writer::ControlWriter;
 use super::{Link, Shared};
@@ -73,7 +74,7 @@ async fn next_discovery(subscription: &mut Option<DiscoverySubscription>) -> Opt
 
 impl Actor {
     pub(crate) async fn run(mut self) {
-        self.tasks.spawn(conn::accept_loop(self.ctx.clone()));
+        self.tasks.spawn(handshake::accept_loop(self.ctx.clone()));
         if self.subscription.is_some() {
             self.discovery_state(DiscoveryState::Running);
         }
@@ -409,7 +410,9 @@ impl Actor {
             let attempt = dial.attempt;
             let roster = self.mesh.roster();
             let context = self.invites.context(&dial.peer);
-            let handle = self.tasks.spawn(conn::dial(self.ctx.clone(), dial, roster, context));
+            let handle = self
+                .tasks
+                .spawn(handshake::dial(self.ctx.clone(), dial, roster, context));
             self.dials.insert(attempt, handle);
         }
     }

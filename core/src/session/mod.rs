@@ -15,6 +15,7 @@ pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod events;
 mod farewell;
+mod handshake;
 mod host;
 mod invite;
 mod invites;
@@ -422,7 +423,7 @@ impl SessionBuilder {
             events: event_tx,
             started: std::time::Instant::now(),
             answer_timeout: config.answer_timeout,
-            asking: Arc::new(tokio::sync::Semaphore::new(conn::MAX_PENDING_INVITATIONS)),
+            asking: Arc::new(tokio::sync::Semaphore::new(handshake::MAX_PENDING_INVITATIONS)),
         });
         let local = actor::local_peer(&advertisement, config.initial_data.clone());
         let actor = Actor {
@@ -776,7 +777,7 @@ impl Session {
             .await
             .map_err(|_| InviteError::SessionClosed)?;
         // The invitee's app may take the invitation timeout; dials and handshakes around it take a few more.
-        let limit = self.inner.answer_timeout + 3 * conn::HANDSHAKE_TIMEOUT;
+        let limit = self.inner.answer_timeout + 3 * handshake::HANDSHAKE_TIMEOUT;
         match tokio::time::timeout(limit, rx).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(InviteError::SessionClosed),

@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::conn::{connect_any, ConnCtx, Internal, HANDSHAKE_TIMEOUT};
+use super::conn::{ConnCtx, Internal};
+use super::handshake::{connect_any, HANDSHAKE_TIMEOUT};
 use crate::proto::codes;
 
 /// Least time between two checks of a twin (forged adverts cost at most one dial per period).
