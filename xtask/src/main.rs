@@ -96,6 +96,7 @@ fn test() -> Result {
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     run(cargo().args(["test", "--workspace", "--all-features"]))?;
+    prune_test_binaries();
     kotlin_test()?;
     python_drop_test()?;
     python_test()?;
@@ -105,6 +106,36 @@ fn test() -> Result {
     fuzz(20)?;
     disk_space();
     Ok(())
+}
+
+/// Deletes the test and example executables of the debug build once they have run (about 0.8 GiB): later steps
+/// need only the library, and cargo links again any executable a later step runs. Never fails.
+fn prune_test_binaries() {
+    let debug = cargo_target_dir().join("debug");
+    let _ = std::fs::remove_dir_all(debug.join("examples"));
+    let Ok(entries) = std::fs::read_dir(debug.join("deps")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let executable = entry.metadata().is_ok_and(|m| m.is_file() && is_executable(&m));
+        // Test executables are `<name>-<hash>` without an extension; libraries (.so, .rlib, .rmeta, .d) stay.
+        if executable && path.extension().is_none() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    disk_space();
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    false
 }
 
 /// Prints the free space where the build goes (for a run that fails with a full disk); never fails itself.
