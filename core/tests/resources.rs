@@ -12,6 +12,8 @@ use common::*;
 use multipeer::{Event, Events, MemoryNetwork, PeerId, RefusalReason, ResourceError, ResourceTransfer};
 
 const T: Duration = Duration::from_secs(20);
+/// The test that measures the process's memory runs alone; the others may run together.
+static MEMORY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 async fn expect_started(events: &mut Events) -> ResourceTransfer {
     expect(events, T, "resource started", |e| match e {
@@ -52,6 +54,7 @@ async fn pair_with_inbox(inbox: &std::path::Path) -> (multipeer::Session, Events
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gigabyte_file_arrives_intact_with_bounded_memory() {
+    let _alone = MEMORY.write().await;
     init_tracing();
     let dir = TempDir::new("gib");
     let size = 1u64 << 30;
@@ -109,6 +112,7 @@ async fn a_gigabyte_file_arrives_intact_with_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn either_side_can_cancel() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("cancel");
     let source = dir.join("source.bin");
@@ -161,6 +165,7 @@ async fn either_side_can_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_transfer_resumes_where_it_stopped() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("resume");
     let size = 96u64 << 20;
@@ -222,6 +227,7 @@ async fn an_interrupted_transfer_resumes_where_it_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receivers_refuse_by_size_and_by_choice() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("refuse");
     let inbox = dir.join("inbox");
@@ -292,6 +298,7 @@ async fn receivers_refuse_by_size_and_by_choice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_from_peers_never_escape_the_directory_or_overwrite() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("names");
     let inbox = dir.join("inbox");
@@ -332,6 +339,7 @@ async fn names_from_peers_never_escape_the_directory_or_overwrite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_transfers_to_several_peers_at_once() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("many");
     let net = MemoryNetwork::new();
@@ -372,6 +380,7 @@ async fn several_transfers_to_several_peers_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_transfer_offered_again_gets_its_verdict_not_a_second_copy() {
+    let _shared = MEMORY.read().await;
     use common::raw;
     use multipeer::proto::resource::{encode_offer, Offer, Reply};
     init_tracing();
@@ -425,6 +434,7 @@ async fn a_completed_transfer_offered_again_gets_its_verdict_not_a_second_copy()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_the_receiver_cancelled_is_not_accepted_again() {
+    let _shared = MEMORY.read().await;
     use common::raw;
     use multipeer::proto::resource::{encode_offer, Offer, Refusal, Reply};
     init_tracing();
@@ -467,6 +477,7 @@ fn the_part_file(dir: &std::path::Path) -> PathBuf {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_file_swapped_for_a_symlink_before_a_resume_is_never_written_through() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("swap");
     let size = 64u64 << 20;
@@ -539,6 +550,7 @@ async fn a_part_file_swapped_for_a_symlink_before_a_resume_is_never_written_thro
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlink_at_the_final_name_is_never_followed() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("finalsym");
     let victim = dir.join("victim.txt");
@@ -584,6 +596,7 @@ async fn a_symlink_at_the_final_name_is_never_followed() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsafe_resource_directories_are_refused_and_created_ones_are_private() {
+    let _shared = MEMORY.read().await;
     use multipeer::config::DirectoryError;
     use multipeer::ConfigError;
     use std::os::unix::fs::PermissionsExt;
@@ -665,6 +678,7 @@ async fn unsafe_resource_directories_are_refused_and_created_ones_are_private() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_beyond_its_byte_quota_is_refused() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("quota");
     let inbox = dir.join("inbox");
@@ -705,6 +719,7 @@ async fn a_peer_beyond_its_byte_quota_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_part_files_are_swept_at_start_and_nothing_else() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("sweep");
     let inbox = dir.join("inbox");
@@ -770,6 +785,7 @@ async fn expect_offered(events: &mut Events) -> multipeer::PendingResource {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_answers_offers_when_its_user_decided_and_silence_declines() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("ask");
     let inbox = dir.join("inbox");
@@ -828,6 +844,7 @@ async fn the_app_answers_offers_when_its_user_decided_and_silence_declines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_flooding_offers_gets_at_most_eight_questions_at_a_time() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("ask-flood");
     let net = MemoryNetwork::new();
@@ -876,6 +893,7 @@ async fn a_peer_flooding_offers_gets_at_most_eight_questions_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_cancelling_while_the_receiver_decides_is_done_at_once() {
+    let _shared = MEMORY.read().await;
     init_tracing();
     let dir = TempDir::new("ask-cancel");
     let net = MemoryNetwork::new();

@@ -387,8 +387,10 @@ impl Roster {
         if self.is_leader() || was_leader {
             self.members.remove(peer);
             self.version += 1;
-            // A leader floods its change; members that lost the leader all make the same change by themselves.
-            return !was_leader;
+            // A leader floods its change. Members that lost the leader all make the same change by themselves;
+            // the next leader floods it too, for members that never linked with the old one (it was removed
+            // before they could) and would otherwise keep it, and redirect newcomers to it.
+            return self.is_leader();
         }
         false
     }
@@ -515,6 +517,15 @@ mod tests {
         assert!(!p.link_lost(&id(1)), "no flood: every member does the same");
         assert_eq!(p.leader(), id(2));
         assert_eq!(p.view().version, 5);
+        // The next leader floods the same change: a member that never linked with 1 learns it from 2.
+        let mut next = Roster::new(id(2), 8);
+        next.update(&view(4, &[1, 2, 3]));
+        assert!(next.link_lost(&id(1)));
+        assert_eq!(next.view(), p.view());
+        let mut unlinked = Roster::new(id(4), 8);
+        unlinked.update(&view(4, &[1, 2, 4]));
+        assert_eq!(unlinked.update(&view(5, &[2, 4])), Update::Adopted);
+        assert_eq!(unlinked.leader(), id(2));
     }
 
     #[test]

@@ -86,6 +86,20 @@ pub fn ordered_identities() -> (multipeer::Identity, multipeer::Identity) {
     }
 }
 
+/// Like [`ordered_identities`], both ids above `floor` (so that ids below the first are easy to find).
+pub fn ordered_identities_above(floor: [u8; 32]) -> (multipeer::Identity, multipeer::Identity) {
+    let floor = multipeer::PeerId::from_bytes(floor);
+    let mut above = (0..1_000)
+        .map(|_| multipeer::Identity::generate())
+        .filter(|i| i.peer_id() > floor);
+    let (x, y) = (above.next().unwrap(), above.next().unwrap());
+    if x.peer_id() < y.peer_id() {
+        (x, y)
+    } else {
+        (y, x)
+    }
+}
+
 /// Sessions `a` and `b` connected to each other: `a` finds `b` only through a [`UdpRelay`] (returned) that
 /// can impair or cut the path.
 pub async fn relayed_pair(
@@ -447,9 +461,14 @@ pub mod raw {
     }
 
     /// Options for a raw connection.
+    #[derive(Clone)]
     pub struct RawOptions {
         pub alpn: Vec<u8>,
         pub client_cert: bool,
+        /// Present an id smaller than this one (so that, once admitted, we lead the session).
+        pub below: Option<multipeer::PeerId>,
+        /// Connect from this endpoint (one socket for many connections) instead of a new one.
+        pub endpoint: Option<quinn::Endpoint>,
     }
 
     impl Default for RawOptions {
@@ -457,6 +476,8 @@ pub mod raw {
             Self {
                 alpn: multipeer::proto::ALPN.to_vec(),
                 client_cert: true,
+                below: None,
+                endpoint: None,
             }
         }
     }
@@ -471,12 +492,18 @@ pub mod raw {
         addr: SocketAddr,
         options: RawOptions,
     ) -> Result<(quinn::Connection, multipeer::PeerId), quinn::ConnectionError> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["raw".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let id = multipeer::PeerId::from_certificate(cert.der()).unwrap();
+        let (key, cert, id) = (0..1_000)
+            .map(|_| {
+                let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+                let cert = rcgen::CertificateParams::new(vec!["raw".into()])
+                    .unwrap()
+                    .self_signed(&key)
+                    .unwrap();
+                let id = multipeer::PeerId::from_certificate(cert.der()).unwrap();
+                (key, cert, id)
+            })
+            .find(|(_, _, id)| options.below.is_none_or(|below| *id < below))
+            .expect("an id below the one asked for");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -495,9 +522,12 @@ pub mod raw {
         };
         tls.alpn_protocols = vec![options.alpn];
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        let conn = endpoint.connect(addr, "multipeer").unwrap().await?;
+        let endpoint = match options.endpoint {
+            Some(endpoint) => endpoint,
+            None => quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap(),
+        };
+        let config = quinn::ClientConfig::new(Arc::new(crypto));
+        let conn = endpoint.connect_with(config, addr, "multipeer").unwrap().await?;
         Ok((conn, id))
     }
 

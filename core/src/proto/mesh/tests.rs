@@ -443,3 +443,34 @@ fn peers_that_start_together_are_added_once() {
     assert!(flickering.iter().all(|f| f.3 <= 5), "{flickering:?}");
     assert!(!flickering.iter().any(|f| f.0 == 8 && f.1 == 5), "{flickering:?}");
 }
+
+#[test]
+fn a_leader_removed_before_a_member_linked_with_it_is_forgotten_by_everyone() {
+    // 2 leads 3. Newcomer 1 joins through 2 and, having the smallest id, leads; 2 then closes it (it misbehaved)
+    // before 3 linked with it. 3 must learn that from 2, else it keeps 1 as its leader and both send newcomers to
+    // a peer that is gone.
+    let now = Instant::now();
+    let (mut two, mut three) = (Mesh::new(id(2), 8), Mesh::new(id(3), 8));
+    let adm = two.inbound(id(3), &alone(3)).unwrap();
+    assert!(two.established(id(3), adm.attempt, &alone(3), now).is_ok());
+    three.roster_received(id(2), &two.roster());
+    let one = two.inbound(id(1), &alone(1)).unwrap();
+    assert!(two.established(id(1), one.attempt, &alone(1), now).is_ok());
+    three.roster_received(id(2), &two.roster());
+    assert_eq!(three.roster().leader(), Some(id(1)));
+    while two.poll_action().is_some() {}
+
+    assert!(two.closed(id(1), one.attempt, Retry::Backoff, now));
+    let mut told = Vec::new();
+    while let Some(action) = two.poll_action() {
+        if let Action::SendRoster(peer) = action {
+            told.push(peer);
+        }
+    }
+    assert_eq!(told, [id(3)], "the next leader floods the removal");
+    three.roster_received(id(2), &two.roster());
+    assert_eq!(three.roster(), two.roster());
+    assert_eq!(three.roster().leader(), Some(id(2)));
+    // Newcomers are admitted again, by everyone's account.
+    assert!(two.inbound(id(5), &alone(5)).is_ok());
+}
