@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::identity::PeerId;
 use crate::proto::resource::{Refusal, RESOURCE_CANCELLED, RESOURCE_ID_LEN};
 
+mod direct;
 pub(crate) mod host;
 mod names;
 mod pipe;

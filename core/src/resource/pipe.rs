@@ -6,13 +6,14 @@
 //! blocking task at its next chunk, and nothing waits for a disk that is slow to answer.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::direct::PartWriter;
 use crate::proto::resource::DIGEST_LEN;
 
 /// Bytes per chunk between the disk and the network.
@@ -222,59 +223,18 @@ fn write_file(mut file: File, from: u64, mut rx: mpsc::Receiver<Bytes>) -> io::R
     hash_prefix(&mut file, from, &mut hasher)?;
     file.seek(SeekFrom::Start(from))?;
     let mut len = from;
-    let mut syncing = Syncing::default();
+    let mut writer = PartWriter::new(file, from);
+    tracing::debug!(from, direct = writer.is_direct(), "writing a part file");
     while let Some(chunk) = rx.blocking_recv() {
-        file.write_all(&chunk)?;
+        writer.write(&chunk)?;
         hasher.update(&chunk);
         len += chunk.len() as u64;
-        syncing.wrote(&file, chunk.len() as u64)?;
     }
-    syncing.wait()?;
+    writer.finish()?;
     Ok(Written {
         len,
         sha256: digest(hasher),
     })
-}
-
-/// Bytes written between two background syncs of a part file.
-const SYNC_EVERY: u64 = 64 << 20;
-
-/// Syncs a part file in the background while it is written, so the disk works during the transfer and the
-/// final sync (before the verdict) has little left to do.
-#[derive(Default)]
-struct Syncing {
-    unsynced: u64,
-    running: Option<std::thread::JoinHandle<io::Result<()>>>,
-}
-
-impl Syncing {
-    /// `n` more bytes were written to `file`: starts a sync once enough are, unless one still runs; the
-    /// error of a finished one.
-    fn wrote(&mut self, file: &File, n: u64) -> io::Result<()> {
-        self.unsynced += n;
-        if self.unsynced < SYNC_EVERY || self.running.as_ref().is_some_and(|r| !r.is_finished()) {
-            return Ok(());
-        }
-        // An error is reported once per open file, and this one shares ours: it must not go unseen.
-        self.wait()?;
-        let handle = file.try_clone()?;
-        let started = std::thread::Builder::new()
-            .name("multipeer-sync".into())
-            .spawn(move || handle.sync_data());
-        // Without a thread the final sync does it all.
-        self.running = started.ok();
-        self.unsynced = 0;
-        Ok(())
-    }
-
-    /// Waits for the running sync, if any; its error.
-    fn wait(&mut self) -> io::Result<()> {
-        match self.running.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("syncing the file failed")),
-            None => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -351,7 +311,8 @@ mod tests {
         let mut writer = Writer::spawn(File::open(&path).unwrap(), 0);
         let chunk = Bytes::from(vec![1u8; PIPE_CHUNK]);
         let mut failed = None;
-        for _ in 0..DEPTH + 2 {
+        // The writer takes a direct write's worth of chunks before its first write, then `DEPTH` wait.
+        for _ in 0..DEPTH + 2 + super::super::direct::DIRECT_BUFFER / PIPE_CHUNK {
             if let Err(e) = writer.write(chunk.clone()).await {
                 failed = Some(e);
                 break;
