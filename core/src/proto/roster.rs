@@ -35,6 +35,18 @@ pub struct RosterView {
     pub excluded: Vec<PeerId>,
 }
 
+impl std::fmt::Display for RosterView {
+    /// `v7[1a2b,3c4d]`: the version and the members' short ids.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}[", self.version)?;
+        for (i, member) in self.members.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            write!(f, "{comma}{}", member.short())?;
+        }
+        write!(f, "]")
+    }
+}
+
 /// Most peers a roster keeps out at the app's request.
 pub const MAX_EXCLUDED: usize = 32;
 

@@ -444,10 +444,21 @@ impl Actor {
                 )));
             }
             Internal::Declined { peer } => self.mesh.declined(peer),
-            Internal::Roster { peer, frame } => match frame.dissolve_into {
-                Some(into) => self.mesh.dissolved(peer, into, now),
-                None => self.mesh.roster_received(peer, &frame.roster),
-            },
+            Internal::Roster { peer, frame } => {
+                let before = self.mesh.roster();
+                match frame.dissolve_into {
+                    Some(into) => self.mesh.dissolved(peer, into, now),
+                    None => self.mesh.roster_received(peer, &frame.roster),
+                }
+                tracing::debug!(
+                    from = %peer.short(),
+                    theirs = %frame.roster,
+                    dissolve_into = ?frame.dissolve_into.map(|p| p.short()),
+                    before = %before,
+                    after = %self.mesh.roster(),
+                    "roster received"
+                );
+            }
             Internal::InboundHello {
                 peer,
                 roster,
@@ -601,6 +612,7 @@ impl Actor {
     /// what we queued (a dissolve), or we do after [`GOODBYE_TIMEOUT`].
     fn drop_link(&mut self, peer: &PeerId, refusal: Refusal, why: &str, let_peer_close: bool) {
         if let Some(link) = self.take_link(peer) {
+            tracing::debug!(peer = %peer.short(), ?refusal, why, roster = %self.mesh.roster(), "closing a member's link");
             let (code, reason) = conn::refusal_code(refusal);
             let conn = link.conn.clone();
             if let_peer_close {

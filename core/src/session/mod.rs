@@ -447,7 +447,9 @@ impl SessionBuilder {
             twin: Default::default(),
             invites: Default::default(),
         };
-        runtime.spawn(actor.run());
+        // Every log line of the session's task names the session: several may run in one process.
+        let span = tracing::info_span!("session", id = %local_id.short());
+        runtime.spawn(tracing::Instrument::instrument(actor.run(), span));
         tracing::info!(id = %local_id.short(), %local_addr, service = %config.service_type, "session started");
         let session = Session {
             inner: Arc::new(Handle {
