@@ -17,7 +17,7 @@
 //! - A leader removes a member whose link closed and floods the new roster; when the leader itself goes, every
 //!   member removes it alike and the next smallest id leads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::identity::PeerId;
 
@@ -124,7 +124,16 @@ pub struct Roster {
     excluded: BTreeSet<PeerId>,
     /// Set when we start waiting for a full session, until taken.
     newly_waiting: Option<PeerId>,
+    /// Members we took in by a merge of our own that our leader may not know yet, with the version we gave that
+    /// merge: a roster of the leader's made without them is not a removal.
+    unconfirmed: BTreeMap<PeerId, u64>,
+    /// Members we removed as the leader, with the version of the removal (at most [`MAX_REMEMBERED`]): a
+    /// member's older roster that still names them does not bring them back.
+    removed: BTreeMap<PeerId, u64>,
 }
+
+/// Most removals a leader remembers.
+const MAX_REMEMBERED: usize = 64;
 
 impl Roster {
     /// A free peer in sessions of at most `max_peers` (including itself).
@@ -138,6 +147,19 @@ impl Roster {
             dissolved: Vec::new(),
             excluded: BTreeSet::new(),
             newly_waiting: None,
+            unconfirmed: BTreeMap::new(),
+            removed: BTreeMap::new(),
+        }
+    }
+
+    /// Notes that we (the leader) removed `peer` at the current version.
+    fn note_removed(&mut self, peer: PeerId) {
+        self.unconfirmed.remove(&peer);
+        self.removed.insert(peer, self.version);
+        if self.removed.len() > MAX_REMEMBERED {
+            if let Some(oldest) = self.removed.iter().min_by_key(|(_, v)| **v).map(|(p, _)| *p) {
+                self.removed.remove(&oldest);
+            }
         }
     }
 
@@ -329,9 +351,22 @@ impl Roster {
             return None;
         }
         let grew = union.len() != theirs.members.len();
+        let ours_only: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|p| **p != self.local && !theirs.contains(p))
+            .copied()
+            .collect();
+        let their_leader_leads = union.first() == theirs.members.first();
         self.take_excluded(theirs);
         self.members = union;
         self.version = self.version.max(theirs.version) + u64::from(grew);
+        if their_leader_leads && !self.is_leader() {
+            // Their leader leads the merge and has not seen our side's members yet.
+            for peer in ours_only {
+                self.unconfirmed.insert(peer, self.version);
+            }
+        }
         Some(true)
     }
 
@@ -341,10 +376,16 @@ impl Roster {
             // We left our session for a full one: older rosters naming us do not bring us back.
             return Update::Stale;
         }
+        // A roster made after our merge that names them: our leader has seen them.
+        self.unconfirmed
+            .retain(|peer, merged| !(theirs.contains(peer) && theirs.version > *merged));
         let same = theirs.members.iter().eq(self.members.iter());
         if same || theirs.version < self.version {
             if same && theirs.version > self.version {
                 self.version = theirs.version;
+            }
+            if !same && self.is_leader() && theirs.leader() == Some(self.local) && self.take_in_from_older(theirs) {
+                return Update::Merged;
             }
             return if same { Update::Stale } else { Update::Answer };
         }
@@ -375,6 +416,9 @@ impl Roster {
                 return Update::Merged;
             }
         }
+        if theirs.leader() == Some(self.leader()) && self.keep_unconfirmed(theirs) {
+            return Update::Merged;
+        }
         self.version = theirs.version;
         self.take_excluded(theirs);
         if !theirs.contains(&self.local) {
@@ -390,15 +434,55 @@ impl Roster {
         Update::Adopted
     }
 
+    /// As the leader, takes in the peers a member's older roster names that we lack (the member merged them
+    /// while we changed ours), unless we removed them since that roster or they do not fit. Whether we did.
+    fn take_in_from_older(&mut self, theirs: &RosterView) -> bool {
+        let extra: Vec<PeerId> = theirs
+            .members
+            .iter()
+            .filter(|p| !self.members.contains(p) && !self.excluded.contains(p))
+            .filter(|p| self.removed.get(p).is_none_or(|at| *at <= theirs.version))
+            .copied()
+            .collect();
+        if extra.is_empty() || self.members.len() + extra.len() > self.max_peers {
+            return false;
+        }
+        self.members.extend(extra);
+        self.version += 1;
+        true
+    }
+
+    /// A newer roster from our own leader lacks members we took in that it has not seen: keeps them if they fit
+    /// (it made that roster without knowing them; it did not remove them). Whether we did.
+    fn keep_unconfirmed(&mut self, theirs: &RosterView) -> bool {
+        let kept: Vec<PeerId> = self
+            .unconfirmed
+            .keys()
+            .filter(|p| self.members.contains(p) && !theirs.contains(p) && theirs.excluded.binary_search(p).is_err())
+            .copied()
+            .collect();
+        if kept.is_empty() || !theirs.contains(&self.local) || theirs.members.len() + kept.len() > self.max_peers {
+            return false;
+        }
+        self.take_excluded(theirs);
+        self.members = theirs.members.iter().chain(&kept).copied().collect();
+        self.version = theirs.version + 1;
+        true
+    }
+
     /// The link to member `peer` closed. Returns whether our roster changed and we must flood it (as the leader).
     pub fn link_lost(&mut self, peer: &PeerId) -> bool {
         if !self.members.contains(peer) || *peer == self.local {
             return false;
         }
         let was_leader = self.leader() == *peer;
+        self.unconfirmed.remove(peer);
         if self.is_leader() || was_leader {
             self.members.remove(peer);
             self.version += 1;
+            if self.is_leader() {
+                self.note_removed(*peer);
+            }
             // A leader floods its change. Members that lost the leader all make the same change by themselves;
             // the next leader floods it too, for members that never linked with the old one (it was removed
             // before they could) and would otherwise keep it, and redirect newcomers to it.
@@ -430,6 +514,7 @@ impl Roster {
     pub fn expel(&mut self, peer: &PeerId) -> bool {
         if self.is_leader() && *peer != self.local && self.members.remove(peer) {
             self.version += 1;
+            self.note_removed(*peer);
             return true;
         }
         false
@@ -581,5 +666,37 @@ mod tests {
         assert_eq!(leader.admitted(id(3), &view(4, &[1, 3, 6])), Some(true));
         assert_eq!(leader.view(), view(6, &[1, 2, 3, 6]));
         assert_eq!(leader.admitted(id(2), &view(3, &[1, 2])), Some(false), "nothing new");
+    }
+
+    #[test]
+    fn a_leaders_roster_made_before_it_saw_a_peer_we_merged_in_keeps_it() {
+        // 5 and 6 paired; 5 joined the session led by 1, bringing 6, while 1 admitted 4 and 7.
+        let mut p = Roster::new(id(5), 8);
+        p.update(&view(1, &[5, 6]));
+        assert_eq!(p.admitted(id(1), &view(3, &[1, 2, 3, 5])), Some(true));
+        assert_eq!(p.view(), view(4, &[1, 2, 3, 5, 6]));
+        // 1's next roster was made before it saw 6: not a removal.
+        assert_eq!(p.update(&view(5, &[1, 2, 3, 4, 5, 7])), Update::Merged);
+        assert_eq!(p.view(), view(6, &[1, 2, 3, 4, 5, 6, 7]));
+        // Once 1's roster has named 6, a roster without it is a removal.
+        assert_eq!(p.update(&view(7, &[1, 2, 3, 4, 5, 6, 7])), Update::Stale);
+        assert_eq!(p.update(&view(8, &[1, 2, 3, 4, 5, 7])), Update::Adopted);
+        assert!(!p.contains(&id(6)));
+    }
+
+    #[test]
+    fn a_leader_takes_in_what_a_members_older_roster_merged_but_not_what_it_removed() {
+        let mut leader = Roster::new(id(1), 8);
+        leader.update(&view(5, &[1, 2, 3, 4]));
+        // 3 merged 6 in while 1 took 4: 1 keeps 6 instead of answering with a roster that drops it.
+        assert_eq!(leader.update(&view(4, &[1, 2, 3, 6])), Update::Merged);
+        assert_eq!(leader.view(), view(6, &[1, 2, 3, 4, 6]));
+        // 1 loses 6; a member's roster from before that removal does not bring it back.
+        assert!(leader.link_lost(&id(6)));
+        assert_eq!(leader.update(&view(6, &[1, 2, 3, 4, 6])), Update::Answer);
+        assert!(!leader.contains(&id(6)));
+        // Another session's older roster is not ours to take in.
+        assert_eq!(leader.update(&view(2, &[0, 1, 9])), Update::Answer);
+        assert!(!leader.contains(&id(9)));
     }
 }
