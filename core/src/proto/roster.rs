@@ -291,9 +291,7 @@ impl Roster {
     fn meet(&mut self, peer: PeerId, theirs: &RosterView) -> Decision {
         let union = self.union_with(theirs);
         if union.len() <= self.max_peers && union.contains(&peer) {
-            self.take_excluded(theirs);
-            self.members = union;
-            self.version = self.version.max(theirs.version) + 1;
+            self.take_union(theirs, union, self.version.max(theirs.version) + 1);
             return Decision::Admit { changed: true };
         }
         if self.wins_against(peer, theirs) {
@@ -338,9 +336,7 @@ impl Roster {
             if union.len() == self.members.len() || union.len() > self.max_peers {
                 return Some(false);
             }
-            self.take_excluded(theirs);
-            self.members = union;
-            self.version += 1;
+            self.take_union(theirs, union, self.version + 1);
             return Some(true);
         }
         if !theirs.contains(&self.local) {
@@ -351,22 +347,7 @@ impl Roster {
             return None;
         }
         let grew = union.len() != theirs.members.len();
-        let ours_only: Vec<PeerId> = self
-            .members
-            .iter()
-            .filter(|p| **p != self.local && !theirs.contains(p))
-            .copied()
-            .collect();
-        let their_leader_leads = union.first() == theirs.members.first();
-        self.take_excluded(theirs);
-        self.members = union;
-        self.version = self.version.max(theirs.version) + u64::from(grew);
-        if their_leader_leads && !self.is_leader() {
-            // Their leader leads the merge and has not seen our side's members yet.
-            for peer in ours_only {
-                self.unconfirmed.insert(peer, self.version);
-            }
-        }
+        self.take_union(theirs, union, self.version.max(theirs.version) + u64::from(grew));
         Some(true)
     }
 
@@ -393,9 +374,7 @@ impl Roster {
             // Two changes made at once: take both if they fit, else the larger roster (then the smaller list).
             let union = self.union_with(theirs);
             if union.len() <= self.max_peers && union.contains(&self.local) {
-                self.take_excluded(theirs);
-                self.members = union;
-                self.version += 1;
+                self.take_union(theirs, union, self.version + 1);
                 return Update::Merged;
             }
             let ours: Vec<PeerId> = self.members.iter().copied().collect();
@@ -404,15 +383,24 @@ impl Roster {
                 return Update::Answer;
             }
         }
-        if theirs.leader() < Some(self.leader()) && self.members.iter().any(|p| !theirs.contains(p)) {
-            // Our session merged into one with a smaller leader, and this roster of it was made from an older
-            // view of ours: it lacks members our own leader never removed. Keep them (if they fit) rather than
-            // close their links and have them join again.
+        if self.is_leader() && theirs.leader() == Some(self.local) && self.members.iter().any(|p| !theirs.contains(p)) {
+            // A member's merge made from an older roster of ours. Only we remove our members: keep them.
+            let union = self.union_with(theirs);
+            if union.len() <= self.max_peers {
+                self.take_union(theirs, union, theirs.version + 1);
+                return Update::Merged;
+            }
+        }
+        let other_session = theirs.leader() < Some(self.leader())
+            || (theirs.leader() != Some(self.leader()) && theirs.members.iter().any(|p| !self.members.contains(p)));
+        if other_session && self.members.iter().any(|p| !theirs.contains(p)) {
+            // A roster of another session that names us: ours merged into it (it has a smaller leader), or a
+            // member of ours merged into it while we merged elsewhere (it names peers we lack). It was made
+            // without our members, not by our leader removing them: keep them (if they fit) rather than close
+            // their links and have them join again.
             let union = self.union_with(theirs);
             if union.len() <= self.max_peers && union.contains(&self.local) {
-                self.take_excluded(theirs);
-                self.members = union;
-                self.version = theirs.version + 1;
+                self.take_union(theirs, union, theirs.version + 1);
                 return Update::Merged;
             }
         }
@@ -432,6 +420,22 @@ impl Roster {
             .filter(|p| !self.excluded.contains(p))
             .collect();
         Update::Adopted
+    }
+
+    /// Makes `union` (of ours and `theirs`) our roster at `version`. When their side leads the result, the
+    /// members only our side had are unconfirmed: their leader has not seen them yet.
+    fn take_union(&mut self, theirs: &RosterView, union: BTreeSet<PeerId>, version: u64) {
+        let leader = union.first().copied();
+        if leader != Some(self.local) && leader.is_some_and(|l| theirs.contains(&l)) {
+            for peer in self.members.iter().filter(|p| **p != self.local && !theirs.contains(p)) {
+                self.unconfirmed.insert(*peer, version);
+            }
+        }
+        self.take_excluded(theirs);
+        self.members = union;
+        self.version = version;
+        let members = &self.members;
+        self.unconfirmed.retain(|peer, _| members.contains(peer));
     }
 
     /// As the leader, takes in the peers a member's older roster names that we lack (the member merged them
@@ -633,8 +637,12 @@ mod tests {
         p.update(&view(2, &[2, 4, 6]));
         assert_eq!(p.update(&view(5, &[1, 2, 3, 4])), Update::Merged);
         assert_eq!(p.view(), view(6, &[1, 2, 3, 4, 6]));
-        // Our own leader's newer roster without 6 is a removal.
-        assert_eq!(p.update(&view(7, &[1, 2, 3, 4])), Update::Adopted);
+        // Neither is 1's next roster, made before it saw ours (it never named 6).
+        assert_eq!(p.update(&view(7, &[1, 2, 3, 4])), Update::Merged);
+        assert_eq!(p.view(), view(8, &[1, 2, 3, 4, 6]));
+        // Once our leader's roster has named 6, a newer one without it is a removal.
+        assert_eq!(p.update(&view(9, &[1, 2, 3, 4, 6])), Update::Stale);
+        assert_eq!(p.update(&view(10, &[1, 2, 3, 4])), Update::Adopted);
         assert_eq!(p.view().members, view(0, &[1, 2, 3, 4]).members);
     }
 
@@ -698,5 +706,45 @@ mod tests {
         // Another session's older roster is not ours to take in.
         assert_eq!(leader.update(&view(2, &[0, 1, 9])), Update::Answer);
         assert!(!leader.contains(&id(9)));
+    }
+
+    #[test]
+    fn a_leader_keeps_its_members_against_a_members_merge_made_from_an_older_roster() {
+        // 1 admitted 6 at version 3; member 2 merged 4 and 5 in from 1's version 2 and sent version 4.
+        let mut leader = Roster::new(id(1), 8);
+        leader.update(&view(2, &[1, 2, 3]));
+        assert_eq!(
+            leader.inbound(id(6), &view(0, &[6]), false),
+            Decision::Admit { changed: true }
+        );
+        assert_eq!(leader.update(&view(4, &[1, 2, 3, 4, 5])), Update::Merged);
+        assert_eq!(leader.view(), view(5, &[1, 2, 3, 4, 5, 6]));
+    }
+
+    #[test]
+    fn a_pair_that_merged_into_two_sessions_at_once_keeps_both() {
+        // 3 and 7 were a pair. 3 joined the session led by 1 (with 2), 7 the one led by 5 (with 6); 7 tells 3.
+        let mut p = Roster::new(id(3), 8);
+        p.update(&view(1, &[3, 7]));
+        assert_eq!(p.admitted(id(1), &view(2, &[1, 2, 3])), Some(true));
+        assert_eq!(p.update(&view(4, &[3, 5, 6, 7])), Update::Merged);
+        assert_eq!(p.view(), view(5, &[1, 2, 3, 5, 6, 7]));
+        // The same roster from a session that lost its leader (nothing new in it) is a removal.
+        let mut q = Roster::new(id(3), 8);
+        q.update(&view(4, &[1, 2, 3]));
+        assert_eq!(q.update(&view(5, &[2, 3])), Update::Adopted);
+    }
+
+    #[test]
+    fn a_leader_that_met_a_smaller_one_keeps_its_members_until_the_new_leader_has_seen_them() {
+        let mut p = Roster::new(id(5), 8);
+        p.update(&view(1, &[5, 9]));
+        assert_eq!(
+            p.inbound(id(1), &view(0, &[1]), false),
+            Decision::Admit { changed: true }
+        );
+        assert_eq!(p.view(), view(2, &[1, 5, 9]));
+        assert_eq!(p.update(&view(3, &[1, 2, 5, 7])), Update::Merged);
+        assert_eq!(p.view(), view(4, &[1, 2, 5, 7, 9]));
     }
 }

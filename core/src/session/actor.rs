@@ -362,7 +362,10 @@ impl Actor {
                 }
             }
         }
-        match self.mesh.inbound(peer, roster) {
+        let before = self.mesh.roster();
+        let decision = self.mesh.inbound(peer, roster);
+        tracing::debug!(peer = %peer.short(), theirs = %roster, %before, after = %self.mesh.roster(), ok = decision.is_ok(), "inbound");
+        match decision {
             Ok(admission) => {
                 if let Some(dial) = admission.abort_dial.and_then(|a| self.dials.remove(&a)) {
                     dial.abort();
@@ -497,7 +500,10 @@ impl Actor {
             pairing_code,
             roster,
         } = handshaked;
-        if let Err(refusal) = self.mesh.established(peer, attempt, &roster, std::time::Instant::now()) {
+        let before = self.mesh.roster();
+        let result = self.mesh.established(peer, attempt, &roster, std::time::Instant::now());
+        tracing::debug!(peer = %peer.short(), theirs = %roster, %before, after = %self.mesh.roster(), ok = result.is_ok(), "established");
+        if let Err(refusal) = result {
             let (code, reason) = conn::refusal_code(refusal);
             conn.close(code.into(), reason.as_bytes());
             return;

@@ -216,7 +216,11 @@ fn trace_of_one_seed() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut sim = Sim::new(n, 8, seed, Duration::from_millis(400), 20);
+    let spread: u64 = std::env::var("MESH_SPREAD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let mut sim = Sim::new(n, 8, seed, Duration::from_millis(spread), 20);
     sim.run(Duration::from_secs(60));
     for line in sim.trace.iter().filter(|l| !l.contains("Found")).take(
         std::env::var("MESH_LINES")
@@ -424,7 +428,7 @@ fn re_adds(n: usize, seed: u64, spread_ms: u64) -> u32 {
 fn peers_that_start_together_are_added_once() {
     // Concurrent merges used to make rosters that lacked members (made from an older view of the other
     // session), and adopting them closed those links: 57 of these 800 schedules re-added peers, one 446
-    // times in its first second.
+    // times in its first second; then 10, at most twice; now 1, once.
     let mut flickering = Vec::new();
     for (n, spread_ms) in [(5usize, 5u64), (5, 50), (8, 5), (8, 50)] {
         for s in 0..200u64 {
@@ -437,11 +441,11 @@ fn peers_that_start_together_are_added_once() {
     }
     eprintln!("{} of 800 schedules re-add peers: {flickering:?}", flickering.len());
     assert!(
-        flickering.len() <= 12,
+        flickering.len() <= 3,
         "{} schedules re-add peers: {flickering:?}",
         flickering.len()
     );
-    assert!(flickering.iter().all(|f| f.3 <= 5), "{flickering:?}");
+    assert!(flickering.iter().all(|f| f.3 <= 2), "{flickering:?}");
     assert!(!flickering.iter().any(|f| f.0 == 8 && f.1 == 5), "{flickering:?}");
 }
 
