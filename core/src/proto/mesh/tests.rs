@@ -479,3 +479,28 @@ fn a_leader_removed_before_a_member_linked_with_it_is_forgotten_by_everyone() {
     // Newcomers are admitted again, by everyone's account.
     assert!(two.inbound(id(5), &alone(5)).is_ok());
 }
+
+#[test]
+fn a_peer_named_in_a_forged_roster_holds_a_seat_only_until_the_unlinked_grace_ends() {
+    // Member 2 tells leader 1 of a peer 9 that never links: 1 drops it once it has had no link to it for
+    // `UNLINKED_GRACE`, and tells 2.
+    let now = Instant::now();
+    let mut leader = Mesh::new(id(1), 8);
+    let adm = leader.inbound(id(2), &alone(2)).unwrap();
+    assert!(leader.established(id(2), adm.attempt, &alone(2), now).is_ok());
+    let forged = RosterView {
+        version: leader.roster().version + 1,
+        members: vec![id(1), id(2), id(9)],
+        excluded: vec![],
+    };
+    leader.roster_received(id(2), &forged);
+    assert!(leader.roster().contains(&id(9)));
+    leader.tick(now);
+    leader.tick(now + UNLINKED_GRACE / 2);
+    assert!(leader.roster().contains(&id(9)), "not before the grace ends");
+    while leader.poll_action().is_some() {}
+    leader.tick(now + UNLINKED_GRACE);
+    assert!(!leader.roster().contains(&id(9)));
+    let told: Vec<Action> = std::iter::from_fn(|| leader.poll_action()).collect();
+    assert!(told.contains(&Action::SendRoster(id(2))), "{told:?}");
+}
