@@ -383,21 +383,15 @@ impl Roster {
                 return Update::Answer;
             }
         }
-        if self.is_leader() && theirs.leader() == Some(self.local) && self.members.iter().any(|p| !theirs.contains(p)) {
-            // A member's merge made from an older roster of ours. Only we remove our members: keep them.
-            let union = self.union_with(theirs);
-            if union.len() <= self.max_peers {
-                self.take_union(theirs, union, theirs.version + 1);
-                return Update::Merged;
-            }
-        }
+        // A roster that lacks some of our members without being our leader's removal of them: keep them (if they
+        // fit) rather than close their links and have them join again. Either we lead and it is a member's merge
+        // made from an older roster of ours (only we remove our members), or it is another session's roster that
+        // names us: ours merged into it (it has a smaller leader), or a member of ours merged into it while we
+        // merged elsewhere (it names peers we lack).
+        let ours_by_a_member = self.is_leader() && theirs.leader() == Some(self.local);
         let other_session = theirs.leader() < Some(self.leader())
             || (theirs.leader() != Some(self.leader()) && theirs.members.iter().any(|p| !self.members.contains(p)));
-        if other_session && self.members.iter().any(|p| !theirs.contains(p)) {
-            // A roster of another session that names us: ours merged into it (it has a smaller leader), or a
-            // member of ours merged into it while we merged elsewhere (it names peers we lack). It was made
-            // without our members, not by our leader removing them: keep them (if they fit) rather than close
-            // their links and have them join again.
+        if (ours_by_a_member || other_session) && self.members.iter().any(|p| !theirs.contains(p)) {
             let union = self.union_with(theirs);
             if union.len() <= self.max_peers && union.contains(&self.local) {
                 self.take_union(theirs, union, theirs.version + 1);
