@@ -498,6 +498,11 @@ fn a_host_that_stopped_looking_keeps_its_links_but_takes_no_newcomer() {
                 .proc
                 .expect_event(JOIN, "peer_added", |v| v["id"] == id.as_str());
         }
+        // Each side reports a link when its own end of it is established, so host 0's report may come a
+        // moment after the newcomer's: wait for it, then ask.
+        peers[0]
+            .proc
+            .expect_event(JOIN, "peer_added", |v| v["id"] == id2.as_str());
         assert_eq!(peers[0].proc.query_peers(DELIVERY), ids(&[&id1, &id2]));
     }
     // Its existing link stays and works.
