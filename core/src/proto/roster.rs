@@ -361,11 +361,13 @@ impl Roster {
         self.unconfirmed
             .retain(|peer, merged| !(theirs.contains(peer) && theirs.version > *merged));
         let same = theirs.members.iter().eq(self.members.iter());
+        // We lead, and this is a member's roster made from one of ours.
+        let ours_by_a_member = self.is_leader() && theirs.leader() == Some(self.local);
         if same || theirs.version < self.version {
             if same && theirs.version > self.version {
                 self.version = theirs.version;
             }
-            if !same && self.is_leader() && theirs.leader() == Some(self.local) && self.take_in_from_older(theirs) {
+            if !same && ours_by_a_member && self.take_in_from_older(theirs) {
                 return Update::Merged;
             }
             return if same { Update::Stale } else { Update::Answer };
@@ -388,7 +390,6 @@ impl Roster {
         // made from an older roster of ours (only we remove our members), or it is another session's roster that
         // names us: ours merged into it (it has a smaller leader), or a member of ours merged into it while we
         // merged elsewhere (it names peers we lack).
-        let ours_by_a_member = self.is_leader() && theirs.leader() == Some(self.local);
         let other_session = theirs.leader() < Some(self.leader())
             || (theirs.leader() != Some(self.leader()) && theirs.members.iter().any(|p| !self.members.contains(p)));
         if (ours_by_a_member || other_session) && self.members.iter().any(|p| !theirs.contains(p)) {
