@@ -235,7 +235,7 @@ async fn ticket_join(passphrase: Option<&str>) -> Join {
 
 /// Microseconds of CPU for one admission exchange, both sides, with no I/O (mean of `n`).
 fn admission_cpu(passphrase: Option<&str>, n: usize) -> f64 {
-    use multipeer::proto::auth::{Acceptor, Binding, Dialer, SystemEntropy};
+    use multipeer::proto::auth::{Acceptor, Answered, Binding, Dialer, SystemEntropy};
     let (exporter, d, a) = ([1u8; 32], [2u8; 32], [3u8; 32]);
     let binding = Binding {
         exporter: &exporter,
@@ -244,10 +244,16 @@ fn admission_cpu(passphrase: Option<&str>, n: usize) -> f64 {
     };
     let started = Instant::now();
     for _ in 0..n {
-        let (dialer, commit) = Dialer::start(&binding, passphrase, &mut SystemEntropy).unwrap();
-        let (acceptor, respond) = Acceptor::respond(&binding, passphrase, &commit, &mut SystemEntropy).unwrap();
-        let (reveal, code) = dialer.finish(&binding, &respond).unwrap();
-        assert_eq!(acceptor.finish(&binding, &reveal).unwrap(), code);
+        let (acceptor, offer) = Acceptor::offer(&a, passphrase, &mut SystemEntropy).unwrap();
+        let (dialer, answer) = Dialer::answer(&binding, passphrase, &offer, &mut SystemEntropy).unwrap();
+        let (reveal, answered) = acceptor.answer(&binding, &answer, &mut SystemEntropy).unwrap();
+        let (confirm, code) = dialer.finish(&binding, &reveal).unwrap();
+        let theirs = match (answered, confirm) {
+            (Answered::Admitted(theirs), None) => theirs,
+            (Answered::Confirm(confirming), Some(confirm)) => confirming.finish(&confirm).unwrap(),
+            _ => unreachable!("both sides agree on whether a CONFIRM follows"),
+        };
+        assert_eq!(theirs, code);
     }
     started.elapsed().as_secs_f64() * 1e6 / n as f64
 }

@@ -85,42 +85,49 @@ fn attacker_server() -> (quinn::Endpoint, PeerId) {
     (endpoint, id)
 }
 
-/// How the attacker answers the victim's COMMIT.
+/// How the attacker answers the victim's ANSWER.
 #[derive(Clone, Copy)]
 enum Answer<'a> {
     /// Nothing: it only records.
     Silence,
-    /// A RESPOND computed with a guessed passphrase.
+    /// A REVEAL computed with a guessed passphrase.
     Guess(&'a str),
 }
 
-/// Accepts one connection from the victim, answers as told, and returns every byte the victim sent on its
-/// control stream (admission messages and, if it got that far, the hello) and how the connection ended.
+/// Accepts one connection from the victim, offers as a passphrase-protected acceptor, answers as told, and
+/// returns every byte the victim sent on its control stream (admission messages and, if it got that far, the
+/// hello) and how the connection ended.
 async fn attacker_session(endpoint: &quinn::Endpoint, id: PeerId, answer: Answer<'_>) -> (Vec<u8>, Option<u64>) {
     let conn = within(T, "victim dials", async {
         endpoint.accept().await.unwrap().await.unwrap()
     })
     .await;
     let victim = raw::server_id(&conn); // the dialer's id, from its client certificate
-    let mut theirs = PeerControl::accept(&conn).await.unwrap();
-    let Frame::Auth(commit) = theirs.frame().await.unwrap() else {
-        panic!("the victim must send its commitment first")
+    let guess = match answer {
+        Answer::Silence => "000000",
+        Answer::Guess(guess) => guess,
     };
-    let mut recorded = commit.to_vec();
-    if let Answer::Guess(guess) = answer {
+    let (state, offer) = Acceptor::offer(id.as_bytes(), Some(guess), &mut SystemEntropy).unwrap();
+    let mut control = conn.open_uni().await.unwrap();
+    control
+        .write_all(&[vec![0u8], raw::frame(4, &offer)].concat())
+        .await
+        .unwrap();
+    let mut theirs = PeerControl::accept(&conn).await.unwrap();
+    let Frame::Auth(answered) = theirs.frame().await.unwrap() else {
+        panic!("the victim must send its answer first")
+    };
+    let mut recorded = answered.to_vec();
+    if let Answer::Guess(_) = answer {
         let exporter = raw::exporter(&conn);
         let binding = Binding {
             exporter: &exporter,
             dialer: victim.as_bytes(),
             acceptor: id.as_bytes(),
         };
-        let (_state, respond) = Acceptor::respond(&binding, Some(guess), &commit, &mut SystemEntropy).unwrap();
-        let mut control = conn.open_uni().await.unwrap();
-        control
-            .write_all(&[vec![0u8], raw::frame(4, &respond)].concat())
-            .await
-            .unwrap();
-        // Whatever else arrives (a REVEAL and a hello only if the guess was right).
+        let (reveal, _) = state.answer(&binding, &answered, &mut SystemEntropy).unwrap();
+        control.write_all(&raw::frame(4, &reveal)).await.unwrap();
+        // Whatever else arrives (a CONFIRM and a hello only if the guess was right).
         while let Ok(frame) = theirs.frame().await {
             match frame {
                 Frame::Auth(b) | Frame::Hello(b) | Frame::Message(b) | Frame::Roster(b) => {
@@ -149,7 +156,7 @@ fn has_context(recorded: &[u8]) -> bool {
 
 /// A host that the victim dials (here through a ticket; auto-invite does the same for any advert) learns
 /// nothing it could test passphrase guesses against offline, and none of the app's data: it receives one
-/// commitment and one SPAKE2 message. A wrong online guess is refused; only the right guess gets more.
+/// nonce and one SPAKE2 message. A wrong online guess is refused; only the right guess gets more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialed_attacker_gets_no_offline_test_and_no_app_data() {
     init_tracing();
@@ -165,24 +172,20 @@ async fn a_dialed_attacker_gets_no_offline_test_and_no_app_data() {
     let (endpoint, attacker) = attacker_server();
     let ticket = Ticket::new("test", attacker, vec![endpoint.local_addr().unwrap()]);
 
-    // 1. It only records: one COMMIT arrives, of the same length whatever the passphrase, then the victim
+    // 1. It only records: one ANSWER arrives, of the same length whatever the passphrase, then the victim
     //    gives up. No hello, no initial data, no display name beyond the advert.
     victim.connect_ticket(&ticket).await.unwrap();
     let (recorded, _) = attacker_session(&endpoint, attacker, Answer::Silence).await;
-    assert_eq!(
-        recorded.len(),
-        1 + 32 + 1 + 33,
-        "COMMIT: tag, commitment, SPAKE2 message"
-    );
+    assert_eq!(recorded.len(), 1 + 32 + 1 + 33, "ANSWER: tag, nonce, SPAKE2 message");
     assert!(!contains(&recorded, INITIAL_DATA_MARKER.as_bytes()));
     assert!(!has_context(&recorded));
     assert!(!contains(&recorded, b"victim"));
 
-    // 2. It answers with a wrong guess: refused, and still nothing but the COMMIT.
+    // 2. It answers with a wrong guess: refused, and still nothing but the ANSWER.
     victim.connect_ticket(&ticket).await.unwrap();
     let (recorded, end) = attacker_session(&endpoint, attacker, Answer::Guess("000000")).await;
     assert_eq!(end, Some(u64::from(codes::WRONG_PASSPHRASE)));
-    assert_eq!(recorded.len(), 67, "nothing beyond the COMMIT after a wrong guess");
+    assert_eq!(recorded.len(), 67, "nothing beyond the ANSWER after a wrong guess");
     expect(&mut events, T, "wrong passphrase reported", |e| match e {
         Event::ConnectionFailed {
             peer,
@@ -193,7 +196,7 @@ async fn a_dialed_attacker_gets_no_offline_test_and_no_app_data() {
     })
     .await;
 
-    // 3. The right guess (one online guess per connection) gets the REVEAL and the hello: the checks above
+    // 3. The right guess (one online guess per connection) gets the CONFIRM and the hello: the checks above
     //    could have seen a leak.
     victim.connect_ticket(&ticket).await.unwrap();
     let (recorded, _) = attacker_session(&endpoint, attacker, Answer::Guess(pin)).await;
@@ -202,6 +205,55 @@ async fn a_dialed_attacker_gets_no_offline_test_and_no_app_data() {
         "the right guess is admitted"
     );
     assert!(has_context(&recorded), "and its context");
+}
+
+/// The acceptor's OFFER travels with its TLS flight, before the dialer's certificate is checked. A host that
+/// presents no certificate (so is never admitted) receives that OFFER and nothing more: a commitment to a random
+/// nonce and whether a passphrase is asked — no name, no data, no roster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_its_certificate_is_checked_a_dialer_gets_only_the_offer() {
+    init_tracing();
+    let config = config("victim-acceptor")
+        .passphrase("482913")
+        .initial_data(serde_json::json!({ "note": INITIAL_DATA_MARKER }));
+    let (session, _events) = start(&MemoryNetwork::new(), config).await;
+    let no_cert = RawOptions {
+        client_cert: false,
+        ..RawOptions::default()
+    };
+    // The control stream's kind byte, then one AUTH frame: tag, commitment, passphrase flag.
+    let offer_len = 1 + 5 + 1 + 32 + 1;
+    let mut offers_seen = 0;
+    for _ in 0..5 {
+        let Ok(conn) = raw::connect(session.local_addr(), no_cert.clone()).await else {
+            continue;
+        };
+        let mut received = Vec::new();
+        while let Ok(Ok(mut recv)) = tokio::time::timeout(T, conn.accept_uni()).await {
+            while let Ok(Some(chunk)) = recv.read_chunk(1 << 16, true).await {
+                received.extend_from_slice(&chunk.bytes);
+            }
+        }
+        let reason = within(T, "refused", conn.closed()).await;
+        assert!(!matches!(reason, quinn::ConnectionError::TimedOut), "{reason:?}");
+        assert!(received.len() <= offer_len, "more than the OFFER: {received:?}");
+        assert!(!contains(&received, INITIAL_DATA_MARKER.as_bytes()));
+        assert!(!contains(&received, b"victim-acceptor"));
+        if received.len() == offer_len {
+            assert_eq!(
+                received[..7],
+                [0, 4, 0, 0, 0, 34, 1],
+                "control stream, AUTH frame, OFFER"
+            );
+            assert_eq!(received[offer_len - 1], 1, "it asks for a passphrase");
+            offers_seen += 1;
+        }
+    }
+    assert!(
+        offers_seen > 0,
+        "the OFFER goes out before the client's certificate is checked, so such a host receives it"
+    );
+    assert!(session.peers().is_empty());
 }
 
 /// A dialer that guesses the passphrase gets one guess per connection; after a few wrong ones in a row the

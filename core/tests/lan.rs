@@ -726,7 +726,7 @@ fn an_independent_mdns_client_sees_the_service_with_port_txt_and_address() {
     eprintln!("zeroconf resolved: {found}");
     assert_eq!(found["port"], peer.port, "SRV port is the QUIC port");
     assert_eq!(found["txt"]["id"], peer.id.as_str(), "TXT id");
-    assert_eq!(found["txt"]["pv"], "2", "TXT pv");
+    assert_eq!(found["txt"]["pv"], "3", "TXT pv");
     assert_eq!(found["txt"]["dn"], name, "TXT dn");
     let instance = found["name"].as_str().unwrap();
     assert!(

@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use multipeer::proto::auth::{Acceptor, Binding, Dialer, SystemEntropy};
+use multipeer::proto::auth::{Acceptor, Answered, Binding, Dialer, SystemEntropy};
 use multipeer::proto::frame::{self, Frame, Hello, RosterFrame};
 use multipeer::proto::resource;
 
@@ -49,12 +49,15 @@ fn admission(payload: &[u8]) {
     let (exporter, d, a) = ([1u8; 32], [2u8; 32], [3u8; 32]);
     let binding = Binding { exporter: &exporter, dialer: &d, acceptor: &a };
     for pass in [None, Some("pw")] {
-        let _ = Acceptor::respond(&binding, pass, payload, &mut SystemEntropy);
-        if let Ok((dialer, commit)) = Dialer::start(&binding, pass, &mut SystemEntropy) {
-            let _ = dialer.finish(&binding, payload);
-            if let Ok((acceptor, _)) = Acceptor::respond(&binding, pass, &commit, &mut SystemEntropy) {
-                let _ = acceptor.finish(&binding, payload);
-            }
+        let _ = Dialer::answer(&binding, pass, payload, &mut SystemEntropy);
+        let Ok((acceptor, offer)) = Acceptor::offer(&a, pass, &mut SystemEntropy) else { continue };
+        let Ok((dialer, answer)) = Dialer::answer(&binding, pass, &offer, &mut SystemEntropy) else { continue };
+        let _ = dialer.finish(&binding, payload);
+        if let Ok((acceptor, _)) = Acceptor::offer(&a, pass, &mut SystemEntropy) {
+            let _ = acceptor.answer(&binding, payload, &mut SystemEntropy);
+        }
+        if let Ok((_, Answered::Confirm(confirming))) = acceptor.answer(&binding, &answer, &mut SystemEntropy) {
+            let _ = confirming.finish(payload);
         }
     }
 }

@@ -483,21 +483,21 @@ mod tests {
     fn records_are_validated() {
         let id = crate::Identity::generate().peer_id();
         let addr = vec![SocketAddr::from(([10, 0, 0, 2], 4000))];
-        let good = txt(&[("id", &id.to_string()), ("pv", "2"), ("dn", "Bob"), ("room", "x")]);
+        let good = txt(&[("id", &id.to_string()), ("pv", "3"), ("dn", "Bob"), ("room", "x")]);
         let peer = parse_record(&good, 4000, &addr).unwrap();
         assert_eq!(peer.id, id);
         assert_eq!(peer.discovery_info.get("room").map(String::as_str), Some("x"));
         assert_eq!(
-            parse_record(&txt(&[("pv", "2"), ("dn", "B")]), 1, &addr).unwrap_err(),
+            parse_record(&txt(&[("pv", "3"), ("dn", "B")]), 1, &addr).unwrap_err(),
             "missing id"
         );
         assert_eq!(
-            parse_record(&txt(&[("id", "zz"), ("pv", "2"), ("dn", "B")]), 1, &addr).unwrap_err(),
+            parse_record(&txt(&[("id", "zz"), ("pv", "3"), ("dn", "B")]), 1, &addr).unwrap_err(),
             "malformed id"
         );
         let v1 = txt(&[("id", &id.to_string()), ("pv", "1"), ("dn", "B")]);
         assert_eq!(parse_record(&v1, 1, &addr).unwrap_err(), "unsupported protocol version");
-        let no_name = txt(&[("id", &id.to_string()), ("pv", "2"), ("dn", "")]);
+        let no_name = txt(&[("id", &id.to_string()), ("pv", "3"), ("dn", "")]);
         assert_eq!(parse_record(&no_name, 1, &addr).unwrap_err(), "invalid display name");
         assert_eq!(parse_record(&good, 0, &addr).unwrap_err(), "port 0");
         assert_eq!(parse_record(&good, 1, &[]).unwrap_err(), "no address");

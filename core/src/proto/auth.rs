@@ -1,18 +1,20 @@
-//! The admission exchange that follows the TLS handshake, free of I/O (see `PROTOCOL.md`, *Admission*).
+//! The admission exchange around the TLS handshake, free of I/O (see `PROTOCOL.md`, *Admission*).
 //!
-//! Three messages on the control stream, before any hello:
+//! Three messages on the control streams, four with a passphrase:
 //!
 //! ```text
-//! dialer   → acceptor   COMMIT   H(exporter, ids, n_d)            [SPAKE2 message A]
-//! acceptor → dialer     RESPOND  n_a                              [SPAKE2 message B, confirmation B]
-//! dialer   → acceptor   REVEAL   n_d                              [confirmation A]
+//! acceptor → dialer     OFFER    H(acceptor id, n_a), passphrase?  (0.5-RTT, with the server's TLS flight)
+//! dialer   → acceptor   ANSWER   n_d                   [SPAKE2 message A]   (with the client's Finished)
+//! acceptor → dialer     REVEAL   n_a                   [SPAKE2 message B, confirmation B]
+//! dialer   → acceptor   CONFIRM                        confirmation A      (only with a passphrase)
 //! ```
 //!
-//! * **Pairing code** (commit-then-reveal, as in ZRTP's hash commitment and Vaudenay's SAS-MCA): the dialer
-//!   commits to its random nonce before it sees the acceptor's, and the acceptor sends its nonce before it sees
-//!   the dialer's. The six-digit code is a KDF of the TLS exporter, both ids and both nonces, so neither side —
+//! * **Pairing code** (commit-then-reveal, as in ZRTP's hash commitment and Vaudenay's SAS-MCA): the acceptor
+//!   commits to its random nonce before it sees the dialer's, and the dialer sends its nonce before it sees the
+//!   acceptor's. The six-digit code is a KDF of the TLS exporter, both ids and both nonces, so neither side —
 //!   nor a machine in the middle that terminates TLS on both sides — can choose a value after learning what the
-//!   code will be: each attempt matches another session's code with probability 10⁻⁶.
+//!   code will be: each attempt matches another session's code with probability 10⁻⁶. The commitment travels
+//!   before the TLS handshake completes, so it cannot cover the exporter or the dialer's id; the code covers both.
 //! * **Passphrase** (when configured): SPAKE2 (RFC 9382; RustCrypto's `spake2` crate, Ed25519 group) with the
 //!   dialer's and acceptor's peer ids as identities, followed by key confirmation in both directions as in
 //!   RFC 9382 §4: confirmation keys are derived from the SPAKE2 key with the TLS exporter as salt and both ids
@@ -26,7 +28,7 @@ use spake2::{Ed25519Group, Identity as SpakeId, Password, Spake2};
 /// Length of the TLS exporter value both sides feed in.
 pub const EXPORTER_LEN: usize = 32;
 /// Label of the TLS exporter (RFC 8446 §7.5) the exchange is bound to.
-pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-multipeer/2 admission";
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-multipeer/3 admission";
 /// Length of each side's pairing nonce.
 pub const NONCE_LEN: usize = 32;
 /// Length of a SPAKE2 message (side byte and a compressed Ed25519 point).
@@ -36,9 +38,10 @@ pub const CONFIRM_LEN: usize = 32;
 /// Largest admission message.
 pub const MAX_AUTH_LEN: usize = 1 + NONCE_LEN + 1 + PAKE_MESSAGE_LEN + CONFIRM_LEN;
 
-const TAG_COMMIT: u8 = 0x01;
-const TAG_RESPOND: u8 = 0x02;
+const TAG_OFFER: u8 = 0x01;
+const TAG_ANSWER: u8 = 0x02;
 const TAG_REVEAL: u8 = 0x03;
+const TAG_CONFIRM: u8 = 0x04;
 
 /// Why the admission exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +50,7 @@ pub enum AuthError {
     /// The peer does not know our passphrase (its confirmation is wrong, or one side has none).
     #[error("wrong passphrase")]
     WrongPassphrase,
-    /// The dialer's revealed nonce does not open its commitment.
+    /// The acceptor's revealed nonce does not open its commitment.
     #[error("pairing nonce does not match its commitment")]
     CommitmentMismatch,
     /// A message is malformed.
@@ -147,7 +150,7 @@ fn confirmation_keys(pake_key: &[u8], binding: &Binding<'_>) -> (hmac::Key, hmac
     let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, binding.exporter);
     let prk = salt.extract(pake_key);
     let info = [
-        b"multipeer/2 confirmation keys".as_slice(),
+        b"multipeer/3 confirmation keys".as_slice(),
         binding.dialer.as_slice(),
         binding.acceptor.as_slice(),
     ];
@@ -170,15 +173,9 @@ impl ring::hkdf::KeyType for Len {
     }
 }
 
-fn commitment(binding: &Binding<'_>, nonce: &[u8; NONCE_LEN]) -> [u8; 32] {
+fn commitment(acceptor: &[u8; 32], nonce: &[u8; NONCE_LEN]) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [
-        b"multipeer/2 pairing commitment".as_slice(),
-        binding.exporter,
-        binding.dialer,
-        binding.acceptor,
-        nonce,
-    ] {
+    for part in [b"multipeer/3 pairing commitment".as_slice(), acceptor, nonce] {
         ctx.update(part);
     }
     let mut out = [0u8; 32];
@@ -188,7 +185,7 @@ fn commitment(binding: &Binding<'_>, nonce: &[u8; NONCE_LEN]) -> [u8; 32] {
 
 /// The pairing code: HKDF of the exporter, both ids and both nonces, as six decimal digits.
 pub fn pairing_code(binding: &Binding<'_>, dialer_nonce: &[u8; NONCE_LEN], acceptor_nonce: &[u8; NONCE_LEN]) -> String {
-    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"multipeer/2 pairing code");
+    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"multipeer/3 pairing code");
     let prk = salt.extract(binding.exporter);
     let info = [
         binding.dialer.as_slice(),
@@ -205,154 +202,204 @@ pub fn pairing_code(binding: &Binding<'_>, dialer_nonce: &[u8; NONCE_LEN], accep
     format!("{:03} {:03}", number / 1000, number % 1000)
 }
 
-/// The dialer's side of the exchange, between COMMIT and RESPOND.
+/// The acceptor's side of the exchange, from its OFFER to the dialer's ANSWER.
+pub struct Acceptor {
+    nonce: [u8; NONCE_LEN],
+    offer: Vec<u8>,
+    passphrase: Option<String>,
+}
+
+impl Acceptor {
+    /// Starts the exchange before the TLS handshake completes: returns the state and the OFFER to send.
+    ///
+    /// The OFFER is all that crosses before the dialer's certificate is checked: a commitment to a fresh nonce
+    /// and whether we ask for a passphrase.
+    pub fn offer<E: Entropy>(
+        acceptor: &[u8; 32],
+        passphrase: Option<&str>,
+        entropy: &mut E,
+    ) -> Result<(Self, Vec<u8>), AuthError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        entropy.fill(&mut nonce)?;
+        let mut offer = vec![TAG_OFFER];
+        offer.extend_from_slice(&commitment(acceptor, &nonce));
+        offer.push(u8::from(passphrase.is_some()));
+        let state = Self {
+            nonce,
+            offer: offer.clone(),
+            passphrase: passphrase.map(str::to_owned),
+        };
+        Ok((state, offer))
+    }
+
+    /// Takes the dialer's ANSWER: returns the REVEAL to send and what follows it.
+    ///
+    /// With a passphrase, the REVEAL carries our confirmation: a dialer that guessed the passphrase can check
+    /// its one guess, and nothing else; the exchange ends with its CONFIRM. Without one, it ends here.
+    pub fn answer<E: Entropy>(
+        self,
+        binding: &Binding<'_>,
+        answer: &[u8],
+        entropy: &mut E,
+    ) -> Result<(Vec<u8>, Answered), AuthError> {
+        let mut r = Reader(answer);
+        if r.byte()? != TAG_ANSWER {
+            return Err(AuthError::Malformed("expected ANSWER"));
+        }
+        let their_nonce: [u8; NONCE_LEN] = r.array()?;
+        let their_pake = r.pake()?;
+        r.end()?;
+        let code = Admitted {
+            pairing_code: pairing_code(binding, &their_nonce, &self.nonce),
+        };
+        let mut reveal = vec![TAG_REVEAL];
+        reveal.extend_from_slice(&self.nonce);
+        match (self.passphrase.as_deref(), their_pake) {
+            (None, None) => {
+                reveal.push(0);
+                Ok((reveal, Answered::Admitted(code)))
+            }
+            (Some(pass), Some(msg_a)) => {
+                let (state, pake_msg) = start_pake(pass, binding, false, entropy)?;
+                push_pake(&mut reveal, &pake_msg);
+                let transcript = [self.offer.as_slice(), answer, &reveal].concat();
+                let key = state.finish(msg_a).map_err(|_| AuthError::WrongPassphrase)?;
+                let (theirs, ours) = confirmation_keys(&key, binding);
+                reveal.extend_from_slice(hmac::sign(&ours, &transcript).as_ref());
+                let confirming = Confirming {
+                    key: theirs,
+                    transcript,
+                    admitted: code,
+                };
+                Ok((reveal, Answered::Confirm(confirming)))
+            }
+            _ => Err(AuthError::WrongPassphrase),
+        }
+    }
+}
+
+/// What follows the acceptor's REVEAL.
+pub enum Answered {
+    /// No passphrase: the exchange is complete.
+    Admitted(Admitted),
+    /// With a passphrase: the dialer's CONFIRM must come next.
+    Confirm(Confirming),
+}
+
+/// The acceptor's side with a passphrase, between REVEAL and the dialer's CONFIRM.
+pub struct Confirming {
+    key: hmac::Key,
+    transcript: Vec<u8>,
+    admitted: Admitted,
+}
+
+impl Confirming {
+    /// Takes the dialer's CONFIRM: checks its passphrase confirmation.
+    pub fn finish(self, confirm: &[u8]) -> Result<Admitted, AuthError> {
+        let mut r = Reader(confirm);
+        if r.byte()? != TAG_CONFIRM {
+            return Err(AuthError::Malformed("expected CONFIRM"));
+        }
+        let tag: [u8; CONFIRM_LEN] = r.array()?;
+        r.end()?;
+        hmac::verify(&self.key, &self.transcript, &tag).map_err(|_| AuthError::WrongPassphrase)?;
+        Ok(self.admitted)
+    }
+}
+
+/// The dialer's side of the exchange, from its ANSWER to the acceptor's REVEAL.
 pub struct Dialer {
     nonce: [u8; NONCE_LEN],
-    commit: Vec<u8>,
+    commitment: [u8; 32],
+    transcript: Vec<u8>,
     pake: Option<Spake2<Ed25519Group>>,
 }
 
 impl Dialer {
-    /// Starts the exchange: returns the state and the COMMIT message to send.
-    pub fn start<E: Entropy>(
+    /// Takes the acceptor's OFFER once the TLS handshake completed: returns the state and the ANSWER to send.
+    ///
+    /// A passphrase on one side only is refused here, before anything of ours is sent.
+    pub fn answer<E: Entropy>(
         binding: &Binding<'_>,
         passphrase: Option<&str>,
+        offer: &[u8],
         entropy: &mut E,
     ) -> Result<(Self, Vec<u8>), AuthError> {
+        let mut r = Reader(offer);
+        if r.byte()? != TAG_OFFER {
+            return Err(AuthError::Malformed("expected OFFER"));
+        }
+        let commitment: [u8; 32] = r.array()?;
+        let asks_passphrase = match r.byte()? {
+            0 => false,
+            1 => true,
+            _ => return Err(AuthError::Malformed("passphrase flag")),
+        };
+        r.end()?;
+        if asks_passphrase != passphrase.is_some() {
+            return Err(AuthError::WrongPassphrase);
+        }
         let mut nonce = [0u8; NONCE_LEN];
         entropy.fill(&mut nonce)?;
-        let mut msg = vec![TAG_COMMIT];
-        msg.extend_from_slice(&commitment(binding, &nonce));
+        let mut answer = vec![TAG_ANSWER];
+        answer.extend_from_slice(&nonce);
         let pake = match passphrase {
             Some(pass) => {
                 let (state, pake_msg) = start_pake(pass, binding, true, entropy)?;
-                push_pake(&mut msg, &pake_msg);
+                push_pake(&mut answer, &pake_msg);
                 Some(state)
             }
             None => {
-                msg.push(0);
+                answer.push(0);
                 None
             }
         };
-        Ok((
-            Self {
-                nonce,
-                commit: msg.clone(),
-                pake,
-            },
-            msg,
-        ))
-    }
-
-    /// Takes the acceptor's RESPOND: checks its passphrase confirmation and returns the REVEAL message to
-    /// send and what the exchange established.
-    pub fn finish(self, binding: &Binding<'_>, respond: &[u8]) -> Result<(Vec<u8>, Admitted), AuthError> {
-        let mut r = Reader(respond);
-        if r.byte()? != TAG_RESPOND {
-            return Err(AuthError::Malformed("expected RESPOND"));
-        }
-        let their_nonce: [u8; NONCE_LEN] = r.array()?;
-        let their_pake = r.pake()?;
-        let transcript = [
-            self.commit.as_slice(),
-            respond_without_confirm(respond, their_pake.is_some()),
-        ]
-        .concat();
-        let mut reveal = vec![TAG_REVEAL];
-        reveal.extend_from_slice(&self.nonce);
-        match (self.pake, their_pake) {
-            (None, None) => {}
-            (Some(state), Some(msg_b)) => {
-                let their_confirm: [u8; CONFIRM_LEN] = r.array()?;
-                let key = state.finish(msg_b).map_err(|_| AuthError::WrongPassphrase)?;
-                let (ours, theirs) = confirmation_keys(&key, binding);
-                hmac::verify(&theirs, &transcript, &their_confirm).map_err(|_| AuthError::WrongPassphrase)?;
-                reveal.extend_from_slice(hmac::sign(&ours, &transcript).as_ref());
-            }
-            (Some(_), None) => return Err(AuthError::WrongPassphrase),
-            (None, Some(_)) => return Err(AuthError::Malformed("SPAKE2 message the dialer did not ask for")),
-        }
-        r.end()?;
-        let code = pairing_code(binding, &self.nonce, &their_nonce);
-        Ok((reveal, Admitted { pairing_code: code }))
-    }
-}
-
-/// The acceptor's side of the exchange, between RESPOND and REVEAL.
-pub struct Acceptor {
-    commit: [u8; 32],
-    nonce: [u8; NONCE_LEN],
-    transcript: Vec<u8>,
-    confirm_key: Option<hmac::Key>,
-}
-
-impl Acceptor {
-    /// Takes the dialer's COMMIT: returns the state and the RESPOND message to send.
-    ///
-    /// With a passphrase, the RESPOND carries our confirmation: a dialer that guessed the passphrase can check
-    /// its one guess, and nothing else.
-    pub fn respond<E: Entropy>(
-        binding: &Binding<'_>,
-        passphrase: Option<&str>,
-        commit: &[u8],
-        entropy: &mut E,
-    ) -> Result<(Self, Vec<u8>), AuthError> {
-        let mut r = Reader(commit);
-        if r.byte()? != TAG_COMMIT {
-            return Err(AuthError::Malformed("expected COMMIT"));
-        }
-        let their_commit: [u8; 32] = r.array()?;
-        let their_pake = r.pake()?;
-        r.end()?;
-        let mut nonce = [0u8; NONCE_LEN];
-        entropy.fill(&mut nonce)?;
-        let mut msg = vec![TAG_RESPOND];
-        msg.extend_from_slice(&nonce);
-        let (transcript, confirm_key) = match (passphrase, their_pake) {
-            (None, None) => {
-                msg.push(0);
-                ([commit, &msg].concat(), None)
-            }
-            (Some(pass), Some(msg_a)) => {
-                let (state, pake_msg) = start_pake(pass, binding, false, entropy)?;
-                push_pake(&mut msg, &pake_msg);
-                let transcript = [commit, &msg].concat();
-                let key = state.finish(msg_a).map_err(|_| AuthError::WrongPassphrase)?;
-                let (theirs, ours) = confirmation_keys(&key, binding);
-                msg.extend_from_slice(hmac::sign(&ours, &transcript).as_ref());
-                (transcript, Some(theirs))
-            }
-            _ => return Err(AuthError::WrongPassphrase),
+        let transcript = [offer, &answer].concat();
+        let state = Self {
+            nonce,
+            commitment,
+            transcript,
+            pake,
         };
-        Ok((
-            Self {
-                commit: their_commit,
-                nonce,
-                transcript,
-                confirm_key,
-            },
-            msg,
-        ))
+        Ok((state, answer))
     }
 
-    /// Takes the dialer's REVEAL: checks its confirmation and that its nonce opens its commitment.
-    pub fn finish(self, binding: &Binding<'_>, reveal: &[u8]) -> Result<Admitted, AuthError> {
+    /// Whether the exchange ends with our CONFIRM (a passphrase is used): our hello must wait for it.
+    pub fn confirms(&self) -> bool {
+        self.pake.is_some()
+    }
+
+    /// Takes the acceptor's REVEAL: checks that its nonce opens its commitment and its passphrase confirmation.
+    /// Returns the CONFIRM to send (with a passphrase) and what the exchange established.
+    pub fn finish(self, binding: &Binding<'_>, reveal: &[u8]) -> Result<(Option<Vec<u8>>, Admitted), AuthError> {
         let mut r = Reader(reveal);
         if r.byte()? != TAG_REVEAL {
             return Err(AuthError::Malformed("expected REVEAL"));
         }
         let their_nonce: [u8; NONCE_LEN] = r.array()?;
-        if let Some(key) = &self.confirm_key {
-            let confirm: [u8; CONFIRM_LEN] = r.array()?;
-            hmac::verify(key, &self.transcript, &confirm).map_err(|_| AuthError::WrongPassphrase)?;
-        }
+        let their_pake = r.pake()?;
+        let their_confirm: Option<[u8; CONFIRM_LEN]> = their_pake.map(|_| r.array()).transpose()?;
         r.end()?;
-        if !constant_time_eq(&commitment(binding, &their_nonce), &self.commit) {
+        let confirm = match (self.pake, their_pake.zip(their_confirm)) {
+            (None, None) => None,
+            (Some(state), Some((msg_b, their_confirm))) => {
+                let signed = &reveal[..reveal.len() - CONFIRM_LEN];
+                let transcript = [self.transcript.as_slice(), signed].concat();
+                let key = state.finish(msg_b).map_err(|_| AuthError::WrongPassphrase)?;
+                let (ours, theirs) = confirmation_keys(&key, binding);
+                hmac::verify(&theirs, &transcript, &their_confirm).map_err(|_| AuthError::WrongPassphrase)?;
+                let mut confirm = vec![TAG_CONFIRM];
+                confirm.extend_from_slice(hmac::sign(&ours, &transcript).as_ref());
+                Some(confirm)
+            }
+            (Some(_), None) => return Err(AuthError::WrongPassphrase),
+            (None, Some(_)) => return Err(AuthError::Malformed("SPAKE2 message the dialer did not ask for")),
+        };
+        if !constant_time_eq(&commitment(binding.acceptor, &their_nonce), &self.commitment) {
             return Err(AuthError::CommitmentMismatch);
         }
-        Ok(Admitted {
-            pairing_code: pairing_code(binding, &their_nonce, &self.nonce),
-        })
+        let code = pairing_code(binding, &self.nonce, &their_nonce);
+        Ok((confirm, Admitted { pairing_code: code }))
     }
 }
 
@@ -364,16 +411,6 @@ fn push_pake(msg: &mut Vec<u8>, pake: &[u8]) {
     // A SPAKE2 message is always PAKE_MESSAGE_LEN (33) bytes.
     msg.push(pake.len() as u8);
     msg.extend_from_slice(pake);
-}
-
-/// The RESPOND message without its trailing confirmation: what the confirmations cover.
-fn respond_without_confirm(respond: &[u8], with_pake: bool) -> &[u8] {
-    let end = if with_pake {
-        respond.len().saturating_sub(CONFIRM_LEN)
-    } else {
-        respond.len()
-    };
-    &respond[..end]
 }
 
 struct Reader<'a>(&'a [u8]);

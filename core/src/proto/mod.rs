@@ -12,6 +12,6 @@ pub mod resource;
 pub mod roster;
 
 /// Version of the wire protocol, carried in ALPN and in the hello.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The ALPN protocol identifier: `multipeer/<version>`.
-pub const ALPN: &[u8] = b"multipeer/2";
+pub const ALPN: &[u8] = b"multipeer/3";

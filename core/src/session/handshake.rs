@@ -151,15 +151,18 @@ fn our_hello(
     Ok(frame::encode_frame(&Frame::Hello(hello.encode()?))?)
 }
 
-/// Opens our control stream with its first frame (an admission message).
-async fn open_control(conn: &quinn::Connection, first: Bytes) -> Result<quinn::SendStream, HandshakeError> {
+/// Opens our control stream with its first frames (an admission message, and perhaps our hello).
+async fn open_control(conn: &quinn::Connection, frames: &[Bytes]) -> Result<quinn::SendStream, HandshakeError> {
     let mut send = conn.open_uni().await?;
-    let mut bytes = [
-        Bytes::from_static(&[frame::STREAM_CONTROL]),
-        frame::encode_frame(&Frame::Auth(first))?,
-    ];
+    let mut bytes: Vec<Bytes> = std::iter::once(Bytes::from_static(&[frame::STREAM_CONTROL]))
+        .chain(frames.iter().cloned())
+        .collect();
     send.write_all_chunks(&mut bytes).await.map_err(write_error)?;
     Ok(send)
+}
+
+fn auth_frame(message: Vec<u8>) -> Result<Bytes, HandshakeError> {
+    Ok(frame::encode_frame(&Frame::Auth(Bytes::from(message)))?)
 }
 
 async fn write_frames(send: &mut quinn::SendStream, frames: &mut [Bytes]) -> Result<(), HandshakeError> {
@@ -353,7 +356,8 @@ async fn dial_exchange(
 }
 
 /// The dialer's admission exchange, ending with our hello sent: the acceptor's control stream, ours, and the
-/// pairing code.
+/// pairing code. Without a passphrase our hello rides with our ANSWER; with one it waits for the acceptor's
+/// confirmation and follows our CONFIRM.
 async fn dial_admission(
     ctx: &ConnCtx,
     peer: PeerId,
@@ -368,18 +372,24 @@ async fn dial_admission(
         acceptor: peer.as_bytes(),
     };
     guard_check(ctx, peer, conn)?;
-    let (state, commit) = auth::Dialer::start(&binding, ctx.passphrase.as_deref(), &mut SystemEntropy)?;
-    let mut control_send = open_control(conn, Bytes::from(commit)).await?;
     let mut reader = ControlReader::accept(conn).await?;
-    let respond = reader.auth().await;
-    let finished = respond.and_then(|respond| Ok(state.finish(&binding, &respond)?));
+    let offer = reader.auth().await?;
+    let answered = auth::Dialer::answer(&binding, ctx.passphrase.as_deref(), &offer, &mut SystemEntropy);
+    let (state, answer) = answered.inspect_err(|_| guard_record(ctx, peer, conn, false))?;
+    let mut hello = Some(our_hello(ctx, true, roster, context)?);
+    let mut first = vec![auth_frame(answer)?];
+    if !state.confirms() {
+        first.extend(hello.take());
+    }
+    let mut control_send = open_control(conn, &first).await?;
+    let reveal = reader.auth().await;
+    let finished = reveal.and_then(|reveal| Ok(state.finish(&binding, &reveal)?));
     guard_record(ctx, peer, conn, finished.is_ok());
-    let (reveal, admitted) = finished?;
-    let mut frames = [
-        frame::encode_frame(&Frame::Auth(Bytes::from(reveal)))?,
-        our_hello(ctx, true, roster, context)?,
-    ];
-    write_frames(&mut control_send, &mut frames).await?;
+    let (confirm, admitted) = finished?;
+    if let Some(confirm) = confirm {
+        let mut frames: Vec<Bytes> = std::iter::once(auth_frame(confirm)?).chain(hello).collect();
+        write_frames(&mut control_send, &mut frames).await?;
+    }
     Ok((reader, control_send, admitted.pairing_code))
 }
 
@@ -523,12 +533,36 @@ async fn answer_twin(ctx: &ConnCtx, conn: &quinn::Connection) {
         .await;
 }
 
+/// TLS as the acceptor, with our OFFER sent as 0.5-RTT data alongside our handshake flight (it holds nothing
+/// but a commitment and whether we ask for a passphrase): the connection once the dialer's certificate checked
+/// out, our control stream, and the admission state.
+async fn establish(
+    ctx: &ConnCtx,
+    incoming: quinn::Incoming,
+) -> Result<(quinn::Connection, quinn::SendStream, auth::Acceptor), HandshakeError> {
+    let connecting = incoming.accept()?;
+    let (conn, handshake) = match connecting.into_0rtt() {
+        Ok((conn, handshake)) => (conn, Some(handshake)),
+        Err(connecting) => (connecting.await?, None),
+    };
+    let offered = auth::Acceptor::offer(ctx.local_id.as_bytes(), ctx.passphrase.as_deref(), &mut SystemEntropy);
+    let (state, offer) = offered.inspect_err(|_| close(&conn, codes::PROTOCOL_ERROR, "no randomness"))?;
+    let control_send = open_control(&conn, &[auth_frame(offer)?]).await?;
+    if let Some(handshake) = handshake {
+        handshake.await;
+    }
+    match conn.close_reason() {
+        Some(reason) => Err(reason.into()),
+        None => Ok((conn, control_send, state)),
+    }
+}
+
 async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
     let remote = incoming.remote_address();
-    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, async { incoming.accept()?.await }).await {
-        Ok(Ok(conn)) => conn,
+    let (conn, control_send, offered) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, establish(ctx, incoming)).await {
+        Ok(Ok(established)) => established,
         Ok(Err(e)) => {
-            tracing::debug!(%remote, "inbound handshake failed: {e}");
+            tracing::debug!(%remote, "inbound handshake failed: {:?}", e.failure);
             return;
         }
         Err(_) => {
@@ -544,7 +578,8 @@ async fn accept(ctx: &ConnCtx, incoming: quinn::Incoming) {
         answer_twin(ctx, &conn).await;
         return;
     }
-    let admitted = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_exchange(ctx, peer, &conn)).await {
+    let exchange = accept_exchange(ctx, peer, &conn, control_send, offered);
+    let admitted = match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange).await {
         Ok(Ok(admitted)) => admitted,
         Ok(Err(e)) => {
             tracing::debug!(%remote, peer = %peer.short(), "inbound admission failed: {:?}", e.failure);
@@ -681,9 +716,15 @@ async fn ask_app(
 /// What the acceptor holds once the dialer passed admission: its control stream, ours, its hello, the code.
 type Admitted = (ControlReader, quinn::SendStream, Hello, String);
 
-/// The acceptor's side after TLS: admission exchange, then the dialer's hello. Nothing of ours but the
-/// admission messages crosses before the dialer proved the passphrase.
-async fn accept_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) -> Result<Admitted, HandshakeError> {
+/// The acceptor's side after TLS: the rest of the admission exchange, then the dialer's hello. Nothing of ours
+/// but the admission messages crosses before the dialer proved the passphrase.
+async fn accept_exchange(
+    ctx: &ConnCtx,
+    peer: PeerId,
+    conn: &quinn::Connection,
+    mut control_send: quinn::SendStream,
+    offered: auth::Acceptor,
+) -> Result<Admitted, HandshakeError> {
     let exporter = exporter(conn)?;
     let binding = Binding {
         exporter: &exporter,
@@ -691,28 +732,35 @@ async fn accept_exchange(ctx: &ConnCtx, peer: PeerId, conn: &quinn::Connection) 
         acceptor: ctx.local_id.as_bytes(),
     };
     let mut reader = ControlReader::accept(conn).await?;
-    let commit = reader.auth().await?;
+    let answer = reader.auth().await?;
     guard_check(ctx, peer, conn)?;
-    let responded = auth::Acceptor::respond(&binding, ctx.passphrase.as_deref(), &commit, &mut SystemEntropy);
-    let (state, respond) = responded.inspect_err(|_| guard_record(ctx, peer, conn, false))?;
-    let finished = async {
-        let control_send = open_control(conn, Bytes::from(respond)).await?;
-        let reveal = reader.auth().await?;
-        Ok::<_, HandshakeError>((control_send, state.finish(&binding, &reveal)?))
-    }
-    .await;
-    guard_record(ctx, peer, conn, finished.is_ok());
-    // With a passphrase, a dialer that leaves after our confirmation without confirming its own (closing, ending
-    // its stream, or sending a wrong one) tried a passphrase that did not match: one guess, reported as such.
-    let finished = finished.map_err(|e| match ctx.passphrase {
-        Some(_) => HandshakeError::ours(
-            codes::WRONG_PASSPHRASE,
-            ConnectionFailure::WrongPassphrase,
-            Retry::UntilRediscovered,
-        ),
-        None => e,
-    });
-    let (control_send, admitted) = finished?;
+    let answered = offered.answer(&binding, &answer, &mut SystemEntropy);
+    let (reveal, answered) = answered.inspect_err(|_| guard_record(ctx, peer, conn, false))?;
+    let sent = write_frames(&mut control_send, &mut [auth_frame(reveal)?]).await;
+    let admitted = match answered {
+        auth::Answered::Admitted(admitted) => {
+            sent?;
+            admitted
+        }
+        auth::Answered::Confirm(confirming) => {
+            let finished = async {
+                sent?;
+                let confirm = reader.auth().await?;
+                Ok::<_, HandshakeError>(confirming.finish(&confirm)?)
+            }
+            .await;
+            guard_record(ctx, peer, conn, finished.is_ok());
+            // A dialer that leaves after our confirmation without confirming its own (closing, ending its
+            // stream, or sending a wrong one) tried a passphrase that did not match: one guess, reported as such.
+            finished.map_err(|_| {
+                HandshakeError::ours(
+                    codes::WRONG_PASSPHRASE,
+                    ConnectionFailure::WrongPassphrase,
+                    Retry::UntilRediscovered,
+                )
+            })?
+        }
+    };
     let hello = reader.hello().await?;
     check_roster(&hello, &peer)?;
     Ok((reader, control_send, hello, admitted.pairing_code))

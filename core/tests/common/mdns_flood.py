@@ -28,7 +28,7 @@ for i in range(count):
     host = "fake-%d.local." % i
     if i < valid:
         hexid = "".join(rng.choice("0123456789abcdef") for _ in range(64))
-        txt = entry(("id=" + hexid).encode()) + entry(b"pv=2") + entry(("dn=forged %d" % i).encode())
+        txt = entry(("id=" + hexid).encode()) + entry(b"pv=3") + entry(("dn=forged %d" % i).encode())
     else:
         txt = garbage_txt(i)
     services.append((name, host, txt, rng.randrange(1024, 65535)))

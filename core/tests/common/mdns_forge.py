@@ -1,4 +1,4 @@
-# Forges well-formed multipeer adverts (protocol version 2) on one LAN segment, then withdraws them with goodbyes.
+# Forges well-formed multipeer adverts (protocol version 3) on one LAN segment, then withdraws them with goodbyes.
 # Run it only inside a test network namespace. Prints one JSON line per phase.
 #
 #   mdns_forge.py stray TYPE ADDR SECONDS ID...   one advert per ID ("stray N"), at ADDR and a port where nothing
@@ -22,7 +22,7 @@ def entry(b):
 def advert(label, peer_id, port, ttl):
     name = "%s.%s" % (label, stype)
     host = "%s.local." % label.replace(" ", "-")
-    txt = entry(("id=" + peer_id).encode()) + entry(b"pv=2") + entry(("dn=" + label).encode())
+    txt = entry(("id=" + peer_id).encode()) + entry(b"pv=3") + entry(("dn=" + label).encode())
     unique = const._CLASS_IN | const._CLASS_UNIQUE
     out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
     out.add_answer_at_time(DNSPointer(stype, const._TYPE_PTR, const._CLASS_IN, ttl, name), 0)

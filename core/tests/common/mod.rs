@@ -570,7 +570,10 @@ pub mod raw {
             let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), self.recv.read_chunk(1 << 16, true))
                 .await
                 .map_err(|_| "nothing in time".to_owned())?
-                .map_err(|e| e.to_string())?
+                .map_err(|e| match e {
+                    quinn::ReadError::ConnectionLost(lost) => lost.to_string(),
+                    other => other.to_string(),
+                })?
                 .ok_or_else(|| "stream ended".to_owned())?;
             self.buf.extend_from_slice(&chunk.bytes);
             Ok(())
@@ -610,18 +613,27 @@ pub mod raw {
             dialer: our.as_bytes(),
             acceptor: server.as_bytes(),
         };
-        let (state, commit) = Dialer::start(&binding, passphrase, &mut SystemEntropy).map_err(|e| e.to_string())?;
-        let mut control = conn.open_uni().await.map_err(|e| e.to_string())?;
-        control
-            .write_all(&[vec![0u8], frame(4, &commit)].concat())
-            .await
-            .map_err(|e| e.to_string())?;
         let mut theirs = PeerControl::accept(conn).await?;
-        let Frame::Auth(respond) = theirs.frame().await? else {
+        let Frame::Auth(offer) = theirs.frame().await? else {
             return Err("expected an admission message".into());
         };
-        let (reveal, admitted) = state.finish(&binding, &respond).map_err(|e| e.to_string())?;
-        control.write_all(&frame(4, &reveal)).await.map_err(|e| e.to_string())?;
+        let (state, answer) =
+            Dialer::answer(&binding, passphrase, &offer, &mut SystemEntropy).map_err(|e| e.to_string())?;
+        let mut control = conn.open_uni().await.map_err(|e| e.to_string())?;
+        control
+            .write_all(&[vec![0u8], frame(4, &answer)].concat())
+            .await
+            .map_err(|e| e.to_string())?;
+        let Frame::Auth(reveal) = theirs.frame().await? else {
+            return Err("expected an admission message".into());
+        };
+        let (confirm, admitted) = state.finish(&binding, &reveal).map_err(|e| e.to_string())?;
+        if let Some(confirm) = confirm {
+            control
+                .write_all(&frame(4, &confirm))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         Ok((control, theirs, admitted.pairing_code))
     }
 

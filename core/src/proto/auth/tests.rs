@@ -63,13 +63,25 @@ fn run(
     e: &mut impl Entropy,
 ) -> (Result<Admitted, AuthError>, Result<Admitted, AuthError>) {
     let b = ids.binding();
-    let (dialer, commit) = Dialer::start(&b, dialer_pass, e).unwrap();
-    let (acceptor, respond) = match Acceptor::respond(&b, acceptor_pass, &commit, e) {
+    let (acceptor, offer) = Acceptor::offer(&ids.acceptor, acceptor_pass, e).unwrap();
+    let (dialer, answer) = match Dialer::answer(&b, dialer_pass, &offer, e) {
+        Ok(ok) => ok,
+        // The dialer closes: the acceptor never gets an answer.
+        Err(err) => return (Err(err), Err(AuthError::WrongPassphrase)),
+    };
+    let (reveal, answered) = match acceptor.answer(&b, &answer, e) {
         Ok(ok) => ok,
         Err(err) => return (Err(err.clone()), Err(err)),
     };
-    match dialer.finish(&b, &respond) {
-        Ok((reveal, admitted)) => (Ok(admitted), acceptor.finish(&b, &reveal)),
+    match dialer.finish(&b, &reveal) {
+        Ok((confirm, admitted)) => {
+            let theirs = match (answered, confirm) {
+                (Answered::Admitted(a), None) => Ok(a),
+                (Answered::Confirm(c), Some(confirm)) => c.finish(&confirm),
+                _ => panic!("both sides must agree on whether a CONFIRM follows"),
+            };
+            (Ok(admitted), theirs)
+        }
         Err(err) => (Err(err), Err(AuthError::WrongPassphrase)),
     }
 }
@@ -91,49 +103,90 @@ fn both_ends_derive_the_same_code_with_and_without_a_passphrase() {
 fn a_wrong_or_missing_passphrase_is_refused_on_both_sides() {
     let mut e = Scripted::new(2);
     let ids = Ids::new(&mut e);
-    let (d, _) = run(&ids, Some("123456"), Some("654321"), &mut e);
+    let (d, a) = run(&ids, Some("123456"), Some("654321"), &mut e);
     assert_eq!(
-        d,
-        Err(AuthError::WrongPassphrase),
+        (d, a),
+        (Err(AuthError::WrongPassphrase), Err(AuthError::WrongPassphrase)),
         "the dialer checks the acceptor's confirmation"
     );
-    let (d, a) = run(&ids, Some("123456"), None, &mut e);
+    // One side without a passphrase: the dialer sees it in the OFFER and sends nothing.
+    for (dialer_pass, acceptor_pass) in [(Some("123456"), None), (None, Some("123456"))] {
+        let (acceptor, offer) = Acceptor::offer(&ids.acceptor, acceptor_pass, &mut e).unwrap();
+        let b = ids.binding();
+        assert_eq!(
+            Dialer::answer(&b, dialer_pass, &offer, &mut e).err(),
+            Some(AuthError::WrongPassphrase)
+        );
+        // A dialer that answers anyway, as if the flag said otherwise, is refused by the acceptor.
+        let flipped = [&offer[..33], &[offer[33] ^ 1]].concat();
+        let (_, answer) = Dialer::answer(&b, dialer_pass, &flipped, &mut e).unwrap();
+        assert_eq!(
+            acceptor.answer(&b, &answer, &mut e).err(),
+            Some(AuthError::WrongPassphrase)
+        );
+    }
+}
+
+/// The first three messages of one exchange between `ids`.
+fn exchange(ids: &Ids, pass: Option<&str>, e: &mut impl Entropy) -> (Dialer, Vec<u8>, Answered, Vec<u8>) {
+    let b = ids.binding();
+    let (acceptor, offer) = Acceptor::offer(&ids.acceptor, pass, e).unwrap();
+    let (dialer, answer) = Dialer::answer(&b, pass, &offer, e).unwrap();
+    let (reveal, answered) = acceptor.answer(&b, &answer, e).unwrap();
+    (dialer, offer, answered, reveal)
+}
+
+#[test]
+fn the_acceptor_checks_the_dialers_confirmation() {
+    let mut e = Scripted::new(3);
+    let ids = Ids::new(&mut e);
+    let b = ids.binding();
+    let (dialer, _, answered, reveal) = exchange(&ids, Some("pw"), &mut e);
+    let (Some(confirm), _) = dialer.finish(&b, &reveal).unwrap() else {
+        panic!("a CONFIRM follows with a passphrase")
+    };
+    let Answered::Confirm(confirming) = answered else {
+        panic!("the acceptor waits for the CONFIRM")
+    };
+    let mut forged = confirm.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert_eq!(confirming.finish(&forged).err(), Some(AuthError::WrongPassphrase));
+    let (_, _, answered, _) = exchange(&ids, Some("pw"), &mut e);
+    let Answered::Confirm(confirming) = answered else {
+        unreachable!()
+    };
     assert_eq!(
-        (d, a),
-        (Err(AuthError::WrongPassphrase), Err(AuthError::WrongPassphrase))
-    );
-    let (d, a) = run(&ids, None, Some("123456"), &mut e);
-    assert_eq!(
-        (d, a),
-        (Err(AuthError::WrongPassphrase), Err(AuthError::WrongPassphrase))
+        confirming.finish(&confirm).err(),
+        Some(AuthError::WrongPassphrase),
+        "a confirmation from another exchange"
     );
 }
 
 #[test]
-fn the_acceptor_checks_the_dialers_confirmation_and_commitment() {
-    let mut e = Scripted::new(3);
+fn the_dialer_checks_the_acceptors_commitment() {
+    let mut e = Scripted::new(10);
     let ids = Ids::new(&mut e);
     let b = ids.binding();
-    let (dialer, commit) = Dialer::start(&b, Some("pw"), &mut e).unwrap();
-    let (acceptor, respond) = Acceptor::respond(&b, Some("pw"), &commit, &mut e).unwrap();
-    let (reveal, _) = dialer.finish(&b, &respond).unwrap();
-    // A forged confirmation.
-    let mut forged = reveal.clone();
-    *forged.last_mut().unwrap() ^= 1;
-    assert_eq!(
-        Acceptor::respond(&b, Some("pw"), &commit, &mut e)
-            .unwrap()
-            .0
-            .finish(&b, &forged),
-        Err(AuthError::WrongPassphrase)
-    );
-    // Another nonce than the one committed to (no passphrase, so only the commitment protects the code).
-    let (dialer, commit) = Dialer::start(&b, None, &mut e).unwrap();
-    let (acceptor2, respond) = Acceptor::respond(&b, None, &commit, &mut e).unwrap();
-    let (mut reveal2, _) = dialer.finish(&b, &respond).unwrap();
-    reveal2[5] ^= 1;
-    assert_eq!(acceptor2.finish(&b, &reveal2), Err(AuthError::CommitmentMismatch));
-    assert!(acceptor.finish(&b, &reveal).is_ok());
+    for pass in [None, Some("pw")] {
+        // Another nonce than the one committed to: without a passphrase only the commitment protects the code.
+        let (dialer, _, _, mut reveal) = exchange(&ids, pass, &mut e);
+        reveal[5] ^= 1;
+        let expected = match pass {
+            None => AuthError::CommitmentMismatch,
+            // With a passphrase the nonce is covered by the confirmation too, which fails first.
+            Some(_) => AuthError::WrongPassphrase,
+        };
+        assert_eq!(dialer.finish(&b, &reveal).err(), Some(expected));
+        // A commitment made for another acceptor id (a relay forwarding an OFFER) does not open either.
+        let other = Ids::new(&mut e);
+        let (acceptor, offer) = Acceptor::offer(&other.acceptor, pass, &mut e).unwrap();
+        let (dialer, answer) = Dialer::answer(&b, pass, &offer, &mut e).unwrap();
+        let (reveal, _) = acceptor.answer(&b, &answer, &mut e).unwrap();
+        let result = dialer.finish(&b, &reveal).err();
+        assert_eq!(result, Some(AuthError::CommitmentMismatch), "{pass:?}");
+    }
+    let (dialer, _, _, reveal) = exchange(&ids, None, &mut e);
+    assert!(dialer.finish(&b, &reveal).is_ok());
 }
 
 #[test]
@@ -155,13 +208,14 @@ fn confirmations_are_bound_to_the_tls_session_and_both_ids() {
             ..ids
         },
     ] {
-        // Same passphrase, but the acceptor sees another exporter or other ids than the dialer (a relay).
-        let (dialer, commit) = Dialer::start(&ids.binding(), Some("pw"), &mut e).unwrap();
-        let (_, respond) = Acceptor::respond(&changed.binding(), Some("pw"), &commit, &mut e).unwrap();
-        assert!(matches!(
-            dialer.finish(&ids.binding(), &respond),
-            Err(AuthError::WrongPassphrase)
-        ));
+        // Same passphrase, but the acceptor sees another exporter or other ids than the dialer does (a relay).
+        let (acceptor, offer) = Acceptor::offer(&ids.acceptor, Some("pw"), &mut e).unwrap();
+        let (dialer, answer) = Dialer::answer(&ids.binding(), Some("pw"), &offer, &mut e).unwrap();
+        let (reveal, _) = acceptor.answer(&changed.binding(), &answer, &mut e).unwrap();
+        assert_eq!(
+            dialer.finish(&ids.binding(), &reveal).err(),
+            Some(AuthError::WrongPassphrase)
+        );
     }
 }
 
@@ -170,62 +224,82 @@ fn malformed_messages_are_errors_at_every_length() {
     let mut e = Scripted::new(5);
     let ids = Ids::new(&mut e);
     let b = ids.binding();
-    let (_, commit) = Dialer::start(&b, Some("pw"), &mut e).unwrap();
-    let (acceptor, respond) = Acceptor::respond(&b, Some("pw"), &commit, &mut e).unwrap();
-    drop(acceptor);
-    for len in 0..commit.len() {
-        assert!(Acceptor::respond(&b, Some("pw"), &commit[..len], &mut e).is_err());
+    let (acceptor, offer) = Acceptor::offer(&ids.acceptor, Some("pw"), &mut e).unwrap();
+    let (dialer, answer) = Dialer::answer(&b, Some("pw"), &offer, &mut e).unwrap();
+    let (reveal, answered) = acceptor.answer(&b, &answer, &mut e).unwrap();
+    let (confirm, _) = dialer.finish(&b, &reveal).unwrap();
+    let confirm = confirm.unwrap();
+    let fresh_acceptor = |e: &mut Scripted| Acceptor::offer(&ids.acceptor, Some("pw"), e).unwrap().0;
+    let fresh_dialer = |e: &mut Scripted| Dialer::answer(&b, Some("pw"), &offer, e).unwrap().0;
+    for len in 0..offer.len() {
+        assert!(Dialer::answer(&b, Some("pw"), &offer[..len], &mut e).is_err());
     }
-    for len in 0..respond.len() {
-        let (dialer, _) = Dialer::start(&b, Some("pw"), &mut e).unwrap();
-        assert!(dialer.finish(&b, &respond[..len]).is_err());
+    for len in 0..answer.len() {
+        assert!(fresh_acceptor(&mut e).answer(&b, &answer[..len], &mut e).is_err());
     }
-    let mut long = commit.clone();
-    long.push(0);
-    assert_eq!(
-        Acceptor::respond(&b, Some("pw"), &long, &mut e).err(),
-        Some(AuthError::Malformed("trailing bytes"))
-    );
-    let mut bad_len = commit.clone();
+    for len in 0..reveal.len() {
+        assert!(fresh_dialer(&mut e).finish(&b, &reveal[..len]).is_err());
+    }
+    let Answered::Confirm(confirming) = answered else {
+        unreachable!()
+    };
+    assert!(confirming.finish(&confirm[..CONFIRM_LEN]).is_err());
+    for (message, which) in [(&offer, 0), (&answer, 1), (&reveal, 2)] {
+        let long = [message.as_slice(), &[0]].concat();
+        let err = match which {
+            0 => Dialer::answer(&b, Some("pw"), &long, &mut e).err(),
+            1 => fresh_acceptor(&mut e).answer(&b, &long, &mut e).err(),
+            _ => fresh_dialer(&mut e).finish(&b, &long).err(),
+        };
+        assert_eq!(err, Some(AuthError::Malformed("trailing bytes")), "message {which}");
+    }
+    let mut bad_flag = offer.clone();
+    bad_flag[33] = 2;
+    assert!(Dialer::answer(&b, Some("pw"), &bad_flag, &mut e).is_err());
+    let mut bad_len = answer.clone();
     bad_len[33] = 7;
-    assert!(Acceptor::respond(&b, Some("pw"), &bad_len, &mut e).is_err());
+    assert!(fresh_acceptor(&mut e).answer(&b, &bad_len, &mut e).is_err());
     // A tampered SPAKE2 element: refused, or it yields a key the real dialer's confirmation check rejects.
-    let (dialer, commit) = Dialer::start(&b, Some("pw"), &mut e).unwrap();
-    let mut bad_point = commit;
+    let (acceptor, offer) = Acceptor::offer(&ids.acceptor, Some("pw"), &mut e).unwrap();
+    let (dialer, answer) = Dialer::answer(&b, Some("pw"), &offer, &mut e).unwrap();
+    let mut bad_point = answer;
     bad_point[35..].fill(0xff);
-    if let Ok((_, respond)) = Acceptor::respond(&b, Some("pw"), &bad_point, &mut e) {
-        assert_eq!(dialer.finish(&b, &respond).err(), Some(AuthError::WrongPassphrase));
+    if let Ok((reveal, _)) = acceptor.answer(&b, &bad_point, &mut e) {
+        assert_eq!(dialer.finish(&b, &reveal).err(), Some(AuthError::WrongPassphrase));
     }
 }
 
-/// What an attacker that the victim dialed holds: the COMMIT. Its commitment part does not depend on the
-/// passphrase, and no guess — the right one included — can be checked against it: completing SPAKE2 as the
-/// acceptor works for every guess, and the only value computed from the victim's key (its confirmation)
-/// comes in the REVEAL, which the victim sends only after the attacker proved the passphrase.
+/// What an attacker that the victim dialed holds: the ANSWER. Its nonce does not depend on the passphrase, and
+/// no guess — the right one included — can be checked against it: completing SPAKE2 as the acceptor works for
+/// every guess, and the only value computed from the victim's key (its confirmation) comes in the CONFIRM,
+/// which the victim sends only after the attacker proved the passphrase.
 #[test]
 fn a_dialed_attacker_holds_nothing_to_test_guesses_against() {
     let ids = Ids::new(&mut Scripted::new(6));
     let b = ids.binding();
-    let (_, commit_1) = Dialer::start(&b, Some("424242"), &mut Scripted::new(7)).unwrap();
-    let (_, commit_2) = Dialer::start(&b, Some("917263"), &mut Scripted::new(7)).unwrap();
+    let (_, offer) = Acceptor::offer(&ids.acceptor, Some("x"), &mut Scripted::new(11)).unwrap();
+    let (_, answer_1) = Dialer::answer(&b, Some("424242"), &offer, &mut Scripted::new(7)).unwrap();
+    let (_, answer_2) = Dialer::answer(&b, Some("917263"), &offer, &mut Scripted::new(7)).unwrap();
     assert_eq!(
-        commit_1[..33],
-        commit_2[..33],
-        "the commitment is independent of the passphrase"
+        answer_1[..33],
+        answer_2[..33],
+        "the nonce is independent of the passphrase"
     );
-    assert_eq!(commit_1.len(), commit_2.len());
+    assert_eq!(answer_1.len(), answer_2.len());
     let mut e = Scripted::new(8);
-    let (victim, commit) = Dialer::start(&b, Some("424242"), &mut e).unwrap();
+    let (victim, answer) = Dialer::answer(&b, Some("424242"), &offer, &mut e).unwrap();
     let mut wrong = 0;
     for guess in (0..1000).map(|n| format!("{:06}", 424_000 + n)) {
         // The attacker's offline step for each guess succeeds alike: nothing rules a guess in or out.
-        assert!(Acceptor::respond(&b, Some(&guess), &commit, &mut e).is_ok(), "{guess}");
+        let (acceptor, _) = Acceptor::offer(&ids.acceptor, Some(&guess), &mut e).unwrap();
+        assert!(acceptor.answer(&b, &answer, &mut e).is_ok(), "{guess}");
         wrong += usize::from(guess != "424242");
     }
     assert_eq!(wrong, 999);
-    // Online, one guess per connection: a wrong one gets a refusal and no REVEAL.
-    let (_, respond) = Acceptor::respond(&b, Some("424243"), &commit, &mut e).unwrap();
-    assert_eq!(victim.finish(&b, &respond).err(), Some(AuthError::WrongPassphrase));
+    // Online, one guess per connection: a wrong one gets a refusal and no CONFIRM.
+    let (acceptor, _) = Acceptor::offer(&ids.acceptor, Some("424243"), &mut e).unwrap();
+    let (reveal, _) = acceptor.answer(&b, &answer, &mut e).unwrap();
+    assert_eq!(victim.finish(&b, &reveal).err(), Some(AuthError::WrongPassphrase));
 }
 
 /// The code of the old design: the TLS exporter and both ids only, no commitment.
@@ -252,41 +326,57 @@ fn a_man_in_the_middle_cannot_grind_committed_codes_to_match() {
     let matched_old = (0..GRIND_BUDGET).any(|_| seen.contains_key(&uncommitted_code(&random32(&mut e), &bob, &m2)));
     assert!(matched_old, "the test's attacker must break the uncommitted design");
 
-    // The committed design, same budget of complete attempts. Alice and Bob both dial the attacker; it picks
-    // its exporters and nonces knowing both commitments, but the codes are fixed only by the reveals.
+    // The committed design, same budget of complete attempts. Alice dials the attacker (it accepts as m1) and
+    // the attacker dials Bob (as m2). It runs Bob's session to the end first, so Bob's code is fixed, then
+    // answers Alice knowing everything Bob sent: its own commitment towards Alice is fixed before Alice's
+    // nonce arrives, so Alice's code is a fresh draw.
     let mut matches = 0;
     for attempt in 0..GRIND_BUDGET {
         let (e1, e2) = (random32(&mut e), random32(&mut e));
-        let a_side = Binding {
+        let alice_side = Binding {
             exporter: &e1,
             dialer: &alice,
             acceptor: &m1,
         };
-        let b_side = Binding {
+        let bob_side = Binding {
             exporter: &e2,
-            dialer: &bob,
-            acceptor: &m2,
+            dialer: &m2,
+            acceptor: &bob,
         };
-        let (alice_state, commit_a) = Dialer::start(&a_side, None, &mut e).unwrap();
-        let (bob_state, commit_b) = Dialer::start(&b_side, None, &mut e).unwrap();
-        // The attacker's choice: alternately its own nonce for both, or a nonce derived from what it has seen.
-        let (m_state_1, respond_1) = Acceptor::respond(&a_side, None, &commit_a, &mut e).unwrap();
-        let respond_2 = if attempt % 2 == 0 {
-            let mut r = respond_1.clone();
-            r[1..33].copy_from_slice(&commit_b[1..33]);
-            r
+        // Bob's session: Bob commits, the attacker answers, Bob reveals.
+        let (bob_state, bob_offer) = Acceptor::offer(&bob, None, &mut e).unwrap();
+        let (m_dialer, m_answer) = Dialer::answer(&bob_side, None, &bob_offer, &mut e).unwrap();
+        let (bob_reveal, bob_done) = bob_state.answer(&bob_side, &m_answer, &mut e).unwrap();
+        let Answered::Admitted(code_b) = bob_done else {
+            unreachable!()
+        };
+        assert_eq!(m_dialer.finish(&bob_side, &bob_reveal).unwrap().1, code_b);
+        // Alice's session: the attacker commits to a nonce of its choice — alternately Bob's revealed nonce or
+        // its own — then Alice answers with a fresh nonce and the attacker opens its commitment.
+        let mut m_offer_e = Scripted::new(1_000_000 + attempt as u64);
+        let (m_acceptor, m_offer) = if attempt % 2 == 0 {
+            let mut reuse = Replay(bob_reveal[1..33].to_vec());
+            Acceptor::offer(&m1, None, &mut reuse).unwrap()
         } else {
-            respond_1.clone()
+            Acceptor::offer(&m1, None, &mut m_offer_e).unwrap()
         };
-        let (m_state_2, _) = Acceptor::respond(&b_side, None, &commit_b, &mut e).unwrap();
-        let (reveal_a, code_a) = alice_state.finish(&a_side, &respond_1).unwrap();
-        let (_reveal_b, code_b) = bob_state.finish(&b_side, &respond_2).unwrap();
-        assert_eq!(m_state_1.finish(&a_side, &reveal_a).unwrap(), code_a);
-        drop(m_state_2);
+        let (alice_state, alice_answer) = Dialer::answer(&alice_side, None, &m_offer, &mut e).unwrap();
+        let (m_reveal, _) = m_acceptor.answer(&alice_side, &alice_answer, &mut e).unwrap();
+        let (_, code_a) = alice_state.finish(&alice_side, &m_reveal).unwrap();
         matches += usize::from(code_a == code_b);
     }
     assert_eq!(
         matches, 0,
         "committed codes matched {matches} times in {GRIND_BUDGET} attempts"
     );
+}
+
+/// Entropy that hands out chosen bytes: the attacker's choice of nonce.
+struct Replay(Vec<u8>);
+
+impl Entropy for Replay {
+    fn fill(&mut self, out: &mut [u8]) -> Result<(), AuthError> {
+        out.copy_from_slice(&self.0[..out.len()]);
+        Ok(())
+    }
 }
