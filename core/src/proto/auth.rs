@@ -15,7 +15,8 @@
 //!   nor a machine in the middle that terminates TLS on both sides — can choose a value after learning what the
 //!   code will be: each attempt matches another session's code with probability 10⁻⁶. The commitment travels
 //!   before the TLS handshake completes, so it cannot cover the exporter or the dialer's id; the code covers both.
-//! * **Passphrase** (when configured): SPAKE2 (RFC 9382; RustCrypto's `spake2` crate, Ed25519 group) with the
+//! * **Passphrase** (when configured): SPAKE2 (the protocol of RFC 9382, with the M, N and key derivation of
+//!   RustCrypto's `spake2` crate, which follows python-spake2; Ed25519 group) with the
 //!   dialer's and acceptor's peer ids as identities, followed by key confirmation in both directions as in
 //!   RFC 9382 §4: confirmation keys are derived from the SPAKE2 key with the TLS exporter as salt and both ids
 //!   as context, so a confirmation is valid only inside this TLS session between these two ids. A peer that

@@ -184,6 +184,9 @@ struct Candidate {
     leader: Option<PeerId>,
     /// The app asked for this peer (a ticket): dial it whatever our role.
     invited: bool,
+    /// The app asked for this peer again while an attempt was in flight: if that attempt fails in a way that
+    /// would wait for rediscovery, dial again instead (the app's request came after it started).
+    invited_again: bool,
     /// When the peer last sent us to its leader: once we share a session with it, we link with it from then
     /// on, not after the redirect's back-off.
     redirected_at: Option<Instant>,
@@ -373,6 +376,7 @@ impl Mesh {
                         leader: None,
                         invited: false,
                         redirected_at: None,
+                        invited_again: false,
                     },
                 );
             }
@@ -383,19 +387,23 @@ impl Mesh {
     /// The app invites `peer` at `addrs` (a ticket): it is dialed whatever our role in the session.
     pub fn invite(&mut self, peer: PeerId, addrs: Vec<SocketAddr>, now: Instant) {
         self.found(peer, addrs, now);
+        let in_flight = matches!(self.slots.get(&peer), Some(Slot::Dialing(_)));
         if let Some(c) = self.candidates.get_mut(&peer) {
             c.invited = true;
             c.leader = None;
+            c.invited_again |= in_flight;
         }
     }
 
     /// The app invites `peer`, a candidate discovery found: it is dialed whatever our role in the session (even
     /// if it waited for rediscovery). Returns `false` if `peer` is no candidate.
     pub fn invite_candidate(&mut self, peer: &PeerId, now: Instant) -> bool {
+        let in_flight = matches!(self.slots.get(peer), Some(Slot::Dialing(_)));
         let Some(c) = self.candidates.get_mut(peer) else {
             return false;
         };
         c.invited = true;
+        c.invited_again |= in_flight;
         c.leader = None;
         c.parked = false;
         c.failures = 0;

@@ -531,7 +531,7 @@ impl Session {
     /// six digits, `"123 456"`. `None` if the peer is not connected.
     ///
     /// Both ends of one connection show the same code. It is derived from the TLS session, both ids and a
-    /// random nonce from each side, where the dialer commits to its nonce before it sees the other's (see
+    /// random nonce from each side, where the acceptor commits to its nonce before it sees the other's (see
     /// `SECURITY.md`): a machine in the middle, which holds a separate connection to each of you, cannot steer
     /// the two codes to match; they match by chance once in a million attempts. A new connection (after a
     /// reconnect) has a new code.

@@ -55,23 +55,24 @@ impl Ids {
     }
 }
 
-/// Runs the whole exchange; returns both sides' results.
+/// Runs the whole exchange; returns the dialer's result and the acceptor's, if it got that far (a dialer that
+/// refuses sends nothing more, so the acceptor never reaches a verdict).
 fn run(
     ids: &Ids,
     dialer_pass: Option<&str>,
     acceptor_pass: Option<&str>,
     e: &mut impl Entropy,
-) -> (Result<Admitted, AuthError>, Result<Admitted, AuthError>) {
+) -> (Result<Admitted, AuthError>, Option<Result<Admitted, AuthError>>) {
     let b = ids.binding();
     let (acceptor, offer) = Acceptor::offer(&ids.acceptor, acceptor_pass, e).unwrap();
     let (dialer, answer) = match Dialer::answer(&b, dialer_pass, &offer, e) {
         Ok(ok) => ok,
-        // The dialer closes: the acceptor never gets an answer.
-        Err(err) => return (Err(err), Err(AuthError::WrongPassphrase)),
+        Err(err) => return (Err(err), None),
     };
     let (reveal, answered) = match acceptor.answer(&b, &answer, e) {
         Ok(ok) => ok,
-        Err(err) => return (Err(err.clone()), Err(err)),
+        // The acceptor closes: the dialer sees the close, not a verdict of its own.
+        Err(err) => return (Err(AuthError::Malformed("closed")), Some(Err(err))),
     };
     match dialer.finish(&b, &reveal) {
         Ok((confirm, admitted)) => {
@@ -80,10 +81,20 @@ fn run(
                 (Answered::Confirm(c), Some(confirm)) => c.finish(&confirm),
                 _ => panic!("both sides must agree on whether a CONFIRM follows"),
             };
-            (Ok(admitted), theirs)
+            (Ok(admitted), Some(theirs))
         }
-        Err(err) => (Err(err), Err(AuthError::WrongPassphrase)),
+        Err(err) => (Err(err), None),
     }
+}
+
+/// The CONFIRM a cheating dialer sends although the acceptor's confirmation did not check out: computed with
+/// the key its own SPAKE2 run gave.
+fn forged_confirm(dialer: Dialer, b: &Binding<'_>, reveal: &[u8]) -> Vec<u8> {
+    let msg_b = &reveal[1 + NONCE_LEN + 1..1 + NONCE_LEN + 1 + PAKE_MESSAGE_LEN];
+    let key = dialer.pake.unwrap().finish(msg_b).unwrap();
+    let (ours, _) = confirmation_keys(&key, b);
+    let transcript = [dialer.transcript.as_slice(), &reveal[..reveal.len() - CONFIRM_LEN]].concat();
+    [&[TAG_CONFIRM], hmac::sign(&ours, &transcript).as_ref()].concat()
 }
 
 #[test]
@@ -92,7 +103,7 @@ fn both_ends_derive_the_same_code_with_and_without_a_passphrase() {
     for pass in [None, Some("correct horse")] {
         let ids = Ids::new(&mut e);
         let (d, a) = run(&ids, pass, pass, &mut e);
-        let (d, a) = (d.unwrap(), a.unwrap());
+        let (d, a) = (d.unwrap(), a.unwrap().unwrap());
         assert_eq!(d, a);
         assert_eq!(d.pairing_code.len(), 7);
         assert!(d.pairing_code.chars().enumerate().all(|(i, c)| (i == 3) == (c == ' ')));
@@ -106,9 +117,22 @@ fn a_wrong_or_missing_passphrase_is_refused_on_both_sides() {
     let (d, a) = run(&ids, Some("123456"), Some("654321"), &mut e);
     assert_eq!(
         (d, a),
-        (Err(AuthError::WrongPassphrase), Err(AuthError::WrongPassphrase)),
-        "the dialer checks the acceptor's confirmation"
+        (Err(AuthError::WrongPassphrase), None),
+        "the dialer checks the acceptor's confirmation and sends no CONFIRM"
     );
+    // The acceptor's side of a wrong passphrase: a dialer that confirms anyway, with the key its SPAKE2 run
+    // gave, is refused; the same forgery with the right passphrase passes, so the check is what refuses.
+    let b = ids.binding();
+    for (dialer_pass, refused) in [("123456", true), ("654321", false)] {
+        let (acceptor, offer) = Acceptor::offer(&ids.acceptor, Some("654321"), &mut e).unwrap();
+        let (dialer, answer) = Dialer::answer(&b, Some(dialer_pass), &offer, &mut e).unwrap();
+        let (reveal, answered) = acceptor.answer(&b, &answer, &mut e).unwrap();
+        let Answered::Confirm(confirming) = answered else {
+            panic!("a passphrase exchange ends with a CONFIRM")
+        };
+        let result = confirming.finish(&forged_confirm(dialer, &b, &reveal));
+        assert_eq!(result.is_err(), refused, "{dialer_pass}: {result:?}");
+    }
     // One side without a passphrase: the dialer sees it in the OFFER and sends nothing.
     for (dialer_pass, acceptor_pass) in [(Some("123456"), None), (None, Some("123456"))] {
         let (acceptor, offer) = Acceptor::offer(&ids.acceptor, acceptor_pass, &mut e).unwrap();
@@ -124,6 +148,8 @@ fn a_wrong_or_missing_passphrase_is_refused_on_both_sides() {
             acceptor.answer(&b, &answer, &mut e).err(),
             Some(AuthError::WrongPassphrase)
         );
+        let (d, a) = run(&ids, dialer_pass, acceptor_pass, &mut e);
+        assert_eq!((d, a), (Err(AuthError::WrongPassphrase), None));
     }
 }
 
@@ -288,14 +314,11 @@ fn a_dialed_attacker_holds_nothing_to_test_guesses_against() {
     assert_eq!(answer_1.len(), answer_2.len());
     let mut e = Scripted::new(8);
     let (victim, answer) = Dialer::answer(&b, Some("424242"), &offer, &mut e).unwrap();
-    let mut wrong = 0;
     for guess in (0..1000).map(|n| format!("{:06}", 424_000 + n)) {
         // The attacker's offline step for each guess succeeds alike: nothing rules a guess in or out.
         let (acceptor, _) = Acceptor::offer(&ids.acceptor, Some(&guess), &mut e).unwrap();
         assert!(acceptor.answer(&b, &answer, &mut e).is_ok(), "{guess}");
-        wrong += usize::from(guess != "424242");
     }
-    assert_eq!(wrong, 999);
     // Online, one guess per connection: a wrong one gets a refusal and no CONFIRM.
     let (acceptor, _) = Acceptor::offer(&ids.acceptor, Some("424243"), &mut e).unwrap();
     let (reveal, _) = acceptor.answer(&b, &answer, &mut e).unwrap();
@@ -379,4 +402,27 @@ impl Entropy for Replay {
         out.copy_from_slice(&self.0[..out.len()]);
         Ok(())
     }
+}
+
+/// What stops a machine in the middle is the dialer's check of the commitment: an attacker that opens another
+/// nonce than it committed to — one it ground, after seeing the dialer's nonce, so that the dialer's code equals
+/// the code of its other session — would win every time. The grind succeeds (the test's attacker is real); the
+/// dialer refuses its REVEAL.
+#[test]
+fn an_attacker_that_opens_another_nonce_than_it_committed_to_is_refused() {
+    let mut e = Scripted::new(12);
+    let ids = Ids::new(&mut e);
+    let b = ids.binding();
+    let other_session_code = "123 456";
+    let (_attacker, offer) = Acceptor::offer(&ids.acceptor, None, &mut e).unwrap();
+    let (victim, answer) = Dialer::answer(&b, None, &offer, &mut e).unwrap();
+    let victim_nonce: [u8; NONCE_LEN] = answer[1..1 + NONCE_LEN].try_into().unwrap();
+    let mut ground = [0u8; NONCE_LEN];
+    let found = (0u64..20_000_000).any(|i| {
+        ground[..8].copy_from_slice(&i.to_be_bytes());
+        pairing_code(&b, &victim_nonce, &ground) == other_session_code
+    });
+    assert!(found, "a million tries or so find a nonce that gives the chosen code");
+    let reveal = [&[TAG_REVEAL][..], &ground, &[0]].concat();
+    assert_eq!(victim.finish(&b, &reveal).err(), Some(AuthError::CommitmentMismatch));
 }

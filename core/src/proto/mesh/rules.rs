@@ -168,7 +168,9 @@ impl Mesh {
                 .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
                 .min(max)
         };
+        let invited_again = std::mem::take(&mut c.invited_again);
         match retry {
+            Retry::UntilRediscovered if invited_again => c.next_attempt = now,
             Retry::UntilRediscovered => c.parked = true,
             Retry::Backoff => {
                 c.failures = c.failures.saturating_add(1);
@@ -343,6 +345,7 @@ impl Mesh {
             c.failures = 0;
             c.leader = None;
             c.invited = false;
+            c.invited_again = false;
         }
         self.close_non_members();
         Ok(())

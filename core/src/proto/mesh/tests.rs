@@ -364,6 +364,24 @@ fn a_ticket_is_dialed_at_once_whichever_id_is_larger_and_costs_one_handshake() {
     }
 }
 
+/// An app that hands over a ticket again while the previous attempt is still failing (it cannot know) is not
+/// ignored: the attempt's failure would wait for rediscovery, but the new request came after it started.
+#[test]
+fn a_ticket_given_again_during_a_failing_attempt_is_dialed_again() {
+    let now = Instant::now();
+    let mut a = Mesh::new(id(1), 8);
+    a.invite(id(2), addr(), now);
+    let first = a.poll_dial(now).unwrap();
+    a.invite(id(2), addr(), now);
+    assert_eq!(a.poll_dial(now), None, "one attempt at a time");
+    a.dial_failed(id(2), first.attempt, Retry::UntilRediscovered, now);
+    let second = a.poll_dial(now).expect("dialed again for the second ticket");
+    assert_eq!(second.peer, id(2));
+    // Without a new request, the same failure waits for rediscovery.
+    a.dial_failed(id(2), second.attempt, Retry::UntilRediscovered, now);
+    assert_eq!(a.poll_dial(now + Duration::from_secs(60)), None);
+}
+
 #[test]
 fn a_member_that_redirected_us_is_linked_at_once_when_we_join_its_session() {
     let now = Instant::now();
