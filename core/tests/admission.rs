@@ -144,6 +144,19 @@ async fn attacker_session(endpoint: &quinn::Endpoint, id: PeerId, answer: Answer
     (recorded, end)
 }
 
+/// Waits for the session to report a wrong passphrase from `who`; a peer admitted meanwhile fails the test.
+async fn expect_wrong_passphrase(events: &mut multipeer::Events, who: PeerId) {
+    expect(events, T, "wrong passphrase reported", |e| match e {
+        Event::ConnectionFailed {
+            peer,
+            reason: ConnectionFailure::WrongPassphrase,
+        } if peer == who => Some(()),
+        Event::PeerAdded(p) => panic!("{p} admitted with a wrong passphrase"),
+        _ => None,
+    })
+    .await;
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -186,15 +199,7 @@ async fn a_dialed_attacker_gets_no_offline_test_and_no_app_data() {
     let (recorded, end) = attacker_session(&endpoint, attacker, Answer::Guess("000000")).await;
     assert_eq!(end, Some(u64::from(codes::WRONG_PASSPHRASE)));
     assert_eq!(recorded.len(), 67, "nothing beyond the ANSWER after a wrong guess");
-    expect(&mut events, T, "wrong passphrase reported", |e| match e {
-        Event::ConnectionFailed {
-            peer,
-            reason: ConnectionFailure::WrongPassphrase,
-        } if peer == attacker => Some(()),
-        Event::PeerAdded(p) => panic!("{p} admitted with a wrong passphrase"),
-        _ => None,
-    })
-    .await;
+    expect_wrong_passphrase(&mut events, attacker).await;
 
     // 3. The right guess (one online guess per connection) gets the CONFIRM and the hello: the checks above
     //    could have seen a leak.
@@ -322,15 +327,7 @@ async fn a_dialer_with_a_wrong_guess_gets_nothing_of_the_acceptors_app() {
         matches!(&end, quinn::ConnectionError::ApplicationClosed(c) if u64::from(c.error_code) == u64::from(codes::WRONG_PASSPHRASE)),
         "{end:?}"
     );
-    expect(&mut events, T, "wrong passphrase reported", |e| match e {
-        Event::ConnectionFailed {
-            peer,
-            reason: ConnectionFailure::WrongPassphrase,
-        } if peer == id => Some(()),
-        Event::PeerAdded(p) => panic!("{p} admitted with a wrong passphrase"),
-        _ => None,
-    })
-    .await;
+    expect_wrong_passphrase(&mut events, id).await;
 
     let (checked, _conn, mut control, mut theirs, id) = guess_up_to_reveal(session.local_addr(), "482913").await;
     let confirm = checked.unwrap().expect("a CONFIRM with a passphrase");
