@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::raw::{self, PeerControl, RawOptions};
 use common::*;
-use multipeer::proto::auth::{Acceptor, AuthError, Binding, Dialer, SystemEntropy};
+use multipeer::proto::auth::{Acceptor, AuthError, Binding, SystemEntropy};
 use multipeer::proto::codes;
 use multipeer::proto::frame::Frame;
 use multipeer::{ConnectionFailure, Event, MemoryNetwork, PeerId, Ticket};
@@ -218,10 +218,7 @@ async fn a_dialed_attacker_gets_no_offline_test_and_no_app_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn before_its_certificate_is_checked_a_dialer_gets_only_the_offer() {
     init_tracing();
-    let config = config("victim-acceptor")
-        .passphrase("482913")
-        .initial_data(serde_json::json!({ "note": INITIAL_DATA_MARKER }));
-    let (session, _events) = start(&MemoryNetwork::new(), config).await;
+    let (session, _events) = protected_acceptor().await;
     let no_cert = RawOptions {
         client_cert: false,
         ..RawOptions::default()
@@ -278,27 +275,17 @@ async fn guess_up_to_reveal(
     PeerId,
 ) {
     let (conn, id) = raw::connect_as(addr, RawOptions::default()).await.unwrap();
-    let (exporter, server) = (raw::exporter(&conn), raw::server_id(&conn));
-    let binding = Binding {
-        exporter: &exporter,
-        dialer: id.as_bytes(),
-        acceptor: server.as_bytes(),
-    };
-    let mut theirs = PeerControl::accept(&conn).await.unwrap();
-    let Frame::Auth(offer) = theirs.frame().await.unwrap() else {
-        panic!("the acceptor's OFFER comes first")
-    };
-    let (state, answer) = Dialer::answer(&binding, Some(guess), &offer, &mut SystemEntropy).unwrap();
-    let mut control = conn.open_uni().await.unwrap();
-    control
-        .write_all(&[vec![0u8], raw::frame(4, &answer)].concat())
-        .await
-        .unwrap();
-    let Frame::Auth(reveal) = theirs.frame().await.unwrap() else {
-        panic!("then its REVEAL")
-    };
-    let checked = state.finish(&binding, &reveal).map(|(confirm, _)| confirm);
-    (checked, conn, control, theirs, id)
+    let (control, theirs, checked) = raw::up_to_reveal(&conn, id, Some(guess)).await.unwrap();
+    (checked.map(|(confirm, _)| confirm), conn, control, theirs, id)
+}
+
+/// A session with a passphrase and initial data that carries [`INITIAL_DATA_MARKER`]: what an attacker must not
+/// learn from it.
+async fn protected_acceptor() -> (multipeer::Session, multipeer::Events) {
+    let config = config("victim-acceptor")
+        .passphrase("482913")
+        .initial_data(serde_json::json!({ "note": INITIAL_DATA_MARKER }));
+    start(&MemoryNetwork::new(), config).await
 }
 
 /// A dialer that guesses the passphrase wrong gets the acceptor's OFFER and REVEAL and nothing else: no hello,
@@ -307,10 +294,7 @@ async fn guess_up_to_reveal(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialer_with_a_wrong_guess_gets_nothing_of_the_acceptors_app() {
     init_tracing();
-    let config = config("victim-acceptor")
-        .passphrase("482913")
-        .initial_data(serde_json::json!({ "note": INITIAL_DATA_MARKER }));
-    let (session, mut events) = start(&MemoryNetwork::new(), config).await;
+    let (session, mut events) = protected_acceptor().await;
     let (checked, conn, mut control, mut theirs, id) = guess_up_to_reveal(session.local_addr(), "000000").await;
     assert_eq!(checked.err(), Some(AuthError::WrongPassphrase));
     control

@@ -598,13 +598,18 @@ pub mod raw {
         out
     }
 
-    /// Runs the admission exchange as the dialer on a raw connection (`our` is the id we presented). Returns
-    /// our control stream (admission done, nothing else sent), the peer's, and the pairing code.
-    pub async fn admit(
+    /// The dialer's check of the acceptor's REVEAL: the CONFIRM to send (with a passphrase) and the pairing code.
+    pub type RevealChecked =
+        Result<(Option<Vec<u8>>, multipeer::proto::auth::Admitted), multipeer::proto::auth::AuthError>;
+
+    /// Runs the admission exchange as the dialer on a raw connection up to the acceptor's REVEAL (`our` is the
+    /// id we presented). Returns our control stream (nothing sent after the ANSWER), the peer's, and our check
+    /// of the REVEAL.
+    pub async fn up_to_reveal(
         conn: &quinn::Connection,
         our: multipeer::PeerId,
         passphrase: Option<&str>,
-    ) -> Result<(quinn::SendStream, PeerControl, String), String> {
+    ) -> Result<(quinn::SendStream, PeerControl, RevealChecked), String> {
         use multipeer::proto::auth::{Binding, Dialer, SystemEntropy};
         use multipeer::proto::frame::Frame;
         let (exporter, server) = (exporter(conn), server_id(conn));
@@ -627,7 +632,18 @@ pub mod raw {
         let Frame::Auth(reveal) = theirs.frame().await? else {
             return Err("expected an admission message".into());
         };
-        let (confirm, admitted) = state.finish(&binding, &reveal).map_err(|e| e.to_string())?;
+        Ok((control, theirs, state.finish(&binding, &reveal)))
+    }
+
+    /// Runs the admission exchange as the dialer on a raw connection (`our` is the id we presented). Returns
+    /// our control stream (admission done, nothing else sent), the peer's, and the pairing code.
+    pub async fn admit(
+        conn: &quinn::Connection,
+        our: multipeer::PeerId,
+        passphrase: Option<&str>,
+    ) -> Result<(quinn::SendStream, PeerControl, String), String> {
+        let (mut control, theirs, checked) = up_to_reveal(conn, our, passphrase).await?;
+        let (confirm, admitted) = checked.map_err(|e| e.to_string())?;
         if let Some(confirm) = confirm {
             control
                 .write_all(&frame(4, &confirm))
